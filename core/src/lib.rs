@@ -1,0 +1,13 @@
+//! Pure logic of rwsgi, the mod_wsgi-compatible Apache module: everything that
+//! can be decided without Apache or a Python interpreter, so `cargo test` can
+//! check it directly.
+//!
+//! - [`directives`]: parsing of mod_wsgi configuration directive arguments.
+//! - [`environ`]: the CGI part of the WSGI environ (PEP 3333 §environ), built
+//!   from a neutral description of a request.
+//! - [`validate`]: the rules `start_response` enforces on status lines and
+//!   response headers (PEP 3333 §start_response, RFC 9110).
+
+pub mod directives;
+pub mod environ;
+pub mod validate;
