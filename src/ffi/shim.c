@@ -3,10 +3,6 @@
 #include <ap_mmn.h>
 #include <http_protocol.h>
 
-const unsigned long rwsgi_module_magic_cookie = MODULE_MAGIC_COOKIE;
-const int rwsgi_mmn_major = MODULE_MAGIC_NUMBER_MAJOR;
-const int rwsgi_mmn_minor = MODULE_MAGIC_NUMBER_MINOR;
-
 void rwsgi_log_rerror(const char *file, int line, int module_index, int level,
                       apr_status_t status, const request_rec *r, const char *msg)
 {

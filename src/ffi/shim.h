@@ -7,11 +7,6 @@
 #include <http_log.h>
 #include <apr_buckets.h>
 
-/* Values of macros bindgen cannot evaluate. */
-extern const unsigned long rwsgi_module_magic_cookie;
-extern const int rwsgi_mmn_major;
-extern const int rwsgi_mmn_minor;
-
 /* ap_log_rerror/ap_log_error with a fixed "%s" format: `msg` is never a
  * format string. `module_index` gives the "[wsgi:level]" tag. */
 void rwsgi_log_rerror(const char *file, int line, int module_index, int level,

@@ -1,0 +1,451 @@
+//! mod_wsgi's configuration directives: per-server and per-directory
+//! configuration records, their merge rules, and the command table.
+//!
+//! Argument parsing is in `rwsgi_core::directives` (unit-tested); this file
+//! adapts it to Apache's `command_rec` callbacks. A refused value is returned
+//! as the directive's error string, which Apache reports with the file and line
+//! (`apachectl configtest` fails).
+
+use crate::apache::{self, cs, pool_box};
+use crate::ffi;
+use rwsgi_core::directives::{
+    self, is_embedded_group, AliasOptions, DirectiveError, ImportScript, MapHeadToGet, ScriptAlias,
+};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::path::Path;
+use std::ptr;
+
+/// Per-server (virtual host) configuration.
+#[derive(Debug, Default, Clone)]
+pub struct ServerConfig {
+    /// `WSGIScriptAlias` and `WSGIScriptAliasMatch`, in configuration order.
+    pub aliases: Vec<ScriptAlias>,
+    /// `WSGIPythonHome` (main server only).
+    pub python_home: Option<String>,
+    /// `WSGIPythonPath` directories (main server only).
+    pub python_path: Vec<String>,
+    /// `WSGIImportScript` (main server only).
+    pub import_scripts: Vec<ImportScript>,
+    /// `WSGIRestrictEmbedded` (main server only; default Off).
+    pub restrict_embedded: Option<bool>,
+}
+
+/// Per-directory configuration (also the server default, as Apache passes the
+/// server's default directory record for directives at server level).
+#[derive(Debug, Default, Clone)]
+pub struct DirConfig {
+    /// `WSGIProcessGroup` (only `%{GLOBAL}` until daemon mode exists).
+    pub process_group: Option<String>,
+    /// `WSGIApplicationGroup` (default `%{RESOURCE}`).
+    pub application_group: Option<String>,
+    /// `WSGICallableObject` (default `application`).
+    pub callable_object: Option<String>,
+    /// `WSGIPassAuthorization` (default Off).
+    pub pass_authorization: Option<bool>,
+    /// `WSGIChunkedRequest` (default Off).
+    pub chunked_request: Option<bool>,
+    /// `WSGIScriptReloading` (default On).
+    pub script_reloading: Option<bool>,
+    /// `WSGIMapHEADToGET` (default Auto).
+    pub map_head_to_get: Option<MapHeadToGet>,
+}
+
+impl DirConfig {
+    fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
+        DirConfig {
+            process_group: add.process_group.clone().or_else(|| base.process_group.clone()),
+            application_group: add
+                .application_group
+                .clone()
+                .or_else(|| base.application_group.clone()),
+            callable_object: add
+                .callable_object
+                .clone()
+                .or_else(|| base.callable_object.clone()),
+            pass_authorization: add.pass_authorization.or(base.pass_authorization),
+            chunked_request: add.chunked_request.or(base.chunked_request),
+            script_reloading: add.script_reloading.or(base.script_reloading),
+            map_head_to_get: add.map_head_to_get.or(base.map_head_to_get),
+        }
+    }
+}
+
+/// The effective settings of one request: alias options over directory
+/// configuration over defaults (mod_wsgi's precedence).
+#[derive(Debug, Clone)]
+pub struct RequestSettings {
+    /// Application group spec before expansion, e.g. `%{GLOBAL}`.
+    pub application_group: String,
+    /// Process group ('' = embedded).
+    pub process_group: String,
+    /// Name of the WSGI callable.
+    pub callable_object: String,
+    /// Expose `HTTP_AUTHORIZATION`.
+    pub pass_authorization: bool,
+    /// Accept chunked request bodies.
+    pub chunked_request: bool,
+    /// Re-import the script when its modification time changes.
+    pub script_reloading: bool,
+    /// HEAD → GET mapping.
+    pub map_head_to_get: MapHeadToGet,
+}
+
+impl RequestSettings {
+    /// Resolves the settings of a request from the matched alias options (if
+    /// the request came through `WSGIScriptAlias`) and the directory config.
+    pub fn resolve(alias: Option<&AliasOptions>, dir: Option<&DirConfig>) -> RequestSettings {
+        let d = dir.cloned().unwrap_or_default();
+        let a = alias.cloned().unwrap_or_default();
+        let process_group = a
+            .process_group
+            .or(d.process_group)
+            .unwrap_or_default();
+        RequestSettings {
+            application_group: a
+                .application_group
+                .or(d.application_group)
+                .unwrap_or_else(|| "%{RESOURCE}".into()),
+            process_group: if is_embedded_group(&process_group) {
+                String::new()
+            } else {
+                process_group
+            },
+            callable_object: a
+                .callable_object
+                .or(d.callable_object)
+                .unwrap_or_else(|| "application".into()),
+            pass_authorization: a.pass_authorization.or(d.pass_authorization).unwrap_or(false),
+            chunked_request: d.chunked_request.unwrap_or(false),
+            script_reloading: d.script_reloading.unwrap_or(true),
+            map_head_to_get: d.map_head_to_get.unwrap_or_default(),
+        }
+    }
+}
+
+// ---- configuration record callbacks -----------------------------------------
+
+pub unsafe extern "C" fn create_server_config(
+    p: *mut ffi::apr_pool_t,
+    _s: *mut ffi::server_rec,
+) -> *mut c_void {
+    apache::guard("create_server_config", ptr::null_mut(), || unsafe {
+        pool_box(p, ServerConfig::default()) as *mut c_void
+    })
+}
+
+pub unsafe extern "C" fn merge_server_config(
+    p: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    apache::guard("merge_server_config", ptr::null_mut(), || unsafe {
+        let base = &*(base as *const ServerConfig);
+        let add = &*(add as *const ServerConfig);
+        let mut merged = add.clone();
+        // A virtual host sees its own aliases first, then the main server's.
+        merged.aliases.extend(base.aliases.iter().cloned());
+        merged.python_home = base.python_home.clone();
+        merged.python_path = base.python_path.clone();
+        merged.import_scripts = base.import_scripts.clone();
+        merged.restrict_embedded = base.restrict_embedded;
+        pool_box(p, merged) as *mut c_void
+    })
+}
+
+pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+    apache::guard("create_dir_config", ptr::null_mut(), || unsafe {
+        pool_box(p, DirConfig::default()) as *mut c_void
+    })
+}
+
+pub unsafe extern "C" fn merge_dir_config(
+    p: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    apache::guard("merge_dir_config", ptr::null_mut(), || unsafe {
+        let merged = DirConfig::merge(&*(base as *const DirConfig), &*(add as *const DirConfig));
+        pool_box(p, merged) as *mut c_void
+    })
+}
+
+/// The main server's configuration record.
+///
+/// # Safety
+/// `s` must be a live server_rec of the current configuration.
+pub unsafe fn server_config<'a>(s: *const ffi::server_rec) -> &'a ServerConfig {
+    &*apache::module_config::<ServerConfig>((*s).module_config)
+}
+
+// ---- directive handlers -----------------------------------------------------
+
+/// Turns a handler result into Apache's convention: NULL on success, else an
+/// error string allocated in the command pool.
+unsafe fn finish(cmd: *mut ffi::cmd_parms, r: Result<(), DirectiveError>) -> *const c_char {
+    match r {
+        Ok(()) => ptr::null(),
+        Err(e) => apache::pstrdup((*cmd).pool, format!("{e}").as_bytes()),
+    }
+}
+
+unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Option<*const c_char> {
+    let e = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY as c_uint);
+    (!e.is_null()).then_some(e)
+}
+use std::ffi::c_uint;
+
+unsafe fn arg_str<'a>(directive: &'static str, w: *const c_char) -> Result<&'a str, DirectiveError> {
+    CStr::from_ptr(w).to_str().map_err(|_| DirectiveError {
+        directive,
+        message: "argument is not valid UTF-8".into(),
+    })
+}
+
+unsafe fn srv<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConfig {
+    &mut *apache::module_config::<ServerConfig>((*(*cmd).server).module_config)
+}
+
+fn daemon_not_supported(directive: &'static str, group: &str) -> DirectiveError {
+    DirectiveError {
+        directive,
+        message: format!(
+            "process group {group:?}: daemon mode (WSGIDaemonProcess) is not implemented in this version of rwsgi; \
+             use %{{GLOBAL}} or remove the option to run the application embedded in Apache's processes"
+        ),
+    }
+}
+
+macro_rules! handler {
+    ($name:ident, |$cmd:ident, $cfg:ident, $arg:ident| $body:block) => {
+        unsafe extern "C" fn $name(
+            $cmd: *mut ffi::cmd_parms,
+            $cfg: *mut c_void,
+            $arg: *const c_char,
+        ) -> *const c_char {
+            apache::guard(stringify!($name), cs(c"internal error in directive handler"), || unsafe {
+                let _ = &$cfg;
+                let r: Result<(), DirectiveError> = (|| $body)();
+                finish($cmd, r)
+            })
+        }
+    };
+}
+
+unsafe fn add_alias(cmd: *mut ffi::cmd_parms, args: *const c_char, is_match: bool) -> Result<(), DirectiveError> {
+    let d = if is_match { "WSGIScriptAliasMatch" } else { "WSGIScriptAlias" };
+    let alias = ScriptAlias::parse(arg_str(d, args)?, is_match)?;
+    if let Some(group) = &alias.options.process_group {
+        if !is_embedded_group(group) {
+            return Err(daemon_not_supported(d, group));
+        }
+    }
+    srv(cmd).aliases.push(alias);
+    Ok(())
+}
+
+handler!(cmd_script_alias, |cmd, cfg, args| { add_alias(cmd, args, false) });
+handler!(cmd_script_alias_match, |cmd, cfg, args| { add_alias(cmd, args, true) });
+
+handler!(cmd_python_home, |cmd, cfg, w| {
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError { directive: "WSGIPythonHome", message: CStr::from_ptr(e).to_string_lossy().into() });
+    }
+    let home = arg_str("WSGIPythonHome", w)?;
+    check_python_home(home)?;
+    srv(cmd).python_home = Some(home.to_string());
+    Ok(())
+});
+
+/// Checks that `home` is a Python installation prefix or virtualenv for the
+/// Python version the module was built for.
+fn check_python_home(home: &str) -> Result<(), DirectiveError> {
+    let d = "WSGIPythonHome";
+    let path = Path::new(home);
+    if !path.is_dir() {
+        return Err(DirectiveError { directive: d, message: format!("{home:?} is not a directory") });
+    }
+    let built = crate::python::BUILD_PY_VERSION;
+    let minor: String = built.split('.').take(2).collect::<Vec<_>>().join(".");
+    let cfg = path.join("pyvenv.cfg");
+    if cfg.is_file() {
+        let text = std::fs::read_to_string(&cfg).unwrap_or_default();
+        let version = text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            matches!(k.trim(), "version" | "version_info").then(|| v.trim().to_string())
+        });
+        if let Some(v) = version {
+            if !(v == minor || v.starts_with(&format!("{minor}."))) {
+                return Err(DirectiveError {
+                    directive: d,
+                    message: format!(
+                        "virtualenv {home:?} was made with Python {v}, but this mod_rwsgi was built for Python {built}"
+                    ),
+                });
+            }
+        }
+        return Ok(());
+    }
+    if !path.join(format!("lib/python{minor}")).is_dir() {
+        return Err(DirectiveError {
+            directive: d,
+            message: format!(
+                "{home:?} is neither a virtualenv (no pyvenv.cfg) nor a Python {minor} prefix (no lib/python{minor}); \
+                 this mod_rwsgi was built for Python {built}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+handler!(cmd_python_path, |cmd, cfg, w| {
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError { directive: "WSGIPythonPath", message: CStr::from_ptr(e).to_string_lossy().into() });
+    }
+    let v = arg_str("WSGIPythonPath", w)?;
+    srv(cmd).python_path.extend(directives::split_python_path(v));
+    Ok(())
+});
+
+handler!(cmd_import_script, |cmd, cfg, args| {
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError { directive: "WSGIImportScript", message: CStr::from_ptr(e).to_string_lossy().into() });
+    }
+    let script = directives::parse_import_script(arg_str("WSGIImportScript", args)?)?;
+    let group = script.options.process_group.as_deref().unwrap_or("");
+    if !is_embedded_group(group) {
+        return Err(daemon_not_supported("WSGIImportScript", group));
+    }
+    srv(cmd).import_scripts.push(script);
+    Ok(())
+});
+
+handler!(cmd_restrict_embedded, |cmd, cfg, w| {
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError { directive: "WSGIRestrictEmbedded", message: CStr::from_ptr(e).to_string_lossy().into() });
+    }
+    srv(cmd).restrict_embedded = Some(directives::parse_on_off("WSGIRestrictEmbedded", arg_str("WSGIRestrictEmbedded", w)?)?);
+    Ok(())
+});
+
+unsafe fn dir<'a>(cfg: *mut c_void) -> &'a mut DirConfig {
+    &mut *(cfg as *mut DirConfig)
+}
+
+handler!(cmd_process_group, |cmd, cfg, w| {
+    let g = arg_str("WSGIProcessGroup", w)?;
+    if !is_embedded_group(g) {
+        return Err(daemon_not_supported("WSGIProcessGroup", g));
+    }
+    dir(cfg).process_group = Some(g.to_string());
+    Ok(())
+});
+
+handler!(cmd_daemon_process, |cmd, cfg, args| {
+    let name = arg_str("WSGIDaemonProcess", args)?.split_whitespace().next().unwrap_or("").to_string();
+    Err(daemon_not_supported("WSGIDaemonProcess", &name))
+});
+
+handler!(cmd_application_group, |cmd, cfg, w| {
+    dir(cfg).application_group = Some(arg_str("WSGIApplicationGroup", w)?.to_string());
+    Ok(())
+});
+
+handler!(cmd_callable_object, |cmd, cfg, w| {
+    let v = arg_str("WSGICallableObject", w)?;
+    if !directives::is_identifier(v) {
+        return Err(DirectiveError { directive: "WSGICallableObject", message: format!("{v:?} is not a Python identifier") });
+    }
+    dir(cfg).callable_object = Some(v.to_string());
+    Ok(())
+});
+
+handler!(cmd_pass_authorization, |cmd, cfg, w| {
+    dir(cfg).pass_authorization = Some(directives::parse_on_off("WSGIPassAuthorization", arg_str("WSGIPassAuthorization", w)?)?);
+    Ok(())
+});
+
+handler!(cmd_chunked_request, |cmd, cfg, w| {
+    dir(cfg).chunked_request = Some(directives::parse_on_off("WSGIChunkedRequest", arg_str("WSGIChunkedRequest", w)?)?);
+    Ok(())
+});
+
+handler!(cmd_script_reloading, |cmd, cfg, w| {
+    dir(cfg).script_reloading = Some(directives::parse_on_off("WSGIScriptReloading", arg_str("WSGIScriptReloading", w)?)?);
+    Ok(())
+});
+
+handler!(cmd_map_head_to_get, |cmd, cfg, w| {
+    dir(cfg).map_head_to_get = Some(directives::parse_map_head_to_get(arg_str("WSGIMapHEADToGET", w)?)?);
+    Ok(())
+});
+
+// ---- command table ----------------------------------------------------------
+
+/// A `command_rec` array that can live in a `static` (Apache only reads it).
+#[repr(transparent)]
+pub struct CommandTable<const N: usize>(pub [ffi::command_rec; N]);
+// SAFETY: the table is immutable data with pointers to static strings and functions.
+unsafe impl<const N: usize> Sync for CommandTable<N> {}
+
+type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+
+const fn command(
+    name: &'static CStr,
+    func: RawFn,
+    how: ffi::cmd_how,
+    req_override: u32,
+    help: &'static CStr,
+) -> ffi::command_rec {
+    ffi::command_rec {
+        name: name.as_ptr(),
+        // take1 and raw_args share the signature (cmd, mconfig, const char *).
+        func: ffi::cmd_func { take1: Some(func) },
+        cmd_data: ptr::null_mut(),
+        req_override: req_override as c_int,
+        args_how: how,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const RSRC: u32 = ffi::RSRC_CONF;
+const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
+
+/// The directives of mod_wsgi that rwsgi implements, NULL-terminated.
+pub static COMMANDS: CommandTable<15> = CommandTable([
+    command(c"WSGIScriptAlias", cmd_script_alias, ffi::cmd_how_RAW_ARGS, RSRC,
+        c"Map a URL prefix to a WSGI script file or directory: WSGIScriptAlias URL-path path [options]"),
+    command(c"WSGIScriptAliasMatch", cmd_script_alias_match, ffi::cmd_how_RAW_ARGS, RSRC,
+        c"Map URLs matching a regular expression to a WSGI script: WSGIScriptAliasMatch regex path [options]"),
+    command(c"WSGIPythonHome", cmd_python_home, ffi::cmd_how_TAKE1, RSRC,
+        c"Python installation prefix or virtualenv directory"),
+    command(c"WSGIPythonPath", cmd_python_path, ffi::cmd_how_TAKE1, RSRC,
+        c"Colon-separated directories added to sys.path with site.addsitedir"),
+    command(c"WSGIImportScript", cmd_import_script, ffi::cmd_how_RAW_ARGS, RSRC,
+        c"Script imported at process start: WSGIImportScript path process-group=G application-group=A"),
+    command(c"WSGIRestrictEmbedded", cmd_restrict_embedded, ffi::cmd_how_TAKE1, RSRC,
+        c"On disables running applications embedded in Apache's processes"),
+    command(c"WSGIProcessGroup", cmd_process_group, ffi::cmd_how_TAKE1, DIRS,
+        c"Process group of the application (%{GLOBAL} = embedded mode)"),
+    command(c"WSGIDaemonProcess", cmd_daemon_process, ffi::cmd_how_RAW_ARGS, RSRC,
+        c"Daemon process group (not implemented yet)"),
+    command(c"WSGIApplicationGroup", cmd_application_group, ffi::cmd_how_TAKE1, DIRS,
+        c"Application group (interpreter) name: %{GLOBAL}, %{SERVER}, %{RESOURCE}, %{ENV:var} or a name"),
+    command(c"WSGICallableObject", cmd_callable_object, ffi::cmd_how_TAKE1, DIRS,
+        c"Name of the WSGI application callable in the script (default application)"),
+    command(c"WSGIPassAuthorization", cmd_pass_authorization, ffi::cmd_how_TAKE1, DIRS,
+        c"On passes the Authorization header to the application as HTTP_AUTHORIZATION"),
+    command(c"WSGIChunkedRequest", cmd_chunked_request, ffi::cmd_how_TAKE1, DIRS,
+        c"On accepts chunked request bodies (otherwise 411 Length Required)"),
+    command(c"WSGIScriptReloading", cmd_script_reloading, ffi::cmd_how_TAKE1, DIRS,
+        c"On re-imports a WSGI script when its modification time changes"),
+    command(c"WSGIMapHEADToGET", cmd_map_head_to_get, ffi::cmd_how_TAKE1, DIRS,
+        c"On, Off or Auto: present HEAD requests to the application as GET"),
+    ffi::command_rec {
+        name: ptr::null(),
+        func: ffi::cmd_func { take1: None },
+        cmd_data: ptr::null_mut(),
+        req_override: 0,
+        args_how: 0,
+        errmsg: ptr::null(),
+    },
+]);

@@ -1,0 +1,100 @@
+# Python half of rwsgi's interpreter set-up, run once per interpreter by
+# src/python/mod.rs after the built-in `mod_wsgi` module is registered.
+# Only start-up and error paths live here; the request path is in Rust.
+import hashlib
+import io
+import sys
+import traceback
+import types
+
+import mod_wsgi
+
+
+class LogSink(io.RawIOBase):
+    """Raw binary stream whose bytes become lines in Apache's error log,
+    against the request the writing thread is serving (if any)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, b):
+        data = bytes(b)
+        mod_wsgi._log_write(data)
+        return len(data)
+
+
+def make_log_stream(name):
+    """A line-buffered text stream (io.TextIOWrapper, with .buffer) to the error log."""
+    return io.TextIOWrapper(
+        io.BufferedWriter(LogSink(name)),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+
+
+def module_name(path):
+    """mod_wsgi's module name for a script file: _mod_wsgi_<md5 of the path>."""
+    return "_mod_wsgi_" + hashlib.md5(path.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def load_script(path):
+    """Executes the WSGI script file `path` as a new module (registered in
+    sys.modules under module_name(path)) and returns it. Exceptions propagate,
+    and the half-made module is removed again."""
+    name = module_name(path)
+    with open(path, "rb") as f:
+        source = f.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    module = types.ModuleType(name)
+    module.__file__ = path
+    old = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        if old is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = old
+        raise
+    return module
+
+
+def format_exception(exc_type, value, tb):
+    """The traceback text of an exception, as traceback.print_exception."""
+    return "".join(traceback.format_exception(exc_type, value, tb))
+
+
+def flush_stdio():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def shutdown():
+    """Process exit: run atexit callbacks and flush output."""
+    import atexit
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        flush_stdio()
+
+
+def add_python_path(paths):
+    import site
+    for p in paths:
+        site.addsitedir(p)
+
+
+sys.argv = ["mod_wsgi"]
+sys.stdout = make_log_stream("<stdout>")
+sys.stderr = make_log_stream("<stderr>")

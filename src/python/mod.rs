@@ -1,0 +1,612 @@
+//! The embedded CPython: the libpython check, interpreter start-up in each
+//! Apache child, per-thread thread states and the GIL, the built-in `mod_wsgi`
+//! module, logging streams, and the cache of loaded WSGI scripts.
+//!
+//! Python is initialised in `child_init`, never in the Apache parent: the
+//! parent unloads and reloads the module on every restart, and a fork after
+//! Python has started threads is unsafe (PITFALLS.md). Each Apache thread keeps
+//! one `PyThreadState` for its whole life (created on its first request).
+
+pub mod object;
+
+use crate::apache::{self, Level};
+use crate::config::ServerConfig;
+use crate::ffi;
+use object::{Owned, PyPtr};
+use pyo3_ffi::*;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+use std::ptr;
+use std::sync::{Mutex, OnceLock};
+
+/// Python version the module was built for (`sys.version`'s first word).
+pub const BUILD_PY_VERSION: &str = env!("RWSGI_BUILD_PY_VERSION");
+/// Real path of the libpython the module was linked against.
+pub const BUILD_LIBPYTHON: &str = env!("RWSGI_BUILD_LIBPYTHON");
+/// `sys.base_prefix` of the build Python: the default Python home.
+pub const BUILD_PY_PREFIX: &str = env!("RWSGI_BUILD_PY_PREFIX");
+/// `sys.executable` of the build Python.
+pub const BUILD_PY_EXECUTABLE: &str = env!("RWSGI_BUILD_PY_EXECUTABLE");
+
+/// mod_wsgi API version reported as `mod_wsgi.version` (the mod_wsgi release
+/// whose Python-visible interface rwsgi follows).
+pub const MOD_WSGI_VERSION: (i64, i64, i64) = (5, 0, 0);
+
+/// Checks that the libpython mapped into this process is the one the module
+/// was built for, by path (dladdr of `Py_GetVersion`) and by version.
+///
+/// Output: `Err(message)` naming what was expected and what was found. Two
+/// Pythons sharing a soname (pyenv's and Debian's `libpython3.11.so.1.0`) make
+/// this the most common broken installation (mod_wsgi's most reported problem).
+pub fn check_libpython() -> Result<(), String> {
+    // SAFETY: dladdr only reads the loader's tables; Py_GetVersion returns a
+    // static string and is safe before Py_Initialize.
+    let (found_path, found_version) = unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let sym = Py_GetVersion as *const c_void;
+        let path = if libc::dladdr(sym, &mut info) != 0 && !info.dli_fname.is_null() {
+            CStr::from_ptr(info.dli_fname).to_string_lossy().into_owned()
+        } else {
+            "<unknown>".to_string()
+        };
+        let version = CStr::from_ptr(Py_GetVersion()).to_string_lossy().into_owned();
+        (path, version)
+    };
+    let real = std::fs::canonicalize(&found_path)
+        .map(|p| p.display().to_string())
+        .unwrap_or(found_path.clone());
+    let found_short = found_version.split_whitespace().next().unwrap_or("");
+    if real != BUILD_LIBPYTHON || found_short != BUILD_PY_VERSION {
+        return Err(format!(
+            "RWSGI0002: mod_rwsgi was built for Python {BUILD_PY_VERSION} with libpython {BUILD_LIBPYTHON}, \
+             but the libpython loaded into Apache is {real} (Python {found_short}). Another Python with the same \
+             soname was found first (LD_LIBRARY_PATH, LD_PRELOAD, rpath or ld.so.conf): rebuild mod_rwsgi with \
+             RWSGI_PYTHON set to the Python you want, or make that libpython the one the loader finds."
+        ));
+    }
+    Ok(())
+}
+
+// ---- per-thread state -------------------------------------------------------
+
+thread_local! {
+    // Const-initialised Cells of raw pointers: no destructor is registered, so
+    // the thread-local storage never pins or outlives the module image.
+    static TSTATE: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
+    static CURRENT_REQUEST: Cell<*mut ffi::request_rec> = const { Cell::new(ptr::null_mut()) };
+    static ERRORS_STREAM: Cell<*mut PyObject> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// Proof that this thread holds the GIL (a token; it does not release it).
+pub struct Gil {
+    _not_send: std::marker::PhantomData<*mut ()>,
+}
+
+impl Gil {
+    /// The token for code called by Python (type methods, callbacks), where
+    /// the calling thread necessarily holds the GIL.
+    pub fn assume_held() -> Gil {
+        Gil {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Holds the GIL for a request: takes it on creation with this thread's
+/// persistent thread state, releases it (`PyEval_SaveThread`) on drop.
+pub struct GilGuard {
+    gil: Gil,
+}
+
+impl GilGuard {
+    /// Takes the GIL with this thread's thread state, creating the state on
+    /// the thread's first use.
+    pub fn acquire(rt: &Runtime) -> GilGuard {
+        let mut ts = TSTATE.get();
+        // SAFETY: rt.interp is the live main interpreter; the thread state is
+        // created once per OS thread and only used from it.
+        unsafe {
+            if ts.is_null() {
+                ts = PyThreadState_New(rt.interp);
+                TSTATE.set(ts);
+            }
+            PyEval_RestoreThread(ts);
+        }
+        GilGuard {
+            gil: Gil::assume_held(),
+        }
+    }
+}
+
+impl std::ops::Deref for GilGuard {
+    type Target = Gil;
+    fn deref(&self) -> &Gil {
+        &self.gil
+    }
+}
+
+impl Drop for GilGuard {
+    fn drop(&mut self) {
+        // SAFETY: the GIL is held by this thread (taken in `acquire`).
+        unsafe {
+            PyEval_SaveThread();
+        }
+    }
+}
+
+/// Runs `f` with the GIL released (for blocking Apache or socket calls); the
+/// GIL is taken back afterwards, also if `f` panics. `f` must not touch
+/// Python objects.
+pub fn allow_threads<T>(_gil: &Gil, f: impl FnOnce() -> T) -> T {
+    struct Restore(*mut PyThreadState);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the state saved below, on the same thread.
+            unsafe { PyEval_RestoreThread(self.0) }
+        }
+    }
+    // SAFETY: the caller holds the GIL (witnessed by `_gil`).
+    let _restore = Restore(unsafe { PyEval_SaveThread() });
+    f()
+}
+
+/// The request this thread is serving, for log lines written by the
+/// application (`wsgi.errors`, `print`) to carry its context.
+pub fn set_current_request(r: *mut ffi::request_rec) {
+    CURRENT_REQUEST.set(r);
+}
+
+// ---- the runtime ------------------------------------------------------------
+
+/// Interned environ keys and constant values, made once per interpreter.
+pub struct Keys {
+    /// One per `rwsgi_core::environ::CgiKey`, indexed by `key as usize`.
+    pub cgi: Vec<PyPtr>,
+    pub wsgi_input: PyPtr,
+    pub wsgi_errors: PyPtr,
+    pub wsgi_url_scheme: PyPtr,
+    pub mod_wsgi_application_group: PyPtr,
+    pub mod_wsgi_callable_object: PyPtr,
+    pub mod_wsgi_script_reloading: PyPtr,
+    pub mod_wsgi_request_id: PyPtr,
+    pub mod_wsgi_request_start: PyPtr,
+    pub mod_wsgi_script_name: PyPtr,
+    pub mod_wsgi_path_info: PyPtr,
+    pub mod_wsgi_thread_id: PyPtr,
+    pub http: PyPtr,
+    pub https: PyPtr,
+    pub one: PyPtr,
+    pub zero: PyPtr,
+    pub empty: PyPtr,
+    pub flush: PyPtr,
+    pub close: PyPtr,
+    pub fileno: PyPtr,
+    pub tell: PyPtr,
+    pub read: PyPtr,
+}
+
+/// Everything the request path needs from the interpreter of this process.
+pub struct Runtime {
+    pub interp: *mut PyInterpreterState,
+    pub keys: Keys,
+    /// Environ items that are the same for every request (copied per request).
+    pub base_environ: PyPtr,
+    pub load_script: PyPtr,
+    pub format_exception: PyPtr,
+    pub make_log_stream: PyPtr,
+    pub shutdown: PyPtr,
+    pub input_type: *mut PyTypeObject,
+    pub adapter_type: *mut PyTypeObject,
+    pub file_wrapper_type: *mut PyTypeObject,
+    /// The main server, for log lines outside any request.
+    pub server: *mut ffi::server_rec,
+}
+
+struct RuntimeCell(Runtime);
+// SAFETY: the runtime's Python objects are only used with the GIL held, and
+// its raw pointers (interpreter, types, main server) live for the process.
+unsafe impl Send for RuntimeCell {}
+unsafe impl Sync for RuntimeCell {}
+
+static RUNTIME: OnceLock<RuntimeCell> = OnceLock::new();
+static INIT_ERROR: OnceLock<String> = OnceLock::new();
+
+/// The runtime of this process, once `init_embedded` succeeded.
+pub fn runtime() -> Result<&'static Runtime, &'static str> {
+    match RUNTIME.get() {
+        Some(rt) => Ok(&rt.0),
+        None => Err(INIT_ERROR
+            .get()
+            .map(String::as_str)
+            .unwrap_or("the Python interpreter is not initialised in this process")),
+    }
+}
+
+fn interned(s: &str) -> PyPtr {
+    let c = CString::new(s).expect("no NUL in key");
+    // SAFETY: GIL held during init; the interned string is kept forever.
+    unsafe { PyPtr::from_owned(PyUnicode_InternFromString(c.as_ptr())) }
+}
+
+/// The Python program name and home to configure for `WSGIPythonHome`:
+/// a virtualenv (has `pyvenv.cfg`) is selected through its `bin/python`
+/// (Python's getpath then reads pyvenv.cfg, as for `venv/bin/python`), a
+/// plain prefix through `home`. Without WSGIPythonHome, the build Python.
+fn program_and_home(home: Option<&str>) -> (String, Option<String>) {
+    match home {
+        Some(h) if std::path::Path::new(h).join("pyvenv.cfg").is_file() => {
+            let exe = ["bin/python3", "bin/python"]
+                .iter()
+                .map(|b| format!("{}/{b}", h.trim_end_matches('/')))
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or_else(|| format!("{}/bin/python", h.trim_end_matches('/')));
+            (exe, None)
+        }
+        Some(h) => (format!("{}/bin/python3", h.trim_end_matches('/')), Some(h.to_string())),
+        None => (BUILD_PY_EXECUTABLE.to_string(), None),
+    }
+}
+
+/// Starts Python in this Apache child (embedded mode): configures home and
+/// program name from `WSGIPythonHome`, disables Python's signal handlers,
+/// registers `mod_wsgi`, redirects `sys.stdout`/`sys.stderr` to the error
+/// log, applies `WSGIPythonPath` (with `site.addsitedir`), imports the
+/// `WSGIImportScript` scripts, then releases the GIL.
+///
+/// Errors are logged (RWSGI0003/0004) and remembered: requests then fail with
+/// a 500 that names the start-up error.
+pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
+    if let Err(e) = init_inner(s, cfg) {
+        apache::log_s(s, Level::Crit, 0, &e);
+        let _ = INIT_ERROR.set(e);
+    }
+}
+
+fn init_inner(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<(), String> {
+    let (program, home) = program_and_home(cfg.python_home.as_deref());
+    // SAFETY: single-threaded child start-up (child_init runs before the MPM
+    // starts worker threads); Python is not yet initialised in this process.
+    unsafe {
+        if Py_IsInitialized() != 0 {
+            return Err("RWSGI0003: Python was already initialised in this process".into());
+        }
+        let mut config: PyConfig = std::mem::zeroed();
+        PyConfig_InitPythonConfig(&mut config);
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let pc: *mut PyConfig = &mut config;
+        let set = move |field: *mut *mut libc::wchar_t, value: &str| {
+            let c = CString::new(value).map_err(|_| format!("NUL in {value:?}"))?;
+            let st = PyConfig_SetBytesString(pc, field, c.as_ptr());
+            if PyStatus_Exception(st) != 0 {
+                return Err(status_message(&st));
+            }
+            Ok(())
+        };
+        set(ptr::addr_of_mut!((*pc).program_name), &program)?;
+        if let Some(h) = &home {
+            set(ptr::addr_of_mut!((*pc).home), h)?;
+        }
+        let st = Py_InitializeFromConfig(&config);
+        PyConfig_Clear(&mut config);
+        if PyStatus_Exception(st) != 0 {
+            return Err(format!(
+                "RWSGI0003: Python failed to start (program {program:?}, home {:?}): {}",
+                home.as_deref().unwrap_or("<default>"),
+                status_message(&st)
+            ));
+        }
+        let main_ts = PyThreadState_Get();
+        TSTATE.set(main_ts);
+        let result = setup_interpreter(s, cfg);
+        match result {
+            Ok(rt) => {
+                let _ = RUNTIME.set(RuntimeCell(rt));
+                import_scripts(cfg);
+                PyEval_SaveThread();
+                Ok(())
+            }
+            Err(e) => {
+                let detail = take_exception_text(None).unwrap_or_default();
+                PyEval_SaveThread();
+                Err(format!("RWSGI0004: setting up the Python interpreter failed: {e}\n{detail}"))
+            }
+        }
+    }
+}
+
+unsafe fn status_message(st: &PyStatus) -> String {
+    let func = apache::opt_str(st.func).unwrap_or("");
+    let msg = apache::opt_str(st.err_msg).unwrap_or("unknown error");
+    if func.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{func}: {msg}")
+    }
+}
+
+/// Runs the bootstrap code and builds the [`Runtime`]. GIL held.
+unsafe fn setup_interpreter(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<Runtime, String> {
+    let module = crate::wsgi::module::create_mod_wsgi_module()?;
+    let sys_modules = PySys_GetObject(c"modules".as_ptr());
+    if sys_modules.is_null() || PyDict_SetItemString(sys_modules, c"mod_wsgi".as_ptr(), module.as_ptr()) < 0 {
+        return Err("cannot register the mod_wsgi module".into());
+    }
+    let boot = PyModule_New(c"_rwsgi_bootstrap".as_ptr());
+    let boot = Owned::new(boot).ok_or("cannot create the bootstrap module")?;
+    let globals = PyModule_GetDict(boot.as_ptr());
+    PyDict_SetItemString(globals, c"__builtins__".as_ptr(), PyEval_GetBuiltins());
+    let src = CString::new(include_str!("bootstrap.py")).expect("no NUL in bootstrap");
+    let code = Owned::new(Py_CompileString(src.as_ptr(), c"<rwsgi bootstrap>".as_ptr(), Py_file_input))
+        .ok_or("bootstrap code does not compile")?;
+    Owned::new(PyEval_EvalCode(code.as_ptr(), globals, globals)).ok_or("bootstrap code failed")?;
+    PyDict_SetItemString(sys_modules, c"_rwsgi_bootstrap".as_ptr(), boot.as_ptr());
+    let get = |name: &CStr| -> Result<PyPtr, String> {
+        let f = PyDict_GetItemString(globals, name.as_ptr());
+        if f.is_null() {
+            Err(format!("bootstrap lacks {name:?}"))
+        } else {
+            Ok(PyPtr::from_borrowed(f))
+        }
+    };
+    if !cfg.python_path.is_empty() {
+        let list = Owned::new(PyList_New(0)).ok_or("list")?;
+        for p in &cfg.python_path {
+            let item = object::str_from(p);
+            PyList_Append(list.as_ptr(), item.as_ptr());
+        }
+        let add = get(c"add_python_path")?;
+        Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
+            .ok_or("WSGIPythonPath: site.addsitedir failed")?;
+    }
+    let types = crate::wsgi::module::create_types(module.as_ptr())?;
+    let keys = make_keys();
+    let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types)?;
+    Ok(Runtime {
+        interp: PyInterpreterState_Get(),
+        keys,
+        base_environ,
+        load_script: get(c"load_script")?,
+        format_exception: get(c"format_exception")?,
+        make_log_stream: get(c"make_log_stream")?,
+        shutdown: get(c"shutdown")?,
+        input_type: types.input,
+        adapter_type: types.adapter,
+        file_wrapper_type: types.file_wrapper,
+        server: s,
+    })
+}
+
+fn make_keys() -> Keys {
+    use rwsgi_core::environ::CgiKey;
+    Keys {
+        cgi: CgiKey::ALL.iter().map(|k| interned(k.as_str())).collect(),
+        wsgi_input: interned("wsgi.input"),
+        wsgi_errors: interned("wsgi.errors"),
+        wsgi_url_scheme: interned("wsgi.url_scheme"),
+        mod_wsgi_application_group: interned("mod_wsgi.application_group"),
+        mod_wsgi_callable_object: interned("mod_wsgi.callable_object"),
+        mod_wsgi_script_reloading: interned("mod_wsgi.script_reloading"),
+        mod_wsgi_request_id: interned("mod_wsgi.request_id"),
+        mod_wsgi_request_start: interned("mod_wsgi.request_start"),
+        mod_wsgi_script_name: interned("mod_wsgi.script_name"),
+        mod_wsgi_path_info: interned("mod_wsgi.path_info"),
+        mod_wsgi_thread_id: interned("mod_wsgi.thread_id"),
+        http: interned("http"),
+        https: interned("https"),
+        one: interned("1"),
+        zero: interned("0"),
+        empty: interned(""),
+        flush: interned("flush"),
+        close: interned("close"),
+        fileno: interned("fileno"),
+        tell: interned("tell"),
+        read: interned("read"),
+    }
+}
+
+/// Imports the `WSGIImportScript` scripts at process start. GIL held.
+unsafe fn import_scripts(cfg: &ServerConfig) {
+    let Ok(rt) = runtime() else { return };
+    for script in &cfg.import_scripts {
+        if let Err(e) = load_script_locked(rt, &script.path, None) {
+            apache::log_s(
+                rt.server,
+                Level::Error,
+                0,
+                &format!("RWSGI0012: WSGIImportScript {:?} failed: {e}", script.path),
+            );
+        }
+    }
+}
+
+/// Runs atexit callbacks and flushes output at child exit. Python is not
+/// finalised (application threads could block `Py_FinalizeEx`).
+pub fn shutdown() {
+    let Ok(rt) = runtime() else { return };
+    let _gil = GilGuard::acquire(rt);
+    // SAFETY: GIL held.
+    unsafe {
+        let r = PyObject_CallNoArgs(rt.shutdown.as_ptr());
+        if r.is_null() {
+            log_exception(ptr::null_mut(), "RWSGI0013: exception in atexit callbacks at process exit");
+        } else {
+            Py_DECREF(r);
+        }
+    }
+}
+
+// ---- logging of exceptions and application output ---------------------------
+
+/// Takes the pending Python exception and formats its traceback text.
+/// Returns `None` if no exception is set. GIL held.
+pub unsafe fn take_exception_text(rt: Option<&Runtime>) -> Option<String> {
+    if PyErr_Occurred().is_null() {
+        return None;
+    }
+    let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    PyErr_Fetch(&mut t, &mut v, &mut tb);
+    PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+    if !tb.is_null() && !v.is_null() {
+        PyException_SetTraceback(v, tb);
+    }
+    let t = Owned::new(t);
+    let v = Owned::new(v);
+    let tb = Owned::new(tb);
+    let none = Py_None();
+    let arg = |o: &Option<Owned>| o.as_ref().map(|o| o.as_ptr()).unwrap_or(none);
+    let text = match rt {
+        Some(rt) => {
+            let s = PyObject_CallFunctionObjArgs(
+                rt.format_exception.as_ptr(),
+                arg(&t),
+                arg(&v),
+                arg(&tb),
+                ptr::null_mut::<PyObject>(),
+            );
+            Owned::new(s).and_then(|s| object::to_string(s.as_ptr()))
+        }
+        None => None,
+    };
+    let text = text.or_else(|| {
+        v.as_ref()
+            .and_then(|v| Owned::new(PyObject_Repr(v.as_ptr())))
+            .and_then(|s| object::to_string(s.as_ptr()))
+    });
+    PyErr_Clear();
+    Some(text.unwrap_or_else(|| "<exception could not be formatted>".into()))
+}
+
+/// Logs `msg` and then the pending exception's traceback, line by line,
+/// against request `r` (or the server when null). GIL held.
+pub unsafe fn log_exception(r: *mut ffi::request_rec, msg: &str) {
+    let rt = runtime().ok();
+    let text = take_exception_text(rt);
+    apache::log_r(r, Level::Error, 0, msg);
+    if let Some(text) = text {
+        for line in text.lines() {
+            apache::log_r(r, Level::Error, 0, line);
+        }
+    }
+}
+
+/// Writes bytes written by the application (via `wsgi.errors`, `sys.stdout`
+/// or `sys.stderr`) to the error log, one log line per text line, at level
+/// error, against the request this thread is serving if any.
+pub fn log_application_output(data: &[u8]) {
+    let r = CURRENT_REQUEST.get();
+    let text = String::from_utf8_lossy(data);
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if r.is_null() {
+            let s = runtime().map(|rt| rt.server).unwrap_or(ptr::null_mut());
+            apache::log_s(s, Level::Error, 0, line);
+        } else {
+            apache::log_r(r, Level::Error, 0, line);
+        }
+    }
+}
+
+/// This thread's `wsgi.errors` stream (an `io.TextIOWrapper` over the error
+/// log), created on first use and kept for the thread's life. GIL held.
+pub unsafe fn errors_stream(rt: &Runtime) -> Option<*mut PyObject> {
+    let s = ERRORS_STREAM.get();
+    if !s.is_null() {
+        return Some(s);
+    }
+    let name = object::str_from("wsgi.errors");
+    let s = PyObject_CallOneArg(rt.make_log_stream.as_ptr(), name.as_ptr());
+    if s.is_null() {
+        return None;
+    }
+    ERRORS_STREAM.set(s);
+    Some(s)
+}
+
+/// Flushes this thread's `wsgi.errors` stream at the end of a request, so a
+/// final line without newline is logged with the request's context. GIL held.
+pub unsafe fn flush_errors_stream(rt: &Runtime) {
+    let s = ERRORS_STREAM.get();
+    if s.is_null() {
+        return;
+    }
+    let r = PyObject_CallMethodNoArgs(s, rt.keys.flush.as_ptr());
+    if r.is_null() {
+        PyErr_Clear();
+    } else {
+        Py_DECREF(r);
+    }
+}
+
+// ---- WSGI script cache ------------------------------------------------------
+
+struct ScriptEntry {
+    module: PyPtr,
+    mtime: i64,
+}
+
+// SAFETY: PyPtr is only dereferenced with the GIL held.
+unsafe impl Send for ScriptEntry {}
+
+static SCRIPTS: Mutex<Option<HashMap<String, ScriptEntry>>> = Mutex::new(None);
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// The module object of WSGI script `path`, loading it on first use and
+/// re-loading it when `mtime` (Apache's `r->finfo.mtime`, microseconds)
+/// differs from the loaded version and `reload` is set (WSGIScriptReloading).
+///
+/// Loading runs under a process-wide lock taken with the GIL released, so two
+/// threads never execute the same script concurrently. GIL held on entry and
+/// exit. Errors: the Python exception is left set and `Err` describes it.
+pub unsafe fn script_module(
+    gil: &Gil,
+    rt: &Runtime,
+    path: &str,
+    mtime: i64,
+    reload: bool,
+) -> Result<Owned, String> {
+    let cached = |accept_stale: bool| -> Option<Owned> {
+        let guard = SCRIPTS.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = guard.as_ref()?.get(path)?;
+        (accept_stale || !reload || entry.mtime == mtime).then(|| Owned::from_borrowed(entry.module.as_ptr()))
+    };
+    if let Some(m) = cached(false) {
+        return Ok(m);
+    }
+    let _lock = allow_threads(gil, || LOADING.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(m) = cached(false) {
+        return Ok(m);
+    }
+    load_script_locked(rt, path, Some(mtime))
+}
+
+unsafe fn load_script_locked(rt: &Runtime, path: &str, mtime: Option<i64>) -> Result<Owned, String> {
+    let mtime = mtime.unwrap_or_else(|| file_mtime_us(path));
+    let p = object::str_from(path);
+    let module = Owned::new(PyObject_CallOneArg(rt.load_script.as_ptr(), p.as_ptr()))
+        .ok_or_else(|| format!("failed to exec Python script file {path:?}"))?;
+    let mut guard = SCRIPTS.lock().unwrap_or_else(|e| e.into_inner());
+    let old = guard.get_or_insert_with(HashMap::new).insert(
+        path.to_string(),
+        ScriptEntry {
+            module: PyPtr::from_borrowed(module.as_ptr()),
+            mtime,
+        },
+    );
+    drop(guard);
+    drop(old); // decref of the previous version, outside the lock
+    Ok(module)
+}
+
+fn file_mtime_us(path: &str) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,241 @@
+//! The WSGI environ dict of a request (PEP 3333 §environ Variables, plus
+//! mod_wsgi's `mod_wsgi.*` keys).
+//!
+//! Constant items live in a base dict built once per interpreter and copied
+//! per request; CGI variables come from `rwsgi_core::environ` (unit-tested)
+//! with interned keys; values are latin-1 decoded `str`.
+
+use super::module::{mpm_multiprocess, mpm_threaded, Types};
+use crate::apache;
+use crate::config::RequestSettings;
+use crate::ffi;
+use crate::python::object::{self, Owned};
+use crate::python::{Keys, Runtime, MOD_WSGI_VERSION};
+use pyo3_ffi::*;
+use rwsgi_core::environ::{build_cgi_environ, CgiKey, EnvironSink, RequestFacts};
+use std::ffi::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+unsafe fn set(d: *mut PyObject, k: &str, v: *mut PyObject) -> Result<(), String> {
+    let key = object::str_from(k);
+    if PyDict_SetItem(d, key.as_ptr(), v) < 0 {
+        return Err(format!("cannot set environ[{k:?}]"));
+    }
+    Ok(())
+}
+
+fn apache_version() -> (i64, i64, i64) {
+    // SAFETY: returns a static string owned by Apache.
+    let desc = unsafe { apache::opt_str(ffi::ap_get_server_description()) }.unwrap_or("");
+    let v = desc
+        .split('/')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or("");
+    let mut it = v.split('.').map(|p| p.parse::<i64>().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+unsafe fn tuple3(v: (i64, i64, i64)) -> Owned {
+    let t = Owned::from_owned(PyTuple_New(3));
+    PyTuple_SetItem(t.as_ptr(), 0, PyLong_FromLongLong(v.0));
+    PyTuple_SetItem(t.as_ptr(), 1, PyLong_FromLongLong(v.1));
+    PyTuple_SetItem(t.as_ptr(), 2, PyLong_FromLongLong(v.2));
+    t
+}
+
+/// Builds the per-interpreter base environ: `wsgi.version` (1, 0),
+/// `wsgi.multithread`, `wsgi.multiprocess` (from the MPM), `wsgi.run_once`
+/// False, `wsgi.input_terminated` True, `wsgi.file_wrapper`,
+/// `mod_wsgi.version`, `mod_wsgi.process_group` ('' = embedded),
+/// `mod_wsgi.request_handler`, `mod_wsgi.handler_script`,
+/// `mod_wsgi.ignore_activity`, `apache.version`, `SERVER_SOFTWARE`. GIL held.
+pub unsafe fn make_base_environ(keys: &Keys, types: &Types) -> Result<Owned, String> {
+    let d = Owned::new(PyDict_New()).ok_or("dict")?;
+    let p = d.as_ptr();
+    let version = Owned::from_owned(PyTuple_New(2));
+    PyTuple_SetItem(version.as_ptr(), 0, PyLong_FromLong(1));
+    PyTuple_SetItem(version.as_ptr(), 1, PyLong_FromLong(0));
+    set(p, "wsgi.version", version.as_ptr())?;
+    set(p, "wsgi.multithread", PyBool_FromLong(mpm_threaded() as _))?;
+    set(p, "wsgi.multiprocess", PyBool_FromLong(mpm_multiprocess() as _))?;
+    set(p, "wsgi.run_once", Py_False())?;
+    set(p, "wsgi.input_terminated", Py_True())?;
+    set(p, "wsgi.file_wrapper", types.file_wrapper as *mut PyObject)?;
+    set(p, "mod_wsgi.version", tuple3(MOD_WSGI_VERSION).as_ptr())?;
+    set(p, "apache.version", tuple3(apache_version()).as_ptr())?;
+    set(p, "mod_wsgi.process_group", keys.empty.as_ptr())?;
+    set(p, "mod_wsgi.request_handler", object::str_from("wsgi-script").as_ptr())?;
+    set(p, "mod_wsgi.handler_script", keys.empty.as_ptr())?;
+    set(p, "mod_wsgi.ignore_activity", keys.zero.as_ptr())?;
+    set(p, "mod_wsgi.enable_sendfile", keys.zero.as_ptr())?;
+    let banner = apache::bytes(ffi::ap_get_server_banner());
+    set(p, "SERVER_SOFTWARE", object::latin1(banner).as_ptr())?;
+    Ok(d)
+}
+
+struct DictSink<'a> {
+    dict: *mut PyObject,
+    keys: &'a Keys,
+    failed: bool,
+}
+
+impl EnvironSink for DictSink<'_> {
+    fn fixed(&mut self, key: CgiKey, value: &[u8]) {
+        // SAFETY: GIL held by the caller of build_environ.
+        unsafe {
+            let v = object::latin1(value);
+            if PyDict_SetItem(self.dict, self.keys.cgi[key as usize].as_ptr(), v.as_ptr()) < 0 {
+                self.failed = true;
+            }
+        }
+    }
+
+    fn header(&mut self, name: &str, value: &[u8]) {
+        // SAFETY: as above.
+        unsafe {
+            let k = object::str_from(name);
+            let v = object::latin1(value);
+            if PyDict_SetItem(self.dict, k.as_ptr(), v.as_ptr()) < 0 {
+                self.failed = true;
+            }
+        }
+    }
+}
+
+/// Iterates an APR table's entries as `(key, value)` byte strings.
+///
+/// # Safety
+/// `t` must be a live table; the entries must not change while iterating.
+pub unsafe fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    // apr_table_elts() is a macro: an apr_table_t begins with its array header.
+    let arr = t as *const ffi::apr_array_header_t;
+    let (elts, n) = if arr.is_null() {
+        (std::ptr::null(), 0)
+    } else {
+        ((*arr).elts as *const ffi::apr_table_entry_t, (*arr).nelts as usize)
+    };
+    (0..n).filter_map(move |i| {
+        let e = &*elts.add(i);
+        if e.key.is_null() {
+            None
+        } else {
+            Some((apache::bytes(e.key), apache::bytes(e.val)))
+        }
+    })
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// What the handler has worked out about a request before building its
+/// environ.
+pub struct RequestContext<'a> {
+    pub r: *mut ffi::request_rec,
+    pub settings: &'a RequestSettings,
+    pub script_name: &'a [u8],
+    pub path_info: &'a [u8],
+    pub application_group: &'a str,
+    /// REQUEST_METHOD to present (HEAD may be mapped to GET).
+    pub method: &'a [u8],
+}
+
+/// Builds the environ dict of a request: `r->subprocess_env` (SetEnv and
+/// other modules' variables), the CGI variables, `wsgi.*` and `mod_wsgi.*`
+/// keys. `input` and `errors` become `wsgi.input` and `wsgi.errors`. GIL held.
+pub unsafe fn build_environ(
+    rt: &Runtime,
+    cx: &RequestContext<'_>,
+    input: *mut PyObject,
+    errors: *mut PyObject,
+) -> Result<Owned, String> {
+    let r = cx.r;
+    let env = Owned::new(PyDict_Copy(rt.base_environ.as_ptr())).ok_or("cannot copy base environ")?;
+    let d = env.as_ptr();
+    for (k, v) in table_entries((*r).subprocess_env) {
+        let key = object::latin1(k);
+        let val = object::latin1(v);
+        PyDict_SetItem(d, key.as_ptr(), val.as_ptr());
+    }
+    let c = (*r).connection;
+    let useragent_addr = (*r).useragent_addr;
+    let remote_port = if useragent_addr.is_null() {
+        0
+    } else {
+        (*useragent_addr).port
+    };
+    let facts = RequestFacts {
+        method: cx.method,
+        protocol: apache::bytes((*r).protocol),
+        unparsed_uri: apache::bytes((*r).unparsed_uri),
+        query: apache::opt_bytes((*r).args),
+        script_name: cx.script_name,
+        path_info: cx.path_info,
+        server_name: apache::bytes(ffi::ap_get_server_name(r)),
+        server_port: ffi::ap_get_server_port(r),
+        server_addr: apache::bytes((*c).local_ip),
+        server_software: b"",
+        server_signature: apache::bytes(ffi::ap_psignature(c"".as_ptr(), r)),
+        server_admin: apache::bytes((*(*r).server).server_admin),
+        remote_addr: apache::bytes((*r).useragent_ip),
+        remote_port,
+        remote_host: apache::opt_bytes(ffi::ap_get_useragent_host(
+            r,
+            ffi::REMOTE_HOST as i32,
+            std::ptr::null_mut(),
+        )),
+        remote_user: apache::opt_bytes((*r).user),
+        auth_type: apache::opt_bytes((*r).ap_auth_type),
+        document_root: apache::bytes(ffi::ap_document_root(r)),
+        context_prefix: apache::bytes(ffi::ap_context_prefix(r)),
+        context_document_root: apache::bytes(ffi::ap_context_document_root(r)),
+        script_filename: apache::bytes((*r).filename),
+        scheme: apache::bytes(ffi::rwsgi_http_scheme(r)),
+        headers: table_entries((*r).headers_in).collect(),
+        pass_authorization: cx.settings.pass_authorization,
+    };
+    let mut sink = DictSink {
+        dict: d,
+        keys: &rt.keys,
+        failed: false,
+    };
+    build_cgi_environ(&facts, &mut sink);
+    // SERVER_SOFTWARE is in the base dict; the core emitted an empty one.
+    PyDict_SetItem(
+        d,
+        rt.keys.cgi[CgiKey::ServerSoftware as usize].as_ptr(),
+        PyDict_GetItem(rt.base_environ.as_ptr(), rt.keys.cgi[CgiKey::ServerSoftware as usize].as_ptr()),
+    );
+    if sink.failed {
+        return Err("cannot set CGI variables in environ".into());
+    }
+    let k = &rt.keys;
+    let scheme = if facts.scheme.eq_ignore_ascii_case(b"https") {
+        &k.https
+    } else {
+        &k.http
+    };
+    PyDict_SetItem(d, k.wsgi_url_scheme.as_ptr(), scheme.as_ptr());
+    PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
+    PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
+    let group = object::str_from(cx.application_group);
+    PyDict_SetItem(d, k.mod_wsgi_application_group.as_ptr(), group.as_ptr());
+    let callable = object::str_from(&cx.settings.callable_object);
+    PyDict_SetItem(d, k.mod_wsgi_callable_object.as_ptr(), callable.as_ptr());
+    let reloading = if cx.settings.script_reloading { &k.one } else { &k.zero };
+    PyDict_SetItem(d, k.mod_wsgi_script_reloading.as_ptr(), reloading.as_ptr());
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{:x}-{:x}", std::process::id(), n);
+    PyDict_SetItem(d, k.mod_wsgi_request_id.as_ptr(), object::str_from(&id).as_ptr());
+    let start = (*r).request_time.to_string();
+    PyDict_SetItem(d, k.mod_wsgi_request_start.as_ptr(), object::str_from(&start).as_ptr());
+    let sn = PyDict_GetItem(d, k.cgi[CgiKey::ScriptName as usize].as_ptr());
+    let pi = PyDict_GetItem(d, k.cgi[CgiKey::PathInfo as usize].as_ptr());
+    PyDict_SetItem(d, k.mod_wsgi_script_name.as_ptr(), sn);
+    PyDict_SetItem(d, k.mod_wsgi_path_info.as_ptr(), pi);
+    let _ = std::mem::size_of::<c_char>();
+    Ok(env)
+}

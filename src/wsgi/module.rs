@@ -1,0 +1,178 @@
+//! The built-in `mod_wsgi` Python module and the Python types rwsgi defines:
+//! `mod_wsgi.Input` (wsgi.input), `mod_wsgi.Adapter` (start_response) and
+//! `mod_wsgi.FileWrapper` (wsgi.file_wrapper), created with `PyType_FromSpec`.
+
+use crate::ffi;
+use crate::python::object::{self, Owned};
+use crate::python::MOD_WSGI_VERSION;
+use pyo3_ffi::*;
+use std::ffi::{c_int, c_void};
+use std::ptr;
+
+/// The type objects of one interpreter.
+pub struct Types {
+    pub input: *mut PyTypeObject,
+    pub adapter: *mut PyTypeObject,
+    pub file_wrapper: *mut PyTypeObject,
+}
+
+unsafe extern "C" fn log_write(_m: *mut PyObject, arg: *mut PyObject) -> *mut PyObject {
+    crate::apache::guard("mod_wsgi._log_write", ptr::null_mut(), || unsafe {
+        if PyBytes_Check(arg) == 0 {
+            return object::raise(PyExc_TypeError, "_log_write() expects bytes");
+        }
+        crate::python::log_application_output(object::bytes_ref(arg));
+        Py_NewRef(Py_None())
+    })
+}
+
+static mut MODULE_METHODS: [PyMethodDef; 2] = [
+    PyMethodDef {
+        ml_name: c"_log_write".as_ptr(),
+        ml_meth: PyMethodDefPointer { PyCFunction: log_write },
+        ml_flags: METH_O,
+        ml_doc: c"Write bytes to Apache's error log (internal).".as_ptr(),
+    },
+    PyMethodDef::zeroed(),
+];
+
+static mut MODULE_DEF: PyModuleDef = PyModuleDef {
+    m_base: PyModuleDef_HEAD_INIT,
+    m_name: c"mod_wsgi".as_ptr(),
+    m_doc: c"mod_wsgi-compatible interface of rwsgi (Apache module in Rust).".as_ptr(),
+    m_size: -1,
+    m_methods: ptr::null_mut(),
+    m_slots: ptr::null_mut(),
+    m_traverse: None,
+    m_clear: None,
+    m_free: None,
+};
+
+fn mpm_query(what: u32) -> i64 {
+    let mut v: c_int = 0;
+    // SAFETY: ap_mpm_query writes one int; valid in a child process.
+    unsafe {
+        if ffi::ap_mpm_query(what as c_int, &mut v) != 0 {
+            return 0;
+        }
+    }
+    v as i64
+}
+
+/// Whether Apache runs several request threads per process (`wsgi.multithread`).
+pub fn mpm_threaded() -> bool {
+    mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i64
+        && mpm_query(ffi::AP_MPMQ_MAX_THREADS) > 1
+}
+
+/// Whether Apache may run several child processes (`wsgi.multiprocess`).
+pub fn mpm_multiprocess() -> bool {
+    mpm_query(ffi::AP_MPMQ_MAX_DAEMONS) > 1
+}
+
+/// Creates the `mod_wsgi` module: `version` (tuple), `process_group` and
+/// `application_group` ('' in embedded mode, the main interpreter),
+/// `maximum_processes`, `threads_per_process`, `rwsgi_version`. GIL held.
+pub unsafe fn create_mod_wsgi_module() -> Result<Owned, String> {
+    let def = ptr::addr_of_mut!(MODULE_DEF);
+    (*def).m_methods = ptr::addr_of_mut!(MODULE_METHODS) as *mut PyMethodDef;
+    let m = Owned::new(PyModule_Create(def)).ok_or("cannot create module mod_wsgi")?;
+    let (a, b, c) = MOD_WSGI_VERSION;
+    let version = Owned::from_owned(PyTuple_New(3));
+    PyTuple_SetItem(version.as_ptr(), 0, PyLong_FromLongLong(a));
+    PyTuple_SetItem(version.as_ptr(), 1, PyLong_FromLongLong(b));
+    PyTuple_SetItem(version.as_ptr(), 2, PyLong_FromLongLong(c));
+    let add = |name: &std::ffi::CStr, value: Owned| {
+        PyModule_AddObject(m.as_ptr(), name.as_ptr(), value.into_ptr());
+    };
+    add(c"version", version);
+    add(c"rwsgi_version", object::str_from(env!("CARGO_PKG_VERSION")));
+    add(c"process_group", object::str_from(""));
+    add(c"application_group", object::str_from(""));
+    add(
+        c"maximum_processes",
+        Owned::from_owned(PyLong_FromLongLong(mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1))),
+    );
+    add(
+        c"threads_per_process",
+        Owned::from_owned(PyLong_FromLongLong(mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1))),
+    );
+    Ok(m)
+}
+
+fn slot(slot: c_int, pfunc: *mut c_void) -> PyType_Slot {
+    PyType_Slot { slot, pfunc }
+}
+
+unsafe fn make_type(
+    module: *mut PyObject,
+    name: &'static std::ffi::CStr,
+    basicsize: usize,
+    flags: std::ffi::c_ulong,
+    slots: &mut Vec<PyType_Slot>,
+) -> Result<*mut PyTypeObject, String> {
+    slots.push(slot(0, ptr::null_mut()));
+    let mut spec = PyType_Spec {
+        name: name.as_ptr(),
+        basicsize: basicsize as c_int,
+        itemsize: 0,
+        flags: flags as std::ffi::c_uint,
+        slots: slots.as_mut_ptr(),
+    };
+    let t = PyType_FromSpec(&mut spec);
+    if t.is_null() {
+        return Err(format!("cannot create type {name:?}"));
+    }
+    let short = name.to_str().unwrap_or("").rsplit('.').next().unwrap_or("");
+    let short = std::ffi::CString::new(short).expect("no NUL");
+    Py_INCREF(t);
+    PyModule_AddObject(module, short.as_ptr(), t);
+    Ok(t as *mut PyTypeObject)
+}
+
+/// Creates the three types and adds them to module `mod_wsgi`. GIL held.
+pub unsafe fn create_types(module: *mut PyObject) -> Result<Types, String> {
+    use super::{adapter, file_wrapper, input};
+    let no_new = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION;
+    let input = make_type(
+        module,
+        c"mod_wsgi.Input",
+        std::mem::size_of::<input::InputObject>(),
+        no_new,
+        &mut input::slots(),
+    )?;
+    let adapter = make_type(
+        module,
+        c"mod_wsgi.Adapter",
+        std::mem::size_of::<adapter::AdapterObject>(),
+        no_new,
+        &mut adapter::slots(),
+    )?;
+    let file_wrapper = make_type(
+        module,
+        c"mod_wsgi.FileWrapper",
+        std::mem::size_of::<file_wrapper::FileWrapperObject>(),
+        Py_TPFLAGS_DEFAULT,
+        &mut file_wrapper::slots(),
+    )?;
+    Ok(Types {
+        input,
+        adapter,
+        file_wrapper,
+    })
+}
+
+/// Builds a `PyType_Slot` (for the type modules' `slots()` functions).
+pub fn type_slot(id: c_int, pfunc: *mut c_void) -> PyType_Slot {
+    slot(id, pfunc)
+}
+
+/// Frees an instance of a heap type and drops the instance's reference to
+/// its type (required for heap types). GIL held.
+pub unsafe fn free_instance(obj: *mut PyObject) {
+    let tp = Py_TYPE(obj);
+    if let Some(free) = (*tp).tp_free {
+        free(obj as *mut c_void);
+    }
+    Py_DECREF(tp as *mut PyObject);
+}
