@@ -19,12 +19,8 @@ pub enum Level {
     Error = ffi::APLOG_ERR as i32,
     /// `APLOG_WARNING`
     Warn = ffi::APLOG_WARNING as i32,
-    /// `APLOG_NOTICE`
-    Notice = ffi::APLOG_NOTICE as i32,
     /// `APLOG_INFO`
     Info = ffi::APLOG_INFO as i32,
-    /// `APLOG_DEBUG`
-    Debug = ffi::APLOG_DEBUG as i32,
 }
 
 /// The module's index in Apache's module table (gives the `[wsgi:...]` tag).

@@ -24,8 +24,6 @@ use std::sync::{Mutex, OnceLock};
 pub const BUILD_PY_VERSION: &str = env!("RWSGI_BUILD_PY_VERSION");
 /// Real path of the libpython the module was linked against.
 pub const BUILD_LIBPYTHON: &str = env!("RWSGI_BUILD_LIBPYTHON");
-/// `sys.base_prefix` of the build Python: the default Python home.
-pub const BUILD_PY_PREFIX: &str = env!("RWSGI_BUILD_PY_PREFIX");
 /// `sys.executable` of the build Python.
 pub const BUILD_PY_EXECUTABLE: &str = env!("RWSGI_BUILD_PY_EXECUTABLE");
 
@@ -173,7 +171,6 @@ pub struct Keys {
     pub mod_wsgi_request_start: PyPtr,
     pub mod_wsgi_script_name: PyPtr,
     pub mod_wsgi_path_info: PyPtr,
-    pub mod_wsgi_thread_id: PyPtr,
     pub http: PyPtr,
     pub https: PyPtr,
     pub one: PyPtr,
@@ -183,7 +180,6 @@ pub struct Keys {
     pub close: PyPtr,
     pub fileno: PyPtr,
     pub tell: PyPtr,
-    pub read: PyPtr,
 }
 
 /// Everything the request path needs from the interpreter of this process.
@@ -265,6 +261,9 @@ pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
 
 fn init_inner(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<(), String> {
     let (program, home) = program_and_home(cfg.python_home.as_deref());
+    for path in std::iter::once(&program).chain(home.iter()) {
+        check_readable(path)?;
+    }
     // SAFETY: single-threaded child start-up (child_init runs before the MPM
     // starts worker threads); Python is not yet initialised in this process.
     unsafe {
@@ -314,6 +313,39 @@ fn init_inner(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<(), String>
             }
         }
     }
+}
+
+/// Fails with RWSGI0017 when `path` cannot be reached by the user this
+/// child runs as (Apache's `User`), naming the first inaccessible directory.
+fn check_readable(path: &str) -> Result<(), String> {
+    let c = CString::new(path).map_err(|_| format!("NUL in {path:?}"))?;
+    // SAFETY: access() only reads the path.
+    if unsafe { libc::access(c.as_ptr(), libc::F_OK) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return Err(format!("RWSGI0017: Python installation path {path:?} is not usable: {err}"));
+    }
+    let mut blocked = path.to_string();
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        let c = CString::new(prefix.as_str()).expect("no NUL");
+        // SAFETY: as above.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+            blocked = prefix.clone();
+            break;
+        }
+    }
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    Err(format!(
+        "RWSGI0017: Python installation path {path:?} is not readable by uid {uid}, the user Apache's children \
+         run as (permission denied at {blocked:?}); use a Python installed where that user can read it \
+         (WSGIPythonHome) and build mod_rwsgi for it (RWSGI_PYTHON)"
+    ))
 }
 
 unsafe fn status_message(st: &PyStatus) -> String {
@@ -392,7 +424,6 @@ fn make_keys() -> Keys {
         mod_wsgi_request_start: interned("mod_wsgi.request_start"),
         mod_wsgi_script_name: interned("mod_wsgi.script_name"),
         mod_wsgi_path_info: interned("mod_wsgi.path_info"),
-        mod_wsgi_thread_id: interned("mod_wsgi.thread_id"),
         http: interned("http"),
         https: interned("https"),
         one: interned("1"),
@@ -402,7 +433,6 @@ fn make_keys() -> Keys {
         close: interned("close"),
         fileno: interned("fileno"),
         tell: interned("tell"),
-        read: interned("read"),
     }
 }
 

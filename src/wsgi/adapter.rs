@@ -20,13 +20,15 @@ use std::ptr;
 /// How a pass down the filter chain ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
-    /// More data may follow; data may stay buffered in Apache.
-    Buffer,
     /// More data may follow; everything so far must reach the client
     /// (a FLUSH bucket), as PEP 3333 requires for each yielded block.
     Flush,
     /// The response is complete (an EOS bucket).
     Eos,
+    /// Everything must be written before the pass returns (FLUSH), and the
+    /// response is complete (EOS): used for file buckets, whose descriptor
+    /// the application may close as soon as we return.
+    FlushEos,
 }
 
 /// Why output stopped.
@@ -174,8 +176,7 @@ impl AdapterState {
 
     /// Appends a file region as a file bucket (sent with sendfile or mmap by
     /// Apache's core output filter). The descriptor must stay open until the
-    /// next [`pass`](Self::pass), which must use `Finish::Flush` or `Eos`
-    /// with a flush first (see `wsgi::send_file`).
+    /// next [`pass`](Self::pass), which must use `Finish::FlushEos`.
     pub unsafe fn add_file(&mut self, fd: i32, offset: u64, len: u64) -> u64 {
         if !self.headers_sent {
             self.apply_headers();
@@ -202,8 +203,7 @@ impl AdapterState {
     }
 
     /// Passes the brigade down Apache's output filters with the GIL
-    /// released, ending it as `finish` says. A FLUSH is always added before
-    /// EOS when the brigade holds file buckets (`flush_before_eos`).
+    /// released, ending it as `finish` says.
     pub unsafe fn pass(&mut self, gil: &Gil, finish: Finish) -> Result<(), SendError> {
         if self.client_gone {
             return Err(SendError::ClientGone(0));
@@ -214,9 +214,13 @@ impl AdapterState {
         let bb = self.brigade();
         let alloc = (*bb).bucket_alloc;
         match finish {
-            Finish::Buffer => {}
             Finish::Flush => ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc)),
             Finish::Eos => {
+                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
+                self.eos_sent = true;
+            }
+            Finish::FlushEos => {
+                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc));
                 ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
                 self.eos_sent = true;
             }

@@ -13,7 +13,6 @@ use crate::python::object::{self, Owned};
 use crate::python::{Keys, Runtime, MOD_WSGI_VERSION};
 use pyo3_ffi::*;
 use rwsgi_core::environ::{build_cgi_environ, CgiKey, EnvironSink, RequestFacts};
-use std::ffi::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 unsafe fn set(d: *mut PyObject, k: &str, v: *mut PyObject) -> Result<(), String> {
@@ -236,6 +235,5 @@ pub unsafe fn build_environ(
     let pi = PyDict_GetItem(d, k.cgi[CgiKey::PathInfo as usize].as_ptr());
     PyDict_SetItem(d, k.mod_wsgi_script_name.as_ptr(), sn);
     PyDict_SetItem(d, k.mod_wsgi_path_info.as_ptr(), pi);
-    let _ = std::mem::size_of::<c_char>();
     Ok(env)
 }

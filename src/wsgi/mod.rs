@@ -66,6 +66,18 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         }
         return rv;
     }
+    if !settings.process_group.is_empty() {
+        apache::log_r(
+            r,
+            Level::Error,
+            0,
+            &format!(
+                "RWSGI0016: cannot run {script:?} in process group {:?}: daemon mode is not implemented yet",
+                settings.process_group
+            ),
+        );
+        return HTTP_500;
+    }
     let gil = GilGuard::acquire(rt);
     python::set_current_request(r);
     let status = run(&gil, rt, r, settings, &script);
@@ -205,8 +217,7 @@ unsafe fn call_application(
         };
     };
     let outcome = send_body(gil, rt, st, result.as_ptr());
-    let close_ok = call_close(rt, r, script, result.as_ptr());
-    let _ = close_ok;
+    call_close(rt, r, script, result.as_ptr());
     match outcome {
         Ok(()) => {
             if !st.eos_sent {
@@ -260,12 +271,11 @@ unsafe fn log_client_gone(r: *mut ffi::request_rec, script: &str) {
 }
 
 /// Calls `result.close()` if it exists (PEP 3333: always, whatever happened).
-/// Exceptions are logged (RWSGI0024). Returns whether close succeeded.
-unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, result: *mut PyObject) -> bool {
+/// Exceptions are logged (RWSGI0024).
+unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, result: *mut PyObject) {
     // Preserve an exception that is pending for the caller.
     let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
     PyErr_Fetch(&mut t, &mut v, &mut tb);
-    let mut ok = true;
     match Owned::new(PyObject_GetAttr(result, rt.keys.close.as_ptr())) {
         Some(close) => {
             let res = PyObject_CallNoArgs(close.as_ptr());
@@ -274,7 +284,6 @@ unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, resul
                     r,
                     &format!("RWSGI0024: exception in close() of the response of WSGI application {script:?}"),
                 );
-                ok = false;
             } else {
                 Py_DECREF(res);
             }
@@ -282,7 +291,6 @@ unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, resul
         None => PyErr_Clear(),
     }
     PyErr_Restore(t, v, tb);
-    ok
 }
 
 fn not_started(script: &str) -> BodyError {
@@ -421,8 +429,8 @@ unsafe fn send_file(
     }
     let len = (stat.st_size as u64).saturating_sub(offset);
     st.add_file(fd as i32, offset, len);
-    // FLUSH first: Apache must not keep file buckets (e.g. for the event
-    // MPM's write completion) after we return and the application closes it.
-    let r = st.pass(gil, Finish::Flush).and_then(|_| st.pass(gil, Finish::Eos));
+    // FLUSH before EOS: Apache must not keep file buckets (e.g. for the
+    // event MPM's write completion) after we return and the file is closed.
+    let r = st.pass(gil, Finish::FlushEos);
     Ok(Some(r.map_err(|_| BodyError::ClientGone)))
 }
