@@ -162,7 +162,7 @@ fn main() {
         "REQUEST_CHUNKED_.*", "AP_MPMQ_.*", "APR_.*", "AP_CONN_.*", "APR_HOOK_.*",
         "M_GET", "M_POST", "M_OPTIONS", "AP_FTYPE_.*", "EXEC_ON_READ", "RAW_ARGS",
         "TAKE1", "TAKE2", "TAKE12", "TAKE123", "ITERATE", "FLAG", "NO_ARGS", "GLOBAL_ONLY",
-        "NOT_IN_.*", "REMOTE_.*",
+        "NOT_IN_.*", "REMOTE_.*", "MODULE_MAGIC_.*", "AP_MODULE_FLAG_.*",
     ] {
         builder = builder.allowlist_var(var).allowlist_type(var);
     }
