@@ -321,23 +321,23 @@ unsafe fn send_body(gil: &Gil, rt: &Runtime, st: &mut AdapterState, result: *mut
     if PyList_CheckExact(result) != 0 || PyTuple_CheckExact(result) != 0 {
         let seq = result;
         let n = PySequence_Fast_GET_SIZE(seq);
+        // Check every item before anything reaches Apache, so a bad item
+        // still gives a clean 500.
         for i in 0..n {
             let item = PySequence_Fast_GET_ITEM(seq, i);
             if PyBytes_Check(item) == 0 {
                 return Err(non_bytes(&script, item));
             }
-            let data = object::bytes_ref(item);
-            if data.is_empty() {
-                continue;
-            }
-            if st.status.is_none() {
+            if st.status.is_none() && PyBytes_Size(item) > 0 {
                 return Err(not_started(&script));
             }
+        }
+        for i in 0..n {
             if st.complete() {
                 break;
             }
             // The list keeps every item alive until the single pass below.
-            st.add_data(data);
+            st.add_data(object::bytes_ref(PySequence_Fast_GET_ITEM(seq, i)));
         }
         if st.status.is_none() {
             return Err(BodyError::Rule(format!(

@@ -1,0 +1,29 @@
+//! rwsgi-express: a `mod_wsgi-express` compatible launcher for mod_rwsgi.
+//!
+//! The pipeline is split so that everything but the last step is pure and
+//! unit-tested:
+//!
+//! 1. [`cli`] parses the command line (clap); [`unsupported`] refuses the
+//!    mod_wsgi-express options that are not implemented yet, before clap runs.
+//! 2. [`model::ServerConfig::build`] turns the options plus facts about the
+//!    host ([`model::HostFacts`], [`build_info::BuildInfo`]) into a validated
+//!    model with every default resolved.
+//! 3. [`render`] turns the model into `httpd.conf`, `apachectl` and
+//!    `handler.wsgi` text (minijinja templates under `apache/`).
+//! 4. [`access`] checks, as the user Apache's children will run as, that
+//!    every path the application needs is readable.
+//! 5. [`setup`] writes the server root and, for `start-server`, execs Apache.
+//!
+//! [`module`] locates the mod_rwsgi shared object and implements
+//! `module-config` / `install-module`.
+
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod build_info;
+pub mod cli;
+pub mod model;
+pub mod module;
+pub mod render;
+pub mod setup;
+pub mod unsupported;

@@ -1,0 +1,389 @@
+//! Rendering the server root's files from a [`ServerConfig`] with the
+//! minijinja templates in `apache/` (embedded at compile time).
+//!
+//! Two filters are available to the templates: `q` writes a value inside
+//! double quotes for httpd.conf (values were checked by
+//! [`crate::model::conf_safe`]; the filter refuses a `"` again as a
+//! safeguard) and `sq` writes a value single-quoted for `/bin/sh`.
+
+use anyhow::{Context, Result};
+use minijinja::{Environment, Error, ErrorKind, Value};
+
+use crate::model::{Application, ServerConfig};
+
+/// Template of `httpd.conf`.
+pub const HTTPD_CONF_TEMPLATE: &str = include_str!("../../apache/httpd.conf.j2");
+/// Template of `apachectl`.
+pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
+/// Template of `handler.wsgi` (module applications).
+pub const HANDLER_TEMPLATE: &str = include_str!("../../apache/handler.wsgi.j2");
+
+/// Markers around the lines that need mod_rwsgi (`LoadModule wsgi_module`,
+/// the `WSGI*` directives); [`strip_wsgi`] removes what they enclose.
+pub const WSGI_BEGIN: &str = "# BEGIN rwsgi";
+/// See [`WSGI_BEGIN`].
+pub const WSGI_END: &str = "# END rwsgi";
+
+fn quote(value: String) -> Result<String, Error> {
+    if value.contains('"') || value.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{value:?} cannot be quoted in httpd.conf"),
+        ));
+    }
+    Ok(format!("\"{value}\""))
+}
+
+/// `value` as a single-quoted `/bin/sh` word (`'` written as `'\''`).
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_filter("q", quote);
+    env.add_filter("sq", |v: String| shell_quote(&v));
+    env.add_template("httpd.conf", HTTPD_CONF_TEMPLATE)
+        .expect("httpd.conf template parses");
+    env.add_template("apachectl", APACHECTL_TEMPLATE)
+        .expect("apachectl template parses");
+    env.add_template("handler.wsgi", HANDLER_TEMPLATE)
+        .expect("handler.wsgi template parses");
+    env
+}
+
+fn render(name: &str, ctx: Value) -> Result<String> {
+    environment()
+        .get_template(name)
+        .expect("template is registered")
+        .render(ctx)
+        .with_context(|| format!("rendering {name}"))
+}
+
+fn config_context(config: &ServerConfig) -> Value {
+    minijinja::context! {
+        version => env!("CARGO_PKG_VERSION"),
+        ..Value::from_serialize(config)
+    }
+}
+
+/// The complete `httpd.conf` for `config`: a standalone configuration for
+/// the Apache executable (no `${APACHE_*}` variables, no Debian includes).
+/// Errors only if a value cannot be quoted (the model prevents that).
+pub fn httpd_conf(config: &ServerConfig) -> Result<String> {
+    render("httpd.conf", config_context(config))
+}
+
+/// The `apachectl` shell script: `start`, `stop`, `restart`, `graceful`,
+/// `graceful-stop` (via `-k`), `configtest` (`-t`), `start-foreground`
+/// (exec with `-DFOREGROUND`); anything else prints the usage and exits 1.
+/// Exports `LANG`/`LC_ALL` set to the configured locale.
+pub fn apachectl(config: &ServerConfig) -> Result<String> {
+    render("apachectl", config_context(config))
+}
+
+/// `handler.wsgi` for a module application (`None` for a script):
+/// `application = getattr(importlib.import_module("<module>"), "<callable>")`.
+pub fn handler_wsgi(config: &ServerConfig) -> Result<Option<String>> {
+    match &config.app {
+        Application::Script { .. } => Ok(None),
+        Application::Module { name, callable, .. } => render(
+            "handler.wsgi",
+            minijinja::context! { version => env!("CARGO_PKG_VERSION"), name, callable },
+        )
+        .map(Some),
+    }
+}
+
+/// `conf` without the lines between [`WSGI_BEGIN`] and [`WSGI_END`] markers
+/// (markers included): a configuration Apache can check (`-t`) and run
+/// without the module, used to test everything else.
+pub fn strip_wsgi(conf: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in conf.lines() {
+        if line.starts_with(WSGI_BEGIN) {
+            skipping = true;
+        } else if line.starts_with(WSGI_END) {
+            skipping = false;
+        } else if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::Fixture;
+    use crate::model::ServerConfig;
+
+    fn conf(f: &Fixture, extra: &[&str]) -> (ServerConfig, String) {
+        let c = f.config(extra).unwrap();
+        let text = httpd_conf(&c).unwrap();
+        (c, text)
+    }
+
+    fn has_line(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l.trim() == line)
+    }
+
+    #[test]
+    fn default_config_content() {
+        let f = Fixture::new();
+        let (_, t) = conf(&f, &["app.wsgi"]);
+        let root = f.path("root");
+        let m = f.path("modules");
+        for line in [
+            format!("ServerRoot \"{}\"", root.display()),
+            format!("PidFile \"{}/httpd.pid\"", root.display()),
+            format!("DefaultRuntimeDir \"{}\"", root.display()),
+            "ServerName localhost".into(),
+            "Listen 8000".into(),
+            format!("LoadModule mpm_event_module \"{}/mod_mpm_event.so\"", m.display()),
+            format!("LoadModule authz_core_module \"{}/mod_authz_core.so\"", m.display()),
+            format!("LoadModule mime_module \"{}/mod_mime.so\"", m.display()),
+            format!("LoadModule reqtimeout_module \"{}/mod_reqtimeout.so\"", m.display()),
+            format!("TypesConfig \"{}\"", f.path("mime.types").display()),
+            "Timeout 60".into(),
+            "KeepAlive On".into(),
+            "KeepAliveTimeout 2".into(),
+            "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500".into(),
+            "LimitRequestBody 10485760".into(),
+            format!("ErrorLog \"{}/error_log\"", root.display()),
+            "LogLevel warn".into(),
+            "StartServers 1".into(),
+            "ServerLimit 2".into(),
+            "ThreadsPerChild 5".into(),
+            "ThreadLimit 5".into(),
+            "MaxRequestWorkers 10".into(),
+            "MinSpareThreads 1".into(),
+            "MaxSpareThreads 10".into(),
+            "MaxConnectionsPerChild 0".into(),
+            "Require all denied".into(),
+            format!("DocumentRoot \"{}/htdocs\"", root.display()),
+            format!("LoadModule wsgi_module \"{}/mod_rwsgi.so\"", m.display()),
+            format!("WSGIPythonHome \"{}\"", f.path("py").display()),
+            format!("WSGIPythonPath \"{}\"", f.path("app").display()),
+            "WSGIRestrictEmbedded Off".into(),
+            format!("<Directory \"{}\">", f.path("app").display()),
+            "<Files \"app.wsgi\">".into(),
+            format!(
+                "WSGIScriptAlias / \"{}\" application-group=%{{GLOBAL}} callable-object=application",
+                f.path("app/app.wsgi").display()
+            ),
+        ] {
+            assert!(has_line(&t, &line), "missing {line:?} in\n{t}");
+        }
+        for absent in [
+            "User",
+            "Group",
+            "CustomLog",
+            "WSGIChunkedRequest",
+            "Include",
+            "${",
+        ] {
+            assert!(
+                !t.contains(&format!("\n{absent} ")),
+                "unexpected {absent} in\n{t}"
+            );
+        }
+        assert!(!t.contains("${"));
+        // Compiled-in modules are never loaded.
+        for builtin in [
+            "log_config_module",
+            "unixd_module",
+            "version_module",
+            "so_module",
+        ] {
+            assert!(!t.contains(builtin), "{builtin}");
+        }
+    }
+
+    #[test]
+    fn options_reach_the_config() {
+        let f = Fixture::new();
+        let inc = f.path("extra.conf");
+        std::fs::write(&inc, "# extra\n").unwrap();
+        let lib = f.path("py/lib");
+        let static_dir = f.path("app");
+        let file = f.path("mime.types");
+        let (_, t) = conf(
+            &f,
+            &[
+                "app.wsgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8123",
+                "--processes",
+                "3",
+                "--threads",
+                "4",
+                "--mount-point",
+                "/app/",
+                "--chunked-request",
+                "--access-log",
+                "--log-level",
+                "info",
+                "--python-path",
+                lib.to_str().unwrap(),
+                "--url-alias",
+                "/static",
+                static_dir.to_str().unwrap(),
+                "--url-alias",
+                "/types",
+                file.to_str().unwrap(),
+                "--include-file",
+                inc.to_str().unwrap(),
+                "--keep-alive-timeout",
+                "0",
+                "--callable-object",
+                "app",
+            ],
+        );
+        let root = f.path("root");
+        for line in [
+            "Listen 127.0.0.1:8123".to_string(),
+            "StartServers 3".into(),
+            "ThreadsPerChild 4".into(),
+            "ServerLimit 3".into(),
+            "MaxRequestWorkers 12".into(),
+            "KeepAlive Off".into(),
+            "LogLevel info".into(),
+            "WSGIChunkedRequest On".into(),
+            format!("CustomLog \"{}/access_log\" common", root.display()),
+            format!(
+                "WSGIPythonPath \"{}:{}\"",
+                f.path("app").display(),
+                lib.display()
+            ),
+            format!("Alias /static \"{}\"", static_dir.display()),
+            format!("Alias /types \"{}\"", file.display()),
+            "<Files \"mime.types\">".into(),
+            format!(
+                "WSGIScriptAlias /app \"{}\" application-group=%{{GLOBAL}} callable-object=app",
+                f.path("app/app.wsgi").display()
+            ),
+            format!("Include \"{}\"", inc.display()),
+        ] {
+            assert!(has_line(&t, &line), "missing {line:?} in\n{t}");
+        }
+        // Order: aliases before the script alias, includes last.
+        let alias = t.find("Alias /static").unwrap();
+        let script_alias = t.find("WSGIScriptAlias").unwrap();
+        let include = t.find("Include \"").unwrap();
+        assert!(alias < script_alias && script_alias < include);
+    }
+
+    #[test]
+    fn prefork_and_root_user() {
+        let f = Fixture::new();
+        let a = f.args(&[
+            "app.wsgi",
+            "--server-mpm",
+            "prefork",
+            "--processes",
+            "2",
+            "--user",
+            "nobody",
+            "--group",
+            "nogroup",
+        ]);
+        let c = ServerConfig::build(&a, &f.host(0), &f.build_info()).unwrap();
+        let t = httpd_conf(&c).unwrap();
+        for line in [
+            "User \"nobody\"",
+            "Group \"nogroup\"",
+            "StartServers 2",
+            "MinSpareServers 1",
+            "MaxSpareServers 10",
+            "ServerLimit 10",
+            "MaxRequestWorkers 10",
+        ] {
+            assert!(has_line(&t, line), "missing {line:?} in\n{t}");
+        }
+        assert!(t.contains("mod_mpm_prefork.so"));
+        assert!(!t.contains("ThreadsPerChild"));
+    }
+
+    #[test]
+    fn module_application_handler() {
+        let f = Fixture::new();
+        let c = f
+            .config(&[
+                "--application-type",
+                "module",
+                "pkg.wsgi",
+                "--callable-object",
+                "app",
+            ])
+            .unwrap();
+        let h = handler_wsgi(&c).unwrap().unwrap();
+        assert!(
+            h.contains("application = getattr(importlib.import_module(\"pkg.wsgi\"), \"app\")"),
+            "{h}"
+        );
+        let t = httpd_conf(&c).unwrap();
+        assert!(has_line(
+            &t,
+            &format!(
+                "WSGIScriptAlias / \"{}\" application-group=%{{GLOBAL}} callable-object=application",
+                f.path("root/handler.wsgi").display()
+            )
+        ), "{t}");
+        assert!(has_line(&t, "<Files \"handler.wsgi\">"));
+        assert_eq!(
+            handler_wsgi(&f.config(&["app.wsgi"]).unwrap()).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn apachectl_script() {
+        let f = Fixture::new();
+        let c = f.config(&["app.wsgi"]).unwrap();
+        let s = apachectl(&c).unwrap();
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.contains(&format!("HTTPD='{}'", f.path("httpd").display())));
+        assert!(s.contains(&format!(
+            "HTTPD_CONF='{}/httpd.conf'",
+            f.path("root").display()
+        )));
+        assert!(s.contains("LC_ALL='C.UTF-8'"));
+        assert!(s.contains("start|stop|restart|graceful|graceful-stop)"));
+        assert!(s.contains("exec \"$HTTPD\" -f \"$HTTPD_CONF\" -d \"$SERVER_ROOT\" -k \"$1\""));
+        assert!(s.contains("-t\n"));
+        assert!(s.contains("-DFOREGROUND"));
+        assert!(s.contains("exit 1"));
+    }
+
+    #[test]
+    fn strip_wsgi_removes_module_lines_only() {
+        let f = Fixture::new();
+        let (_, t) = conf(&f, &["app.wsgi", "--chunked-request"]);
+        let s = strip_wsgi(&t);
+        assert!(!s.contains("WSGI"), "{s}");
+        assert!(!s.contains("wsgi_module"));
+        assert!(s.contains("ThreadsPerChild 5"));
+        assert!(s.contains("<Files \"app.wsgi\">"));
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("/a b"), "'/a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn quote_filter_refuses_quotes() {
+        assert!(quote("a\"b".into()).is_err());
+        assert_eq!(quote("/x".into()).unwrap(), "\"/x\"");
+    }
+}

@@ -1,0 +1,301 @@
+//! mod_wsgi-express options that rwsgi-express does not implement yet.
+//!
+//! They are refused with a message naming the option and the reason, never
+//! silently ignored: a deployment script written for mod_wsgi-express must
+//! fail loudly rather than run with, say, no request timeout. The scan runs
+//! on the raw arguments before clap, so the message is ours rather than
+//! clap's "unexpected argument".
+
+use std::ffi::OsString;
+
+/// Why a group of options is refused; printed in parentheses.
+const DAEMON: &str = "daemon mode is not implemented";
+const HTTPS: &str = "HTTPS is not implemented";
+const DEBUG: &str = "debug mode is not implemented";
+const VHOST: &str = "name based virtual hosts are not implemented";
+const PROXY: &str = "proxying is not implemented";
+const AUTH: &str = "access and authentication scripts are not implemented";
+const METRICS: &str = "server metrics and telemetry are not implemented";
+const LOGS: &str = "not implemented in rwsgi-express";
+const OTHER: &str = "not implemented in rwsgi-express";
+
+/// Every refused mod_wsgi-express option (long name without `--`) with its
+/// reason. Sorted by theme; lookups are linear, the table is small.
+pub const UNSUPPORTED: &[(&str, &str)] = &[
+    // Daemon processes and their tuning.
+    ("process-group", DAEMON),
+    ("maximum-requests", DAEMON),
+    ("startup-timeout", DAEMON),
+    ("shutdown-timeout", DAEMON),
+    ("restart-interval", DAEMON),
+    ("cpu-time-limit", DAEMON),
+    ("graceful-timeout", DAEMON),
+    ("eviction-timeout", DAEMON),
+    ("deadlock-timeout", DAEMON),
+    ("inactivity-timeout", DAEMON),
+    ("ignore-activity", DAEMON),
+    ("request-timeout", DAEMON),
+    ("interrupt-timeout", DAEMON),
+    ("connect-timeout", DAEMON),
+    ("queue-timeout", DAEMON),
+    ("daemon-backlog", DAEMON),
+    ("send-buffer-size", DAEMON),
+    ("receive-buffer-size", DAEMON),
+    ("header-buffer-size", DAEMON),
+    ("response-buffer-size", DAEMON),
+    ("response-socket-timeout", DAEMON),
+    ("reload-on-changes", DAEMON),
+    ("socket-prefix", DAEMON),
+    ("python-eggs", DAEMON),
+    ("service-script", DAEMON),
+    ("service-user", DAEMON),
+    ("service-group", DAEMON),
+    ("service-log-file", DAEMON),
+    ("initial-workers", DAEMON),
+    ("minimum-spare-workers", DAEMON),
+    ("maximum-spare-workers", DAEMON),
+    ("orphan-interpreter", OTHER),
+    // HTTPS and HTTP/2.
+    ("https-port", HTTPS),
+    ("ssl-port", HTTPS),
+    ("ssl-certificate-file", HTTPS),
+    ("ssl-certificate-key-file", HTTPS),
+    ("ssl-certificate", HTTPS),
+    ("ssl-ca-certificate-file", HTTPS),
+    ("ssl-verify-client", HTTPS),
+    ("ssl-certificate-chain-file", HTTPS),
+    ("ssl-environment", HTTPS),
+    ("https-only", HTTPS),
+    ("hsts-policy", HTTPS),
+    ("http2", "HTTP/2 is not implemented"),
+    // Virtual hosts.
+    ("server-alias", VHOST),
+    ("allow-localhost", VHOST),
+    // Proxying.
+    ("proxy-mount-point", PROXY),
+    ("proxy-url-alias", PROXY),
+    ("proxy-virtual-host", PROXY),
+    ("proxy-timeout", PROXY),
+    ("trust-proxy-header", PROXY),
+    ("trust-proxy", PROXY),
+    // Access control and authentication.
+    ("host-access-script", AUTH),
+    ("auth-user-script", AUTH),
+    ("auth-type", AUTH),
+    ("auth-group-script", AUTH),
+    ("auth-group", AUTH),
+    // Metrics, status and telemetry.
+    ("server-metrics", METRICS),
+    ("server-status", METRICS),
+    ("telemetry-service", METRICS),
+    ("enable-telemetry", METRICS),
+    ("telemetry-ui-port", METRICS),
+    ("telemetry-interval", METRICS),
+    ("telemetry-options", METRICS),
+    ("slow-requests", METRICS),
+    ("with-newrelic", METRICS),
+    ("with-newrelic-agent", METRICS),
+    ("with-newrelic-platform", METRICS),
+    ("newrelic-config-file", METRICS),
+    ("newrelic-environment", METRICS),
+    // Debugging.
+    ("debug-mode", DEBUG),
+    ("enable-debugger", DEBUG),
+    ("debugger-startup", DEBUG),
+    ("enable-coverage", DEBUG),
+    ("coverage-directory", DEBUG),
+    ("enable-profiler", DEBUG),
+    ("profiler-directory", DEBUG),
+    ("enable-recorder", DEBUG),
+    ("recorder-directory", DEBUG),
+    ("enable-gdb", DEBUG),
+    ("gdb-executable", DEBUG),
+    // Logging extras.
+    ("startup-log", LOGS),
+    ("startup-log-name", LOGS),
+    ("error-log-format", LOGS),
+    ("rotate-logs", LOGS),
+    ("max-log-size", LOGS),
+    ("rotatelogs-executable", LOGS),
+    ("verbose-debugging", LOGS),
+    // Everything else.
+    ("directory-listing", OTHER),
+    ("allow-override", OTHER),
+    ("error-document", OTHER),
+    ("error-override", OTHER),
+    ("compress-responses", OTHER),
+    ("enable-sendfile", OTHER),
+    ("rewrite-rules", OTHER),
+    ("envvars-script", OTHER),
+    ("setenv", OTHER),
+    ("passenv", OTHER),
+    ("shell-executable", OTHER),
+    ("process-name", OTHER),
+    ("add-handler", OTHER),
+    ("with-php5", OTHER),
+    ("with-cgi", OTHER),
+    ("enable-docs", OTHER),
+    ("switch-interval", OTHER),
+    ("free-threading", OTHER),
+];
+
+/// The reason an option (long name without `--`) is refused, or `None` if it
+/// is not in [`UNSUPPORTED`].
+pub fn reason(name: &str) -> Option<&'static str> {
+    UNSUPPORTED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, why)| *why)
+}
+
+/// Scans raw arguments (without the program name) for a refused option.
+///
+/// Input: the arguments as given; `values_of(name)` returns how many values
+/// a *supported* long option `--name` takes (0 for flags, `None` if unknown),
+/// so that an option's value is never mistaken for an option. Scanning stops
+/// at `--`. `--name=value` is recognised. Output: the message for the first
+/// refused option, e.g. `--request-timeout is not supported yet (daemon mode
+/// is not implemented)`, or `None`.
+pub fn find_refused(
+    args: &[OsString],
+    values_of: impl Fn(&str) -> Option<usize>,
+) -> Option<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let Some(arg) = args[i].to_str() else {
+            i += 1;
+            continue;
+        };
+        if arg == "--" {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let (name, inline_value) = match long.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (long, false),
+            };
+            if let Some(why) = reason(name) {
+                return Some(format!("--{name} is not supported yet ({why})"));
+            }
+            if !inline_value {
+                i += values_of(name).unwrap_or(0);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// [`find_refused`] with the value counts of the clap definition of the
+/// subcommand named by the first non-option argument (the global options
+/// take no values).
+pub fn find_refused_for_cli(args: &[OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let sub_pos = args
+        .iter()
+        .position(|a| !a.to_string_lossy().starts_with('-'))?;
+    let sub = cli.find_subcommand(args[sub_pos].to_str()?)?;
+    let counts = |name: &str| {
+        sub.get_arguments()
+            .find(|a| {
+                a.get_long() == Some(name)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+            })
+            .map(|a| {
+                if a.get_action().takes_values() {
+                    a.get_num_args().map_or(1, |r| r.min_values())
+                } else {
+                    0
+                }
+            })
+    };
+    find_refused(&args[sub_pos + 1..], counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn refuses_daemon_options_with_reason() {
+        let msg = find_refused_for_cli(&os(&[
+            "start-server",
+            "app.wsgi",
+            "--request-timeout",
+            "30",
+        ]));
+        assert_eq!(
+            msg.as_deref(),
+            Some("--request-timeout is not supported yet (daemon mode is not implemented)")
+        );
+    }
+
+    #[test]
+    fn refuses_inline_value_and_flags() {
+        let msg = find_refused_for_cli(&os(&["setup-server", "--https-port=8443"]));
+        assert_eq!(
+            msg.as_deref(),
+            Some("--https-port is not supported yet (HTTPS is not implemented)")
+        );
+        let msg = find_refused_for_cli(&os(&["setup-server", "--reload-on-changes", "a.wsgi"]));
+        assert!(msg
+            .unwrap()
+            .starts_with("--reload-on-changes is not supported yet"));
+        for opt in [
+            "--enable-debugger",
+            "--server-metrics",
+            "--ssl-certificate-file",
+        ] {
+            assert!(
+                find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
+                "{opt}"
+            );
+        }
+    }
+
+    #[test]
+    fn option_values_and_terminator_are_not_scanned() {
+        // The value of --python-path happens to look like a refused option.
+        let args = os(&["setup-server", "--python-path", "--debug-mode", "app.wsgi"]);
+        assert_eq!(find_refused_for_cli(&args), None);
+        // Both values of --url-alias are skipped.
+        let args = os(&["setup-server", "--url-alias", "/x", "--http2", "app.wsgi"]);
+        assert_eq!(find_refused_for_cli(&args), None);
+        let args = os(&["setup-server", "--", "--http2"]);
+        assert_eq!(find_refused_for_cli(&args), None);
+    }
+
+    #[test]
+    fn supported_options_pass() {
+        let args = os(&[
+            "start-server",
+            "app.wsgi",
+            "--port",
+            "8080",
+            "--embedded-mode",
+            "--log-to-terminal",
+        ]);
+        assert_eq!(find_refused_for_cli(&args), None);
+    }
+
+    #[test]
+    fn no_refused_option_is_also_declared_to_clap() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    assert!(
+                        reason(long).is_none(),
+                        "--{long} is both supported and refused"
+                    );
+                }
+            }
+        }
+    }
+}
