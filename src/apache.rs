@@ -47,7 +47,15 @@ pub fn log_r(r: *const ffi::request_rec, level: Level, status: ffi::apr_status_t
             return;
         }
         let m = to_cstring(msg);
-        ffi::rwsgi_log_rerror(c"mod_rwsgi".as_ptr(), 0, idx, level as c_int, status, r, m.as_ptr());
+        ffi::rwsgi_log_rerror(
+            c"mod_rwsgi".as_ptr(),
+            0,
+            idx,
+            level as c_int,
+            status,
+            r,
+            m.as_ptr(),
+        );
     }
 }
 
@@ -61,7 +69,15 @@ pub fn log_s(s: *const ffi::server_rec, level: Level, status: ffi::apr_status_t,
             return;
         }
         let m = to_cstring(msg);
-        ffi::rwsgi_log_error(c"mod_rwsgi".as_ptr(), 0, idx, level as c_int, status, s, m.as_ptr());
+        ffi::rwsgi_log_error(
+            c"mod_rwsgi".as_ptr(),
+            0,
+            idx,
+            level as c_int,
+            status,
+            s,
+            m.as_ptr(),
+        );
     }
 }
 

@@ -53,7 +53,10 @@ pub struct DirConfig {
 impl DirConfig {
     fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
         DirConfig {
-            process_group: add.process_group.clone().or_else(|| base.process_group.clone()),
+            process_group: add
+                .process_group
+                .clone()
+                .or_else(|| base.process_group.clone()),
             application_group: add
                 .application_group
                 .clone()
@@ -96,10 +99,7 @@ impl RequestSettings {
     pub fn resolve(alias: Option<&AliasOptions>, dir: Option<&DirConfig>) -> RequestSettings {
         let d = dir.cloned().unwrap_or_default();
         let a = alias.cloned().unwrap_or_default();
-        let process_group = a
-            .process_group
-            .or(d.process_group)
-            .unwrap_or_default();
+        let process_group = a.process_group.or(d.process_group).unwrap_or_default();
         RequestSettings {
             application_group: a
                 .application_group
@@ -114,7 +114,10 @@ impl RequestSettings {
                 .callable_object
                 .or(d.callable_object)
                 .unwrap_or_else(|| "application".into()),
-            pass_authorization: a.pass_authorization.or(d.pass_authorization).unwrap_or(false),
+            pass_authorization: a
+                .pass_authorization
+                .or(d.pass_authorization)
+                .unwrap_or(false),
             chunked_request: d.chunked_request.unwrap_or(false),
             script_reloading: d.script_reloading.unwrap_or(true),
             map_head_to_get: d.map_head_to_get.unwrap_or_default(),
@@ -152,7 +155,10 @@ pub unsafe extern "C" fn merge_server_config(
     })
 }
 
-pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+pub unsafe extern "C" fn create_dir_config(
+    p: *mut ffi::apr_pool_t,
+    _dir: *mut c_char,
+) -> *mut c_void {
     apache::guard("create_dir_config", ptr::null_mut(), || unsafe {
         pool_box(p, DirConfig::default()) as *mut c_void
     })
@@ -194,7 +200,10 @@ unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Option<*const c_char> {
 }
 use std::ffi::c_uint;
 
-unsafe fn arg_str<'a>(directive: &'static str, w: *const c_char) -> Result<&'a str, DirectiveError> {
+unsafe fn arg_str<'a>(
+    directive: &'static str,
+    w: *const c_char,
+) -> Result<&'a str, DirectiveError> {
     CStr::from_ptr(w).to_str().map_err(|_| DirectiveError {
         directive,
         message: "argument is not valid UTF-8".into(),
@@ -222,17 +231,29 @@ macro_rules! handler {
             $cfg: *mut c_void,
             $arg: *const c_char,
         ) -> *const c_char {
-            apache::guard(stringify!($name), cs(c"internal error in directive handler"), || unsafe {
-                let _ = &$cfg;
-                let r: Result<(), DirectiveError> = (|| $body)();
-                finish($cmd, r)
-            })
+            apache::guard(
+                stringify!($name),
+                cs(c"internal error in directive handler"),
+                || unsafe {
+                    let _ = &$cfg;
+                    let r: Result<(), DirectiveError> = (|| $body)();
+                    finish($cmd, r)
+                },
+            )
         }
     };
 }
 
-unsafe fn add_alias(cmd: *mut ffi::cmd_parms, args: *const c_char, is_match: bool) -> Result<(), DirectiveError> {
-    let d = if is_match { "WSGIScriptAliasMatch" } else { "WSGIScriptAlias" };
+unsafe fn add_alias(
+    cmd: *mut ffi::cmd_parms,
+    args: *const c_char,
+    is_match: bool,
+) -> Result<(), DirectiveError> {
+    let d = if is_match {
+        "WSGIScriptAliasMatch"
+    } else {
+        "WSGIScriptAlias"
+    };
     let alias = ScriptAlias::parse(arg_str(d, args)?, is_match)?;
     if let Some(group) = &alias.options.process_group {
         if !is_embedded_group(group) {
@@ -243,12 +264,19 @@ unsafe fn add_alias(cmd: *mut ffi::cmd_parms, args: *const c_char, is_match: boo
     Ok(())
 }
 
-handler!(cmd_script_alias, |cmd, cfg, args| { add_alias(cmd, args, false) });
-handler!(cmd_script_alias_match, |cmd, cfg, args| { add_alias(cmd, args, true) });
+handler!(cmd_script_alias, |cmd, cfg, args| {
+    add_alias(cmd, args, false)
+});
+handler!(cmd_script_alias_match, |cmd, cfg, args| {
+    add_alias(cmd, args, true)
+});
 
 handler!(cmd_python_home, |cmd, cfg, w| {
     if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError { directive: "WSGIPythonHome", message: CStr::from_ptr(e).to_string_lossy().into() });
+        return Err(DirectiveError {
+            directive: "WSGIPythonHome",
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
     }
     let home = arg_str("WSGIPythonHome", w)?;
     check_python_home(home)?;
@@ -262,7 +290,10 @@ fn check_python_home(home: &str) -> Result<(), DirectiveError> {
     let d = "WSGIPythonHome";
     let path = Path::new(home);
     if !path.is_dir() {
-        return Err(DirectiveError { directive: d, message: format!("{home:?} is not a directory") });
+        return Err(DirectiveError {
+            directive: d,
+            message: format!("{home:?} is not a directory"),
+        });
     }
     let built = crate::python::BUILD_PY_VERSION;
     let minor: String = built.split('.').take(2).collect::<Vec<_>>().join(".");
@@ -299,16 +330,24 @@ fn check_python_home(home: &str) -> Result<(), DirectiveError> {
 
 handler!(cmd_python_path, |cmd, cfg, w| {
     if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError { directive: "WSGIPythonPath", message: CStr::from_ptr(e).to_string_lossy().into() });
+        return Err(DirectiveError {
+            directive: "WSGIPythonPath",
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
     }
     let v = arg_str("WSGIPythonPath", w)?;
-    srv(cmd).python_path.extend(directives::split_python_path(v));
+    srv(cmd)
+        .python_path
+        .extend(directives::split_python_path(v));
     Ok(())
 });
 
 handler!(cmd_import_script, |cmd, cfg, args| {
     if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError { directive: "WSGIImportScript", message: CStr::from_ptr(e).to_string_lossy().into() });
+        return Err(DirectiveError {
+            directive: "WSGIImportScript",
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
     }
     let script = directives::parse_import_script(arg_str("WSGIImportScript", args)?)?;
     let group = script.options.process_group.as_deref().unwrap_or("");
@@ -321,9 +360,15 @@ handler!(cmd_import_script, |cmd, cfg, args| {
 
 handler!(cmd_restrict_embedded, |cmd, cfg, w| {
     if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError { directive: "WSGIRestrictEmbedded", message: CStr::from_ptr(e).to_string_lossy().into() });
+        return Err(DirectiveError {
+            directive: "WSGIRestrictEmbedded",
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
     }
-    srv(cmd).restrict_embedded = Some(directives::parse_on_off("WSGIRestrictEmbedded", arg_str("WSGIRestrictEmbedded", w)?)?);
+    srv(cmd).restrict_embedded = Some(directives::parse_on_off(
+        "WSGIRestrictEmbedded",
+        arg_str("WSGIRestrictEmbedded", w)?,
+    )?);
     Ok(())
 });
 
@@ -341,7 +386,11 @@ handler!(cmd_process_group, |cmd, cfg, w| {
 });
 
 handler!(cmd_daemon_process, |cmd, cfg, args| {
-    let name = arg_str("WSGIDaemonProcess", args)?.split_whitespace().next().unwrap_or("").to_string();
+    let name = arg_str("WSGIDaemonProcess", args)?
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
     Err(daemon_not_supported("WSGIDaemonProcess", &name))
 });
 
@@ -353,29 +402,44 @@ handler!(cmd_application_group, |cmd, cfg, w| {
 handler!(cmd_callable_object, |cmd, cfg, w| {
     let v = arg_str("WSGICallableObject", w)?;
     if !directives::is_identifier(v) {
-        return Err(DirectiveError { directive: "WSGICallableObject", message: format!("{v:?} is not a Python identifier") });
+        return Err(DirectiveError {
+            directive: "WSGICallableObject",
+            message: format!("{v:?} is not a Python identifier"),
+        });
     }
     dir(cfg).callable_object = Some(v.to_string());
     Ok(())
 });
 
 handler!(cmd_pass_authorization, |cmd, cfg, w| {
-    dir(cfg).pass_authorization = Some(directives::parse_on_off("WSGIPassAuthorization", arg_str("WSGIPassAuthorization", w)?)?);
+    dir(cfg).pass_authorization = Some(directives::parse_on_off(
+        "WSGIPassAuthorization",
+        arg_str("WSGIPassAuthorization", w)?,
+    )?);
     Ok(())
 });
 
 handler!(cmd_chunked_request, |cmd, cfg, w| {
-    dir(cfg).chunked_request = Some(directives::parse_on_off("WSGIChunkedRequest", arg_str("WSGIChunkedRequest", w)?)?);
+    dir(cfg).chunked_request = Some(directives::parse_on_off(
+        "WSGIChunkedRequest",
+        arg_str("WSGIChunkedRequest", w)?,
+    )?);
     Ok(())
 });
 
 handler!(cmd_script_reloading, |cmd, cfg, w| {
-    dir(cfg).script_reloading = Some(directives::parse_on_off("WSGIScriptReloading", arg_str("WSGIScriptReloading", w)?)?);
+    dir(cfg).script_reloading = Some(directives::parse_on_off(
+        "WSGIScriptReloading",
+        arg_str("WSGIScriptReloading", w)?,
+    )?);
     Ok(())
 });
 
 handler!(cmd_map_head_to_get, |cmd, cfg, w| {
-    dir(cfg).map_head_to_get = Some(directives::parse_map_head_to_get(arg_str("WSGIMapHEADToGET", w)?)?);
+    dir(cfg).map_head_to_get = Some(directives::parse_map_head_to_get(arg_str(
+        "WSGIMapHEADToGET",
+        w,
+    )?)?);
     Ok(())
 });
 

@@ -85,15 +85,17 @@ unsafe extern "C" fn pre_config(
     _plog: *mut ffi::apr_pool_t,
     _ptemp: *mut ffi::apr_pool_t,
 ) -> c_int {
-    apache::guard("pre_config", ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
-        match python::check_libpython() {
+    apache::guard(
+        "pre_config",
+        ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        || match python::check_libpython() {
             Ok(()) => ffi::OK as c_int,
             Err(msg) => {
                 apache::log_s(ptr::null(), Level::Crit, 0, &msg);
                 ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
             }
-        }
-    })
+        },
+    )
 }
 
 /// post_config: announce the module in the server banner and log start-up.
@@ -103,12 +105,20 @@ unsafe extern "C" fn post_config(
     _ptemp: *mut ffi::apr_pool_t,
     _s: *mut ffi::server_rec,
 ) -> c_int {
-    apache::guard("post_config", ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || unsafe {
-        let banner = format!("rwsgi/{} Python/{}", env!("CARGO_PKG_VERSION"), python::BUILD_PY_VERSION);
-        let c = apache::pstrdup(pconf, banner.as_bytes());
-        ffi::ap_add_version_component(pconf, c);
-        ffi::OK as c_int
-    })
+    apache::guard(
+        "post_config",
+        ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        || unsafe {
+            let banner = format!(
+                "rwsgi/{} Python/{}",
+                env!("CARGO_PKG_VERSION"),
+                python::BUILD_PY_VERSION
+            );
+            let c = apache::pstrdup(pconf, banner.as_bytes());
+            ffi::ap_add_version_component(pconf, c);
+            ffi::OK as c_int
+        },
+    )
 }
 
 /// child_init: start Python in this Apache child unless WSGIRestrictEmbedded
@@ -163,7 +173,11 @@ unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
 /// The content handler for `wsgi-script` (and mod_wsgi's
 /// `application/x-httpd-wsgi`).
 unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
-    apache::guard("handler", ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || unsafe { handle(r) })
+    apache::guard(
+        "handler",
+        ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        || unsafe { handle(r) },
+    )
 }
 
 unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
@@ -219,4 +233,3 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let settings = RequestSettings::resolve(alias_options, dcfg.as_ref());
     wsgi::handle_request(r, &settings)
 }
-

@@ -175,7 +175,10 @@ impl ScriptAlias {
         }
         let pattern = if is_match {
             AliasPattern::Regex(Regex::new(&words[0]).map_err(|e| {
-                err(directive, format!("bad regular expression {:?}: {e}", words[0]))
+                err(
+                    directive,
+                    format!("bad regular expression {:?}: {e}", words[0]),
+                )
             })?)
         } else {
             if !words[0].starts_with('/') {
@@ -187,7 +190,8 @@ impl ScriptAlias {
             AliasPattern::Prefix(words[0].trim_end_matches('/').to_string())
         };
         let mut target = words[1].clone();
-        if matches!(pattern, AliasPattern::Prefix(_)) && words[0].ends_with('/') && target.len() > 1 {
+        if matches!(pattern, AliasPattern::Prefix(_)) && words[0].ends_with('/') && target.len() > 1
+        {
             target = target.trim_end_matches('/').to_string();
         }
         let options = parse_alias_options(directive, &words[2..])?;
@@ -344,7 +348,10 @@ pub fn expand_application_group(
         "%{SERVER}" => server(),
         "%{RESOURCE}" => format!("{}|{}", server(), script_name),
         _ => {
-            if let Some(name) = spec.strip_prefix("%{ENV:").and_then(|s| s.strip_suffix('}')) {
+            if let Some(name) = spec
+                .strip_prefix("%{ENV:")
+                .and_then(|s| s.strip_suffix('}'))
+            {
                 env(name).unwrap_or_default()
             } else {
                 spec.to_string()
@@ -406,22 +413,34 @@ mod tests {
         assert_eq!(a.matches("/").unwrap().filename, "/srv/app.wsgi/");
         assert_eq!(a.matches("/x").unwrap().filename, "/srv/app.wsgi/x");
         let d = ScriptAlias::parse("/scripts/ /srv/scripts/", false).unwrap();
-        assert_eq!(d.matches("/scripts/a.wsgi/p").unwrap().filename, "/srv/scripts/a.wsgi/p");
+        assert_eq!(
+            d.matches("/scripts/a.wsgi/p").unwrap().filename,
+            "/srv/scripts/a.wsgi/p"
+        );
     }
 
     #[test]
     fn script_alias_match() {
         let a = ScriptAlias::parse("^/wsgi/([^/]+) /srv/$1.wsgi", true).unwrap();
-        assert_eq!(a.matches("/wsgi/foo/bar").unwrap().filename, "/srv/foo.wsgi/bar");
+        assert_eq!(
+            a.matches("/wsgi/foo/bar").unwrap().filename,
+            "/srv/foo.wsgi/bar"
+        );
         assert_eq!(a.matches("/other"), None);
         let e = ScriptAlias::parse("^/( /x", true).unwrap_err();
-        assert!(e.to_string().starts_with("WSGIScriptAliasMatch: bad regular expression"));
+        assert!(e
+            .to_string()
+            .starts_with("WSGIScriptAliasMatch: bad regular expression"));
     }
 
     #[test]
     fn script_alias_errors() {
         let e = ScriptAlias::parse("/x", false).unwrap_err();
-        assert!(e.to_string().starts_with("WSGIScriptAlias: expected a URL path"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("WSGIScriptAlias: expected a URL path"),
+            "{e}"
+        );
         let e = ScriptAlias::parse("x /a.wsgi", false).unwrap_err();
         assert!(e.to_string().contains("must start with '/'"));
         let e = ScriptAlias::parse("/x /a.wsgi colour=red", false).unwrap_err();
@@ -429,14 +448,17 @@ mod tests {
         let e = ScriptAlias::parse("/x /a.wsgi callable-object=1abc", false).unwrap_err();
         assert!(e.to_string().contains("not a Python identifier"));
         let e = ScriptAlias::parse("/x /a.wsgi pass-authorization=yes", false).unwrap_err();
-        assert!(e.to_string().contains("pass-authorization expects On or Off"));
+        assert!(e
+            .to_string()
+            .contains("pass-authorization expects On or Off"));
         let e = ScriptAlias::parse("/x /a.wsgi stray", false).unwrap_err();
         assert!(e.to_string().contains("unexpected argument \"stray\""));
     }
 
     #[test]
     fn import_script() {
-        let s = parse_import_script("/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}").unwrap();
+        let s = parse_import_script("/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}")
+            .unwrap();
         assert_eq!(s.path, "/a.wsgi");
         assert!(parse_import_script("/a.wsgi").is_err());
         assert!(parse_import_script("").is_err());
@@ -452,15 +474,31 @@ mod tests {
     #[test]
     fn application_groups() {
         let none = |_: &str| None;
-        assert_eq!(expand_application_group("%{GLOBAL}", "h", 8000, "/a", none), "");
-        assert_eq!(expand_application_group("%{SERVER}", "h", 8000, "/a", none), "h:8000");
-        assert_eq!(expand_application_group("%{SERVER}", "h", 80, "/a", none), "h");
-        assert_eq!(expand_application_group("%{RESOURCE}", "h", 443, "/a", none), "h|/a");
         assert_eq!(
-            expand_application_group("%{ENV:GRP}", "h", 80, "", |n| (n == "GRP").then(|| "g1".into())),
+            expand_application_group("%{GLOBAL}", "h", 8000, "/a", none),
+            ""
+        );
+        assert_eq!(
+            expand_application_group("%{SERVER}", "h", 8000, "/a", none),
+            "h:8000"
+        );
+        assert_eq!(
+            expand_application_group("%{SERVER}", "h", 80, "/a", none),
+            "h"
+        );
+        assert_eq!(
+            expand_application_group("%{RESOURCE}", "h", 443, "/a", none),
+            "h|/a"
+        );
+        assert_eq!(
+            expand_application_group("%{ENV:GRP}", "h", 80, "", |n| (n == "GRP")
+                .then(|| "g1".into())),
             "g1"
         );
-        assert_eq!(expand_application_group("mygroup", "h", 80, "", none), "mygroup");
+        assert_eq!(
+            expand_application_group("mygroup", "h", 80, "", none),
+            "mygroup"
+        );
     }
 
     #[test]

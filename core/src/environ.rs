@@ -127,8 +127,9 @@ pub struct RequestFacts<'a> {
     pub server_port: u16,
     /// `c->local_ip`.
     pub server_addr: &'a [u8],
-    /// `ap_get_server_banner()`.
-    pub server_software: &'a [u8],
+    /// `ap_get_server_banner()`; `None` when the caller sets
+    /// `SERVER_SOFTWARE` itself (it is the same for every request).
+    pub server_software: Option<&'a [u8]>,
     /// `ap_psignature("", r)` (empty with `ServerSignature Off`).
     pub server_signature: &'a [u8],
     /// `r->server->server_admin`.
@@ -163,8 +164,16 @@ pub struct RequestFacts<'a> {
 pub trait EnvironSink {
     /// A fixed CGI variable.
     fn fixed(&mut self, key: CgiKey, value: &[u8]);
-    /// A request header as `HTTP_*` (`name` is the environ key, e.g. `HTTP_ACCEPT`).
-    fn header(&mut self, name: &str, value: &[u8]);
+    /// A request header to expose as `HTTP_*`: `name` is the raw header name
+    /// (already checked with [`is_env_header_name`]); its environ key is
+    /// [`header_env_name`]`(name)`, which a sink may cache per name.
+    fn header(&mut self, name: &[u8], value: &[u8]);
+}
+
+/// Whether a request header name can be exposed as `HTTP_*` (Apache 2.4's
+/// `http2env` rule): non-empty, only ASCII letters, digits and `-`.
+pub fn is_env_header_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
 /// The `HTTP_*` environ key for a request header name, as Apache 2.4's
@@ -220,12 +229,14 @@ pub fn build_cgi_environ(facts: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
             || name.eq_ignore_ascii_case(b"proxy")
         {
             // Never passed: credentials for a proxy, and "httpoxy".
-        } else if let Some(key) = header_env_name(name) {
-            sink.header(&key, value);
+        } else if is_env_header_name(name) {
+            sink.header(name, value);
         }
     }
     sink.fixed(CgiKey::ServerSignature, facts.server_signature);
-    sink.fixed(CgiKey::ServerSoftware, facts.server_software);
+    if let Some(software) = facts.server_software {
+        sink.fixed(CgiKey::ServerSoftware, software);
+    }
     sink.fixed(CgiKey::ServerName, facts.server_name);
     sink.fixed(CgiKey::ServerAddr, facts.server_addr);
     push_port(sink, CgiKey::ServerPort, facts.server_port);
@@ -298,13 +309,18 @@ mod tests {
         fn fixed(&mut self, key: CgiKey, value: &[u8]) {
             self.0.push((key.as_str().into(), value.to_vec()));
         }
-        fn header(&mut self, name: &str, value: &[u8]) {
-            self.0.push((name.into(), value.to_vec()));
+        fn header(&mut self, name: &[u8], value: &[u8]) {
+            let key = header_env_name(name).expect("core passes only valid names");
+            self.0.push((key, value.to_vec()));
         }
     }
     impl Collect {
         fn get(&self, k: &str) -> Option<&[u8]> {
-            self.0.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_slice())
+            self.0
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_slice())
         }
     }
 
@@ -319,7 +335,7 @@ mod tests {
             server_name: b"localhost",
             server_port: 8000,
             server_addr: b"127.0.0.1",
-            server_software: b"Apache",
+            server_software: Some(b"Apache"),
             remote_addr: b"127.0.0.1",
             remote_port: 54321,
             scheme: b"http",
@@ -370,7 +386,10 @@ mod tests {
         f.scheme = b"https";
         let mut c = Collect::default();
         build_cgi_environ(&f, &mut c);
-        assert_eq!(c.get("HTTP_AUTHORIZATION"), Some(&b"Basic Zm9vOmJhcg=="[..]));
+        assert_eq!(
+            c.get("HTTP_AUTHORIZATION"),
+            Some(&b"Basic Zm9vOmJhcg=="[..])
+        );
         assert_eq!(c.get("HTTPS"), Some(&b"on"[..]));
         assert_eq!(c.get("QUERY_STRING"), Some(&b"a=1"[..]));
     }
@@ -386,11 +405,17 @@ mod tests {
 
     #[test]
     fn header_names() {
-        assert_eq!(header_env_name(b"User-Agent").as_deref(), Some("HTTP_USER_AGENT"));
+        assert_eq!(
+            header_env_name(b"User-Agent").as_deref(),
+            Some("HTTP_USER_AGENT")
+        );
         assert_eq!(header_env_name(b"x-a1").as_deref(), Some("HTTP_X_A1"));
         assert_eq!(header_env_name(b"X_Foo"), None);
         assert_eq!(header_env_name(b"X.Foo"), None);
         assert_eq!(header_env_name(b""), None);
+        assert!(is_env_header_name(b"X-Forwarded-For"));
+        assert!(!is_env_header_name(b"X_Forwarded_For"));
+        assert!(!is_env_header_name(b""));
     }
 
     #[test]
@@ -402,12 +427,24 @@ mod tests {
 
     #[test]
     fn script_name_split() {
-        assert_eq!(split_script_name(b"/app/x/y", b"/x/y"), (&b"/app"[..], &b"/x/y"[..]));
+        assert_eq!(
+            split_script_name(b"/app/x/y", b"/x/y"),
+            (&b"/app"[..], &b"/x/y"[..])
+        );
         assert_eq!(split_script_name(b"/app", b""), (&b"/app"[..], &b""[..]));
         assert_eq!(split_script_name(b"/", b"/"), (&b""[..], &b"/"[..]));
-        assert_eq!(split_script_name(b"/foo", b"/foo"), (&b""[..], &b"/foo"[..]));
+        assert_eq!(
+            split_script_name(b"/foo", b"/foo"),
+            (&b""[..], &b"/foo"[..])
+        );
         assert_eq!(split_script_name(b"/app/", b""), (&b"/app"[..], &b""[..]));
-        assert_eq!(split_script_name(b"/app//x", b"/x"), (&b"/app"[..], &b"/x"[..]));
-        assert_eq!(split_script_name(b"//app//x//y", b"/x/y"), (&b"//app"[..], &b"/x/y"[..]));
+        assert_eq!(
+            split_script_name(b"/app//x", b"/x"),
+            (&b"/app"[..], &b"/x"[..])
+        );
+        assert_eq!(
+            split_script_name(b"//app//x//y", b"/x/y"),
+            (&b"//app"[..], &b"/x/y"[..])
+        );
     }
 }

@@ -13,7 +13,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StatusError {
     /// The status is not `NNN Reason-Phrase`.
-    #[error("status {0:?} is not of the form 'NNN Reason' (three digits, one space, a reason phrase)")]
+    #[error(
+        "status {0:?} is not of the form 'NNN Reason' (three digits, one space, a reason phrase)"
+    )]
     Malformed(String),
     /// The code is outside 200..=599 (1xx cannot be a final WSGI response).
     #[error("status {0:?} has code {1}: a WSGI response status must be between 200 and 599")]
@@ -27,7 +29,9 @@ pub enum StatusError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum HeaderError {
     /// Empty name, or a character that is not an RFC 9110 token character.
-    #[error("header name {0:?} is not a valid HTTP token (letters, digits and !#$%&'*+-.^_`|~ only)")]
+    #[error(
+        "header name {0:?} is not a valid HTTP token (letters, digits and !#$%&'*+-.^_`|~ only)"
+    )]
     BadName(String),
     /// CR or LF in the value: refused to prevent header injection.
     #[error("value {1:?} of header {0:?} contains CR or LF (header injection refused)")]
@@ -36,7 +40,9 @@ pub enum HeaderError {
     #[error("value {1:?} of header {0:?} contains {2:?}: header values must be latin-1 text without control characters")]
     BadValueCharacter(String, String, char),
     /// A hop-by-hop header (PEP 3333 §Other HTTP Features).
-    #[error("header {0:?} is a hop-by-hop header, which WSGI applications must not set (PEP 3333)")]
+    #[error(
+        "header {0:?} is a hop-by-hop header, which WSGI applications must not set (PEP 3333)"
+    )]
     HopByHop(String),
     /// Content-Length that is not a decimal number of bytes.
     #[error("Content-Length value {0:?} is not a non-negative decimal integer")]
@@ -155,7 +161,9 @@ mod tests {
 
     #[test]
     fn malformed_statuses() {
-        for s in ["200", "200 ", "abc OK", "20 OK", "200OK", " 200 OK", "200  OK", "2000 OK", "200 OK "] {
+        for s in [
+            "200", "200 ", "abc OK", "20 OK", "200OK", " 200 OK", "200  OK", "2000 OK", "200 OK ",
+        ] {
             assert!(
                 matches!(validate_status(s), Err(StatusError::Malformed(_))),
                 "{s:?} accepted"
@@ -186,7 +194,10 @@ mod tests {
     #[test]
     fn status_error_names_value_and_rule() {
         let msg = validate_status("abc").unwrap_err().to_string();
-        assert!(msg.contains("\"abc\"") && msg.contains("NNN Reason"), "{msg}");
+        assert!(
+            msg.contains("\"abc\"") && msg.contains("NNN Reason"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -199,7 +210,10 @@ mod tests {
             validate_header("content-length", "12"),
             Ok(HeaderKind::ContentLength(12))
         );
-        assert_eq!(validate_header("X-Thing", "a\tb \u{ff}"), Ok(HeaderKind::Other));
+        assert_eq!(
+            validate_header("X-Thing", "a\tb \u{ff}"),
+            Ok(HeaderKind::Other)
+        );
         assert_eq!(validate_header("Set-Cookie", ""), Ok(HeaderKind::Other));
     }
 
@@ -221,9 +235,18 @@ mod tests {
 
     #[test]
     fn bad_headers() {
-        assert!(matches!(validate_header("", "1"), Err(HeaderError::BadName(_))));
-        assert!(matches!(validate_header("X A", "1"), Err(HeaderError::BadName(_))));
-        assert!(matches!(validate_header("X:A", "1"), Err(HeaderError::BadName(_))));
+        assert!(matches!(
+            validate_header("", "1"),
+            Err(HeaderError::BadName(_))
+        ));
+        assert!(matches!(
+            validate_header("X A", "1"),
+            Err(HeaderError::BadName(_))
+        ));
+        assert!(matches!(
+            validate_header("X:A", "1"),
+            Err(HeaderError::BadName(_))
+        ));
         assert!(matches!(
             validate_header("X-A", "a\u{0}b"),
             Err(HeaderError::BadValueCharacter(_, _, '\u{0}'))
@@ -232,8 +255,19 @@ mod tests {
             validate_header("X-A", "\u{20ac}"),
             Err(HeaderError::BadValueCharacter(..))
         ));
-        for h in ["Connection", "keep-alive", "Transfer-Encoding", "Upgrade", "TE", "Trailer", "Proxy-Authenticate"] {
-            assert_eq!(validate_header(h, "x"), Err(HeaderError::HopByHop(h.into())));
+        for h in [
+            "Connection",
+            "keep-alive",
+            "Transfer-Encoding",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Proxy-Authenticate",
+        ] {
+            assert_eq!(
+                validate_header(h, "x"),
+                Err(HeaderError::HopByHop(h.into()))
+            );
         }
         for v in ["", "-1", "1.5", "12a", "99999999999999999999999"] {
             assert!(matches!(

@@ -44,11 +44,15 @@ pub fn check_libpython() -> Result<(), String> {
         let mut info: libc::Dl_info = std::mem::zeroed();
         let sym = Py_GetVersion as *const c_void;
         let path = if libc::dladdr(sym, &mut info) != 0 && !info.dli_fname.is_null() {
-            CStr::from_ptr(info.dli_fname).to_string_lossy().into_owned()
+            CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned()
         } else {
             "<unknown>".to_string()
         };
-        let version = CStr::from_ptr(Py_GetVersion()).to_string_lossy().into_owned();
+        let version = CStr::from_ptr(Py_GetVersion())
+            .to_string_lossy()
+            .into_owned();
         (path, version)
     };
     let real = std::fs::canonicalize(&found_path)
@@ -197,6 +201,8 @@ pub struct Runtime {
     pub file_wrapper_type: *mut PyTypeObject,
     /// The main server, for log lines outside any request.
     pub server: *mut ffi::server_rec,
+    /// Environ values reused across requests (GIL-protected).
+    pub environ_cache: crate::wsgi::environ::GilCell<crate::wsgi::environ::EnvironCache>,
 }
 
 struct RuntimeCell(Runtime);
@@ -220,9 +226,8 @@ pub fn runtime() -> Result<&'static Runtime, &'static str> {
 }
 
 fn interned(s: &str) -> PyPtr {
-    let c = CString::new(s).expect("no NUL in key");
     // SAFETY: GIL held during init; the interned string is kept forever.
-    unsafe { PyPtr::from_owned(PyUnicode_InternFromString(c.as_ptr())) }
+    unsafe { object::interned_str(s) }
 }
 
 /// The Python program name and home to configure for `WSGIPythonHome`:
@@ -239,7 +244,10 @@ fn program_and_home(home: Option<&str>) -> (String, Option<String>) {
                 .unwrap_or_else(|| format!("{}/bin/python", h.trim_end_matches('/')));
             (exe, None)
         }
-        Some(h) => (format!("{}/bin/python3", h.trim_end_matches('/')), Some(h.to_string())),
+        Some(h) => (
+            format!("{}/bin/python3", h.trim_end_matches('/')),
+            Some(h.to_string()),
+        ),
         None => (BUILD_PY_EXECUTABLE.to_string(), None),
     }
 }
@@ -309,7 +317,9 @@ fn init_inner(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<(), String>
             Err(e) => {
                 let detail = take_exception_text(None).unwrap_or_default();
                 PyEval_SaveThread();
-                Err(format!("RWSGI0004: setting up the Python interpreter failed: {e}\n{detail}"))
+                Err(format!(
+                    "RWSGI0004: setting up the Python interpreter failed: {e}\n{detail}"
+                ))
             }
         }
     }
@@ -325,7 +335,9 @@ fn check_readable(path: &str) -> Result<(), String> {
     }
     let err = std::io::Error::last_os_error();
     if err.kind() != std::io::ErrorKind::PermissionDenied {
-        return Err(format!("RWSGI0017: Python installation path {path:?} is not usable: {err}"));
+        return Err(format!(
+            "RWSGI0017: Python installation path {path:?} is not usable: {err}"
+        ));
     }
     let mut blocked = path.to_string();
     let mut prefix = String::new();
@@ -359,10 +371,15 @@ unsafe fn status_message(st: &PyStatus) -> String {
 }
 
 /// Runs the bootstrap code and builds the [`Runtime`]. GIL held.
-unsafe fn setup_interpreter(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<Runtime, String> {
+unsafe fn setup_interpreter(
+    s: *mut ffi::server_rec,
+    cfg: &ServerConfig,
+) -> Result<Runtime, String> {
     let module = crate::wsgi::module::create_mod_wsgi_module()?;
     let sys_modules = PySys_GetObject(c"modules".as_ptr());
-    if sys_modules.is_null() || PyDict_SetItemString(sys_modules, c"mod_wsgi".as_ptr(), module.as_ptr()) < 0 {
+    if sys_modules.is_null()
+        || PyDict_SetItemString(sys_modules, c"mod_wsgi".as_ptr(), module.as_ptr()) < 0
+    {
         return Err("cannot register the mod_wsgi module".into());
     }
     let boot = PyModule_New(c"_rwsgi_bootstrap".as_ptr());
@@ -370,8 +387,12 @@ unsafe fn setup_interpreter(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Resu
     let globals = PyModule_GetDict(boot.as_ptr());
     PyDict_SetItemString(globals, c"__builtins__".as_ptr(), PyEval_GetBuiltins());
     let src = CString::new(include_str!("bootstrap.py")).expect("no NUL in bootstrap");
-    let code = Owned::new(Py_CompileString(src.as_ptr(), c"<rwsgi bootstrap>".as_ptr(), Py_file_input))
-        .ok_or("bootstrap code does not compile")?;
+    let code = Owned::new(Py_CompileString(
+        src.as_ptr(),
+        c"<rwsgi bootstrap>".as_ptr(),
+        Py_file_input,
+    ))
+    .ok_or("bootstrap code does not compile")?;
     Owned::new(PyEval_EvalCode(code.as_ptr(), globals, globals)).ok_or("bootstrap code failed")?;
     PyDict_SetItemString(sys_modules, c"_rwsgi_bootstrap".as_ptr(), boot.as_ptr());
     let get = |name: &CStr| -> Result<PyPtr, String> {
@@ -407,6 +428,7 @@ unsafe fn setup_interpreter(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Resu
         adapter_type: types.adapter,
         file_wrapper_type: types.file_wrapper,
         server: s,
+        environ_cache: crate::wsgi::environ::GilCell::new(Default::default()),
     })
 }
 
@@ -460,7 +482,10 @@ pub fn shutdown() {
     unsafe {
         let r = PyObject_CallNoArgs(rt.shutdown.as_ptr());
         if r.is_null() {
-            log_exception(ptr::null_mut(), "RWSGI0013: exception in atexit callbacks at process exit");
+            log_exception(
+                ptr::null_mut(),
+                "RWSGI0013: exception in atexit callbacks at process exit",
+            );
         } else {
             Py_DECREF(r);
         }
@@ -602,7 +627,8 @@ pub unsafe fn script_module(
     let cached = |accept_stale: bool| -> Option<Owned> {
         let guard = SCRIPTS.lock().unwrap_or_else(|e| e.into_inner());
         let entry = guard.as_ref()?.get(path)?;
-        (accept_stale || !reload || entry.mtime == mtime).then(|| Owned::from_borrowed(entry.module.as_ptr()))
+        (accept_stale || !reload || entry.mtime == mtime)
+            .then(|| Owned::from_borrowed(entry.module.as_ptr()))
     };
     if let Some(m) = cached(false) {
         return Ok(m);
@@ -614,7 +640,11 @@ pub unsafe fn script_module(
     load_script_locked(rt, path, Some(mtime))
 }
 
-unsafe fn load_script_locked(rt: &Runtime, path: &str, mtime: Option<i64>) -> Result<Owned, String> {
+unsafe fn load_script_locked(
+    rt: &Runtime,
+    path: &str,
+    mtime: Option<i64>,
+) -> Result<Owned, String> {
     let mtime = mtime.unwrap_or_else(|| file_mtime_us(path));
     let p = object::str_from(path);
     let module = Owned::new(PyObject_CallOneArg(rt.load_script.as_ptr(), p.as_ptr()))

@@ -5,6 +5,31 @@ use pyo3_ffi::*;
 use std::ffi::c_char;
 use std::ptr::NonNull;
 
+extern "C" {
+    /// CPython 3.7-3.12's attribute lookup that reports "missing" without
+    /// creating an AttributeError (`PyObject_GetOptionalAttr` from 3.13).
+    fn _PyObject_LookupAttr(
+        v: *mut PyObject,
+        name: *mut PyObject,
+        result: *mut *mut PyObject,
+    ) -> std::ffi::c_int;
+}
+
+/// `getattr(o, name, None)` without the cost of raising and clearing an
+/// AttributeError: `Ok(None)` when missing, `Err(())` with a Python error set
+/// when the lookup itself failed.
+///
+/// # Safety
+/// GIL held; `o` and `name` valid.
+pub unsafe fn lookup_attr(o: *mut PyObject, name: *mut PyObject) -> Result<Option<Owned>, ()> {
+    let mut out = std::ptr::null_mut();
+    match _PyObject_LookupAttr(o, name, &mut out) {
+        n if n < 0 => Err(()),
+        0 => Ok(None),
+        _ => Ok(Owned::new(out)),
+    }
+}
+
 /// A strong reference to a Python object, released (`Py_DECREF`) on drop.
 /// Must only be dropped with the GIL held.
 pub struct Owned(NonNull<PyObject>);
@@ -64,6 +89,17 @@ pub unsafe fn str_from(s: &str) -> Owned {
         s.as_ptr() as *const c_char,
         s.len() as Py_ssize_t,
     ))
+}
+
+/// An interned `str` (shared with every equal interned string).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn interned_str(s: &str) -> Owned {
+    let mut p = PyUnicode_FromStringAndSize(s.as_ptr() as *const c_char, s.len() as Py_ssize_t);
+    assert!(!p.is_null(), "cannot allocate a str");
+    PyUnicode_InternInPlace(&mut p);
+    Owned::from_owned(p)
 }
 
 /// A new `str` from bytes decoded as latin-1 (PEP 3333 native strings).
@@ -133,12 +169,10 @@ pub unsafe fn type_name(o: *mut PyObject) -> String {
 /// GIL held; `o` valid.
 pub unsafe fn short_repr(o: *mut PyObject) -> String {
     let r = Owned::new(PyObject_Repr(o));
-    let mut s = r
-        .and_then(|r| to_string(r.as_ptr()))
-        .unwrap_or_else(|| {
-            PyErr_Clear();
-            format!("<{} object>", type_name(o))
-        });
+    let mut s = r.and_then(|r| to_string(r.as_ptr())).unwrap_or_else(|| {
+        PyErr_Clear();
+        format!("<{} object>", type_name(o))
+    });
     if s.chars().count() > 200 {
         s = s.chars().take(200).collect::<String>() + "...";
     }

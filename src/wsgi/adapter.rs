@@ -214,7 +214,9 @@ impl AdapterState {
         let bb = self.brigade();
         let alloc = (*bb).bucket_alloc;
         match finish {
-            Finish::Flush => ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc)),
+            Finish::Flush => {
+                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc))
+            }
             Finish::Eos => {
                 ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
                 self.eos_sent = true;
@@ -353,7 +355,11 @@ unsafe fn parse_response(
     Ok(((code, status_str.to_string()), out))
 }
 
-unsafe fn start_response(o: *mut PyObject, args: *mut PyObject, kwargs: *mut PyObject) -> *mut PyObject {
+unsafe fn start_response(
+    o: *mut PyObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
     let st = state(o);
     if check_live(st, "start_response()").is_err() {
         return ptr::null_mut();
@@ -388,7 +394,10 @@ unsafe fn start_response(o: *mut PyObject, args: *mut PyObject, kwargs: *mut PyO
         if st.headers_sent {
             // PEP 3333: re-raise the application's exception.
             if PyTuple_Check(exc_info) == 0 || PyTuple_Size(exc_info) != 3 {
-                return object::raise(PyExc_TypeError, "start_response() exc_info must be a 3-tuple from sys.exc_info()");
+                return object::raise(
+                    PyExc_TypeError,
+                    "start_response() exc_info must be a 3-tuple from sys.exc_info()",
+                );
             }
             let (t, v, tb) = (
                 PyTuple_GetItem(exc_info, 0),
@@ -428,8 +437,14 @@ unsafe fn start_response(o: *mut PyObject, args: *mut PyObject, kwargs: *mut PyO
     Py_NewRef(st.write_callable)
 }
 
-unsafe extern "C" fn call(o: *mut PyObject, args: *mut PyObject, kwargs: *mut PyObject) -> *mut PyObject {
-    apache::guard("start_response", ptr::null_mut(), || unsafe { start_response(o, args, kwargs) })
+unsafe extern "C" fn call(
+    o: *mut PyObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
+    apache::guard("start_response", ptr::null_mut(), || unsafe {
+        start_response(o, args, kwargs)
+    })
 }
 
 unsafe extern "C" fn write(o: *mut PyObject, data: *mut PyObject) -> *mut PyObject {
@@ -457,13 +472,16 @@ unsafe extern "C" fn write(o: *mut PyObject, data: *mut PyObject) -> *mut PyObje
             return Py_NewRef(Py_None());
         }
         st.add_data(bytes);
-        let finish = if st.complete() { Finish::Eos } else { Finish::Flush };
+        let finish = if st.complete() {
+            Finish::Eos
+        } else {
+            Finish::Flush
+        };
         match st.pass(&gil, finish) {
             Ok(()) => Py_NewRef(Py_None()),
-            Err(SendError::ClientGone(_)) => object::raise(
-                PyExc_OSError,
-                "write(): the client closed the connection",
-            ),
+            Err(SendError::ClientGone(_)) => {
+                object::raise(PyExc_OSError, "write(): the client closed the connection")
+            }
         }
     })
 }
@@ -486,8 +504,8 @@ pub fn slots() -> Vec<PyType_Slot> {
         type_slot(Py_tp_methods, ptr::addr_of_mut!(METHODS) as *mut c_void),
         type_slot(
             Py_tp_doc,
-            c"start_response(status, response_headers, exc_info=None) of one request (PEP 3333).".as_ptr()
-                as *mut c_void,
+            c"start_response(status, response_headers, exc_info=None) of one request (PEP 3333)."
+                .as_ptr() as *mut c_void,
         ),
     ]
 }

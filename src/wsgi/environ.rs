@@ -12,8 +12,36 @@ use crate::ffi;
 use crate::python::object::{self, Owned};
 use crate::python::{Keys, Runtime, MOD_WSGI_VERSION};
 use pyo3_ffi::*;
-use rwsgi_core::environ::{build_cgi_environ, CgiKey, EnvironSink, RequestFacts};
+use rwsgi_core::environ::{build_cgi_environ, header_env_name, CgiKey, EnvironSink, RequestFacts};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+extern "C" {
+    /// CPython's presized dict constructor (exported, `cpython/dictobject.h`).
+    fn _PyDict_NewPresized(minused: Py_ssize_t) -> *mut PyObject;
+}
+
+/// CGI keys `build_cgi_environ` sets on every request.
+const ALWAYS_SET: &[CgiKey] = &[
+    CgiKey::ServerSignature,
+    CgiKey::ServerName,
+    CgiKey::ServerAddr,
+    CgiKey::ServerPort,
+    CgiKey::RemoteAddr,
+    CgiKey::RemotePort,
+    CgiKey::DocumentRoot,
+    CgiKey::RequestScheme,
+    CgiKey::ContextPrefix,
+    CgiKey::ContextDocumentRoot,
+    CgiKey::ServerAdmin,
+    CgiKey::ScriptFilename,
+    CgiKey::GatewayInterface,
+    CgiKey::ServerProtocol,
+    CgiKey::RequestMethod,
+    CgiKey::QueryString,
+    CgiKey::RequestUri,
+    CgiKey::ScriptName,
+    CgiKey::PathInfo,
+];
 
 unsafe fn set(d: *mut PyObject, k: &str, v: *mut PyObject) -> Result<(), String> {
     let key = object::str_from(k);
@@ -54,21 +82,50 @@ unsafe fn tuple3(v: (i64, i64, i64)) -> Owned {
 /// `mod_wsgi.request_handler`, `mod_wsgi.handler_script`,
 /// `mod_wsgi.ignore_activity`, `apache.version`, `SERVER_SOFTWARE`. GIL held.
 pub unsafe fn make_base_environ(keys: &Keys, types: &Types) -> Result<Owned, String> {
-    let d = Owned::new(PyDict_New()).ok_or("dict")?;
+    // Room for every key a request sets, so the per-request copy (which
+    // clones this dict's hash table) never has to grow.
+    let d = Owned::new(_PyDict_NewPresized(96)).ok_or("dict")?;
     let p = d.as_ptr();
+    // Placeholders for the keys every request sets: the copy then only
+    // replaces values instead of inserting.
+    for key in ALWAYS_SET {
+        PyDict_SetItem(p, keys.cgi[*key as usize].as_ptr(), keys.empty.as_ptr());
+    }
+    for key in [
+        &keys.wsgi_url_scheme,
+        &keys.wsgi_input,
+        &keys.wsgi_errors,
+        &keys.mod_wsgi_application_group,
+        &keys.mod_wsgi_callable_object,
+        &keys.mod_wsgi_script_reloading,
+        &keys.mod_wsgi_request_id,
+        &keys.mod_wsgi_request_start,
+        &keys.mod_wsgi_script_name,
+        &keys.mod_wsgi_path_info,
+    ] {
+        PyDict_SetItem(p, key.as_ptr(), keys.empty.as_ptr());
+    }
     let version = Owned::from_owned(PyTuple_New(2));
     PyTuple_SetItem(version.as_ptr(), 0, PyLong_FromLong(1));
     PyTuple_SetItem(version.as_ptr(), 1, PyLong_FromLong(0));
     set(p, "wsgi.version", version.as_ptr())?;
     set(p, "wsgi.multithread", PyBool_FromLong(mpm_threaded() as _))?;
-    set(p, "wsgi.multiprocess", PyBool_FromLong(mpm_multiprocess() as _))?;
+    set(
+        p,
+        "wsgi.multiprocess",
+        PyBool_FromLong(mpm_multiprocess() as _),
+    )?;
     set(p, "wsgi.run_once", Py_False())?;
     set(p, "wsgi.input_terminated", Py_True())?;
     set(p, "wsgi.file_wrapper", types.file_wrapper as *mut PyObject)?;
     set(p, "mod_wsgi.version", tuple3(MOD_WSGI_VERSION).as_ptr())?;
     set(p, "apache.version", tuple3(apache_version()).as_ptr())?;
     set(p, "mod_wsgi.process_group", keys.empty.as_ptr())?;
-    set(p, "mod_wsgi.request_handler", object::str_from("wsgi-script").as_ptr())?;
+    set(
+        p,
+        "mod_wsgi.request_handler",
+        object::str_from("wsgi-script").as_ptr(),
+    )?;
     set(p, "mod_wsgi.handler_script", keys.empty.as_ptr())?;
     set(p, "mod_wsgi.ignore_activity", keys.zero.as_ptr())?;
     set(p, "mod_wsgi.enable_sendfile", keys.zero.as_ptr())?;
@@ -77,28 +134,138 @@ pub unsafe fn make_base_environ(keys: &Keys, types: &Types) -> Result<Owned, Str
     Ok(d)
 }
 
+/// Longest value (bytes) remembered by [`EnvironCache`].
+const MAX_CACHED_VALUE: usize = 256;
+/// Most distinct request header names remembered by [`EnvironCache`].
+const MAX_CACHED_HEADERS: usize = 64;
+
+/// The last value seen for one environ key, with its Python `str`.
+type CachedValue = Option<(Vec<u8>, Owned)>;
+
+struct HeaderSlot {
+    name: Vec<u8>,
+    key: Owned,
+    value: CachedValue,
+}
+
+/// Python strings reused across requests of one interpreter: most CGI
+/// values (server name, port, protocol, method, document root, ...) and most
+/// request headers repeat from one request to the next, so each fixed key
+/// and each header name remembers its last value and `str` object, and a
+/// header name its interned `HTTP_*` key. Saves a latin-1 decode and an
+/// allocation per variable. Only used with the GIL held.
+#[derive(Default)]
+pub struct EnvironCache {
+    fixed: Vec<CachedValue>,
+    headers: Vec<HeaderSlot>,
+}
+
+impl EnvironCache {
+    /// A new reference to the `str` of `value`, from `slot` when it holds
+    /// the same bytes, else decoded (and remembered if short). GIL held.
+    unsafe fn value(slot: &mut CachedValue, value: &[u8]) -> Owned {
+        if let Some((bytes, obj)) = slot {
+            if bytes.as_slice() == value {
+                return Owned::from_borrowed(obj.as_ptr());
+            }
+        }
+        let obj = object::latin1(value);
+        if value.len() <= MAX_CACHED_VALUE {
+            match slot {
+                Some((bytes, cached)) => {
+                    bytes.clear();
+                    bytes.extend_from_slice(value);
+                    *cached = Owned::from_borrowed(obj.as_ptr());
+                }
+                None => *slot = Some((value.to_vec(), Owned::from_borrowed(obj.as_ptr()))),
+            }
+        }
+        obj
+    }
+}
+
+/// A `GilCell` gives mutable access to data that only GIL holders touch.
+pub struct GilCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: the contents are only reached through `get`, which requires the GIL.
+unsafe impl<T> Sync for GilCell<T> {}
+unsafe impl<T> Send for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    /// Wraps `value`.
+    pub fn new(value: T) -> Self {
+        GilCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// The contents, exclusively: the GIL serialises all callers.
+    ///
+    /// # Safety
+    /// The caller must hold the GIL and must not call back into code that
+    /// uses the same cell while the reference lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self) -> &mut T {
+        &mut *self.0.get()
+    }
+}
+
 struct DictSink<'a> {
     dict: *mut PyObject,
     keys: &'a Keys,
+    cache: &'a mut EnvironCache,
     failed: bool,
+    /// SCRIPT_NAME and PATH_INFO, also stored as mod_wsgi.script_name/path_info.
+    script_name: Option<Owned>,
+    path_info: Option<Owned>,
 }
 
 impl EnvironSink for DictSink<'_> {
     fn fixed(&mut self, key: CgiKey, value: &[u8]) {
         // SAFETY: GIL held by the caller of build_environ.
         unsafe {
-            let v = object::latin1(value);
-            if PyDict_SetItem(self.dict, self.keys.cgi[key as usize].as_ptr(), v.as_ptr()) < 0 {
+            let idx = key as usize;
+            if self.cache.fixed.len() <= idx {
+                self.cache.fixed.resize_with(CgiKey::ALL.len(), || None);
+            }
+            let v = EnvironCache::value(&mut self.cache.fixed[idx], value);
+            if PyDict_SetItem(self.dict, self.keys.cgi[idx].as_ptr(), v.as_ptr()) < 0 {
                 self.failed = true;
+            }
+            match key {
+                CgiKey::ScriptName => self.script_name = Some(v),
+                CgiKey::PathInfo => self.path_info = Some(v),
+                _ => {}
             }
         }
     }
 
-    fn header(&mut self, name: &str, value: &[u8]) {
+    fn header(&mut self, name: &[u8], value: &[u8]) {
         // SAFETY: as above.
         unsafe {
-            let k = object::str_from(name);
-            let v = object::latin1(value);
+            let pos = self.cache.headers.iter().position(|h| h.name == name);
+            let (k, v) = match pos {
+                Some(i) => {
+                    let slot = &mut self.cache.headers[i];
+                    (
+                        Owned::from_borrowed(slot.key.as_ptr()),
+                        EnvironCache::value(&mut slot.value, value),
+                    )
+                }
+                None => {
+                    let Some(key) = header_env_name(name) else {
+                        return;
+                    };
+                    let k = object::interned_str(&key);
+                    let v = object::latin1(value);
+                    if self.cache.headers.len() < MAX_CACHED_HEADERS {
+                        self.cache.headers.push(HeaderSlot {
+                            name: name.to_vec(),
+                            key: Owned::from_borrowed(k.as_ptr()),
+                            value: None,
+                        });
+                    }
+                    (k, v)
+                }
+            };
             if PyDict_SetItem(self.dict, k.as_ptr(), v.as_ptr()) < 0 {
                 self.failed = true;
             }
@@ -110,13 +277,18 @@ impl EnvironSink for DictSink<'_> {
 ///
 /// # Safety
 /// `t` must be a live table; the entries must not change while iterating.
-pub unsafe fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+pub unsafe fn table_entries<'a>(
+    t: *const ffi::apr_table_t,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
     // apr_table_elts() is a macro: an apr_table_t begins with its array header.
     let arr = t as *const ffi::apr_array_header_t;
     let (elts, n) = if arr.is_null() {
         (std::ptr::null(), 0)
     } else {
-        ((*arr).elts as *const ffi::apr_table_entry_t, (*arr).nelts as usize)
+        (
+            (*arr).elts as *const ffi::apr_table_entry_t,
+            (*arr).nelts as usize,
+        )
     };
     (0..n).filter_map(move |i| {
         let e = &*elts.add(i);
@@ -129,6 +301,39 @@ pub unsafe fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Ite
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `n` in `radix` (10 or 16) at the end of `buf`; returns the digits.
+fn format_radix(buf: &mut [u8], mut n: u64, radix: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n % radix) as usize];
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// `n` in decimal (`mod_wsgi.request_start`, microseconds since the epoch).
+fn format_decimal(buf: &mut [u8; 24], n: u64) -> &[u8] {
+    format_radix(buf, n, 10)
+}
+
+/// `mod_wsgi.request_id`: `<pid hex>-<per-process request counter hex>`,
+/// unique within the server's lifetime.
+fn format_request_id(buf: &mut [u8; 48], pid: u32, n: u64) -> &[u8] {
+    let mut counter = [0u8; 16];
+    let counter = format_radix(&mut counter, n, 16);
+    let mut pid_buf = [0u8; 16];
+    let pid = format_radix(&mut pid_buf, pid as u64, 16);
+    let len = pid.len() + 1 + counter.len();
+    buf[..pid.len()].copy_from_slice(pid);
+    buf[pid.len()] = b'-';
+    buf[pid.len() + 1..len].copy_from_slice(counter);
+    &buf[..len]
+}
 
 /// What the handler has worked out about a request before building its
 /// environ.
@@ -152,7 +357,8 @@ pub unsafe fn build_environ(
     errors: *mut PyObject,
 ) -> Result<Owned, String> {
     let r = cx.r;
-    let env = Owned::new(PyDict_Copy(rt.base_environ.as_ptr())).ok_or("cannot copy base environ")?;
+    let env =
+        Owned::new(PyDict_Copy(rt.base_environ.as_ptr())).ok_or("cannot copy base environ")?;
     let d = env.as_ptr();
     for (k, v) in table_entries((*r).subprocess_env) {
         let key = object::latin1(k);
@@ -176,7 +382,7 @@ pub unsafe fn build_environ(
         server_name: apache::bytes(ffi::ap_get_server_name(r)),
         server_port: ffi::ap_get_server_port(r),
         server_addr: apache::bytes((*c).local_ip),
-        server_software: b"",
+        server_software: None,
         server_signature: apache::bytes(ffi::ap_psignature(c"".as_ptr(), r)),
         server_admin: apache::bytes((*(*r).server).server_admin),
         remote_addr: apache::bytes((*r).useragent_ip),
@@ -199,15 +405,12 @@ pub unsafe fn build_environ(
     let mut sink = DictSink {
         dict: d,
         keys: &rt.keys,
+        cache: rt.environ_cache.get(),
         failed: false,
+        script_name: None,
+        path_info: None,
     };
     build_cgi_environ(&facts, &mut sink);
-    // SERVER_SOFTWARE is in the base dict; the core emitted an empty one.
-    PyDict_SetItem(
-        d,
-        rt.keys.cgi[CgiKey::ServerSoftware as usize].as_ptr(),
-        PyDict_GetItem(rt.base_environ.as_ptr(), rt.keys.cgi[CgiKey::ServerSoftware as usize].as_ptr()),
-    );
     if sink.failed {
         return Err("cannot set CGI variables in environ".into());
     }
@@ -224,16 +427,30 @@ pub unsafe fn build_environ(
     PyDict_SetItem(d, k.mod_wsgi_application_group.as_ptr(), group.as_ptr());
     let callable = object::str_from(&cx.settings.callable_object);
     PyDict_SetItem(d, k.mod_wsgi_callable_object.as_ptr(), callable.as_ptr());
-    let reloading = if cx.settings.script_reloading { &k.one } else { &k.zero };
+    let reloading = if cx.settings.script_reloading {
+        &k.one
+    } else {
+        &k.zero
+    };
     PyDict_SetItem(d, k.mod_wsgi_script_reloading.as_ptr(), reloading.as_ptr());
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{:x}-{:x}", std::process::id(), n);
-    PyDict_SetItem(d, k.mod_wsgi_request_id.as_ptr(), object::str_from(&id).as_ptr());
-    let start = (*r).request_time.to_string();
-    PyDict_SetItem(d, k.mod_wsgi_request_start.as_ptr(), object::str_from(&start).as_ptr());
-    let sn = PyDict_GetItem(d, k.cgi[CgiKey::ScriptName as usize].as_ptr());
-    let pi = PyDict_GetItem(d, k.cgi[CgiKey::PathInfo as usize].as_ptr());
-    PyDict_SetItem(d, k.mod_wsgi_script_name.as_ptr(), sn);
-    PyDict_SetItem(d, k.mod_wsgi_path_info.as_ptr(), pi);
+    let mut buf = [0u8; 48];
+    let id = format_request_id(&mut buf, std::process::id(), n);
+    PyDict_SetItem(
+        d,
+        k.mod_wsgi_request_id.as_ptr(),
+        object::latin1(id).as_ptr(),
+    );
+    let mut buf = [0u8; 24];
+    let start = format_decimal(&mut buf, (*r).request_time.max(0) as u64);
+    PyDict_SetItem(
+        d,
+        k.mod_wsgi_request_start.as_ptr(),
+        object::latin1(start).as_ptr(),
+    );
+    if let (Some(sn), Some(pi)) = (&sink.script_name, &sink.path_info) {
+        PyDict_SetItem(d, k.mod_wsgi_script_name.as_ptr(), sn.as_ptr());
+        PyDict_SetItem(d, k.mod_wsgi_path_info.as_ptr(), pi.as_ptr());
+    }
     Ok(env)
 }

@@ -22,7 +22,11 @@ pub struct FileWrapperObject {
     pub blksize: Py_ssize_t,
 }
 
-unsafe extern "C" fn tp_new(tp: *mut PyTypeObject, args: *mut PyObject, kwargs: *mut PyObject) -> *mut PyObject {
+unsafe extern "C" fn tp_new(
+    tp: *mut PyTypeObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
     crate::apache::guard("FileWrapper()", ptr::null_mut(), || unsafe {
         let nargs = PyTuple_Size(args);
         let kw = |name: &std::ffi::CStr| {
@@ -32,8 +36,16 @@ unsafe extern "C" fn tp_new(tp: *mut PyTypeObject, args: *mut PyObject, kwargs: 
                 PyDict_GetItemString(kwargs, name.as_ptr())
             }
         };
-        let filelike = if nargs >= 1 { PyTuple_GetItem(args, 0) } else { kw(c"filelike") };
-        let blk = if nargs >= 2 { PyTuple_GetItem(args, 1) } else { kw(c"blksize") };
+        let filelike = if nargs >= 1 {
+            PyTuple_GetItem(args, 0)
+        } else {
+            kw(c"filelike")
+        };
+        let blk = if nargs >= 2 {
+            PyTuple_GetItem(args, 1)
+        } else {
+            kw(c"blksize")
+        };
         if filelike.is_null() || nargs > 2 {
             return object::raise(PyExc_TypeError, "FileWrapper(filelike, blksize=8192)");
         }
@@ -76,7 +88,8 @@ unsafe extern "C" fn iternext(o: *mut PyObject) -> *mut PyObject {
     crate::apache::guard("FileWrapper.__next__", ptr::null_mut(), || unsafe {
         let fw = o as *mut FileWrapperObject;
         let n = Owned::from_owned(PyLong_FromSsize_t((*fw).blksize));
-        let Some(read) = Owned::new(PyObject_GetAttrString((*fw).filelike, c"read".as_ptr())) else {
+        let Some(read) = Owned::new(PyObject_GetAttrString((*fw).filelike, c"read".as_ptr()))
+        else {
             return ptr::null_mut();
         };
         let Some(data) = Owned::new(PyObject_CallOneArg(read.as_ptr(), n.as_ptr())) else {
@@ -149,8 +162,8 @@ pub fn slots() -> Vec<PyType_Slot> {
         type_slot(Py_tp_members, ptr::addr_of_mut!(MEMBERS) as *mut c_void),
         type_slot(
             Py_tp_doc,
-            c"wsgi.file_wrapper(filelike, blksize=8192): send a file efficiently (PEP 3333).".as_ptr()
-                as *mut c_void,
+            c"wsgi.file_wrapper(filelike, blksize=8192): send a file efficiently (PEP 3333)."
+                .as_ptr() as *mut c_void,
         ),
     ]
 }

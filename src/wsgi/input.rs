@@ -248,7 +248,10 @@ unsafe fn state<'a>(o: *mut PyObject) -> &'a mut InputState {
 /// Parses an optional size argument (None or an int; negative = all).
 unsafe fn size_arg(args: *mut *mut PyObject, nargs: Py_ssize_t, what: &str) -> Result<isize, ()> {
     if nargs > 1 {
-        object::raise(PyExc_TypeError, &format!("{what}() takes at most 1 argument"));
+        object::raise(
+            PyExc_TypeError,
+            &format!("{what}() takes at most 1 argument"),
+        );
         return Err(());
     }
     if nargs == 0 || *args == Py_None() {
@@ -259,16 +262,25 @@ unsafe fn size_arg(args: *mut *mut PyObject, nargs: Py_ssize_t, what: &str) -> R
         PyErr_Clear();
         object::raise(
             PyExc_TypeError,
-            &format!("{what}() size must be an integer or None, not {}", object::type_name(*args)),
+            &format!(
+                "{what}() size must be an integer or None, not {}",
+                object::type_name(*args)
+            ),
         );
         return Err(());
     }
     Ok(v)
 }
 
-unsafe extern "C" fn read(o: *mut PyObject, args: *mut *mut PyObject, nargs: Py_ssize_t) -> *mut PyObject {
+unsafe extern "C" fn read(
+    o: *mut PyObject,
+    args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
     apache::guard("wsgi.input.read", ptr::null_mut(), || unsafe {
-        let Ok(size) = size_arg(args, nargs, "read") else { return ptr::null_mut() };
+        let Ok(size) = size_arg(args, nargs, "read") else {
+            return ptr::null_mut();
+        };
         let gil = Gil::assume_held();
         let r = state(o).read(&gil, size);
         match r {
@@ -278,9 +290,15 @@ unsafe extern "C" fn read(o: *mut PyObject, args: *mut *mut PyObject, nargs: Py_
     })
 }
 
-unsafe extern "C" fn readline(o: *mut PyObject, args: *mut *mut PyObject, nargs: Py_ssize_t) -> *mut PyObject {
+unsafe extern "C" fn readline(
+    o: *mut PyObject,
+    args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
     apache::guard("wsgi.input.readline", ptr::null_mut(), || unsafe {
-        let Ok(size) = size_arg(args, nargs, "readline") else { return ptr::null_mut() };
+        let Ok(size) = size_arg(args, nargs, "readline") else {
+            return ptr::null_mut();
+        };
         let gil = Gil::assume_held();
         let r = state(o).readline(&gil, size);
         match r {
@@ -290,10 +308,18 @@ unsafe extern "C" fn readline(o: *mut PyObject, args: *mut *mut PyObject, nargs:
     })
 }
 
-unsafe extern "C" fn readlines(o: *mut PyObject, args: *mut *mut PyObject, nargs: Py_ssize_t) -> *mut PyObject {
+unsafe extern "C" fn readlines(
+    o: *mut PyObject,
+    args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
     apache::guard("wsgi.input.readlines", ptr::null_mut(), || unsafe {
-        let Ok(hint) = size_arg(args, nargs, "readlines") else { return ptr::null_mut() };
-        let Some(list) = Owned::new(PyList_New(0)) else { return ptr::null_mut() };
+        let Ok(hint) = size_arg(args, nargs, "readlines") else {
+            return ptr::null_mut();
+        };
+        let Some(list) = Owned::new(PyList_New(0)) else {
+            return ptr::null_mut();
+        };
         let gil = Gil::assume_held();
         let mut total = 0usize;
         let result = loop {

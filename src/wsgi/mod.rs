@@ -34,7 +34,12 @@ const HTTP_500: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
 /// `r` must be the live request of the calling handler hook.
 pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSettings) -> c_int {
     let Some(script) = apache::opt_str((*r).filename).map(str::to_owned) else {
-        apache::log_r(r, Level::Error, 0, "RWSGI0007: WSGI script file name is not valid UTF-8");
+        apache::log_r(
+            r,
+            Level::Error,
+            0,
+            "RWSGI0007: WSGI script file name is not valid UTF-8",
+        );
         return HTTP_500;
     };
     let rt = match python::runtime() {
@@ -108,16 +113,23 @@ unsafe fn map_head(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
     }
 }
 
-unsafe fn run(gil: &Gil, rt: &Runtime, r: *mut ffi::request_rec, settings: &RequestSettings, script: &str) -> c_int {
-    let module = match python::script_module(gil, rt, script, (*r).finfo.mtime, settings.script_reloading) {
-        Ok(m) => m,
-        Err(e) => {
-            python::log_exception(r, &format!("RWSGI0010: {e}"));
-            return HTTP_500;
-        }
-    };
+unsafe fn run(
+    gil: &Gil,
+    rt: &Runtime,
+    r: *mut ffi::request_rec,
+    settings: &RequestSettings,
+    script: &str,
+) -> c_int {
+    let module =
+        match python::script_module(gil, rt, script, (*r).finfo.mtime, settings.script_reloading) {
+            Ok(m) => m,
+            Err(e) => {
+                python::log_exception(r, &format!("RWSGI0010: {e}"));
+                return HTTP_500;
+            }
+        };
     let callable_name = object::str_from(&settings.callable_object);
-    let Some(app) = Owned::new(PyObject_GetAttr(module.as_ptr(), callable_name.as_ptr())) else {
+    let Ok(Some(app)) = object::lookup_attr(module.as_ptr(), callable_name.as_ptr()) else {
         PyErr_Clear();
         apache::log_r(
             r,
@@ -132,7 +144,8 @@ unsafe fn run(gil: &Gil, rt: &Runtime, r: *mut ffi::request_rec, settings: &Requ
     };
 
     let uri = apache::bytes((*r).uri);
-    let (script_name, path_info) = rwsgi_core::environ::split_script_name(uri, apache::bytes((*r).path_info));
+    let (script_name, path_info) =
+        rwsgi_core::environ::split_script_name(uri, apache::bytes((*r).path_info));
     let server_name = apache::opt_str(ffi::ap_get_server_name(r)).unwrap_or("");
     let application_group = expand_application_group(
         &settings.application_group,
@@ -145,11 +158,12 @@ unsafe fn run(gil: &Gil, rt: &Runtime, r: *mut ffi::request_rec, settings: &Requ
         },
     );
     let method = apache::bytes((*r).method);
-    let method: &[u8] = if (*r).header_only != 0 && method == b"HEAD" && map_head(r, settings.map_head_to_get) {
-        b"GET"
-    } else {
-        method
-    };
+    let method: &[u8] =
+        if (*r).header_only != 0 && method == b"HEAD" && map_head(r, settings.map_head_to_get) {
+            b"GET"
+        } else {
+            method
+        };
     let cx = environ::RequestContext {
         r,
         settings,
@@ -159,14 +173,24 @@ unsafe fn run(gil: &Gil, rt: &Runtime, r: *mut ffi::request_rec, settings: &Requ
         method,
     };
 
-    let (Some(input), Some(adapter)) = (input::new_input(rt.input_type, r), adapter::new_adapter(rt.adapter_type, r))
-    else {
+    let (Some(input), Some(adapter)) = (
+        input::new_input(rt.input_type, r),
+        adapter::new_adapter(rt.adapter_type, r),
+    ) else {
         python::log_exception(r, "RWSGI0008: cannot create request objects");
         return HTTP_500;
     };
     let status = match python::errors_stream(rt) {
         Some(errors) => match environ::build_environ(rt, &cx, input.as_ptr(), errors) {
-            Ok(env) => call_application(gil, rt, r, script, app.as_ptr(), env.as_ptr(), adapter.as_ptr()),
+            Ok(env) => call_application(
+                gil,
+                rt,
+                r,
+                script,
+                app.as_ptr(),
+                env.as_ptr(),
+                adapter.as_ptr(),
+            ),
             Err(e) => {
                 python::log_exception(r, &format!("RWSGI0008: cannot build the WSGI environ: {e}"));
                 HTTP_500
@@ -274,10 +298,16 @@ unsafe fn log_client_gone(r: *mut ffi::request_rec, script: &str) {
 /// Exceptions are logged (RWSGI0024).
 unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, result: *mut PyObject) {
     // Preserve an exception that is pending for the caller.
+    if PyList_CheckExact(result) != 0
+        || PyTuple_CheckExact(result) != 0
+        || PyBytes_CheckExact(result) != 0
+    {
+        return;
+    }
     let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
     PyErr_Fetch(&mut t, &mut v, &mut tb);
-    match Owned::new(PyObject_GetAttr(result, rt.keys.close.as_ptr())) {
-        Some(close) => {
+    match object::lookup_attr(result, rt.keys.close.as_ptr()) {
+        Ok(Some(close)) => {
             let res = PyObject_CallNoArgs(close.as_ptr());
             if res.is_null() {
                 python::log_exception(
@@ -288,7 +318,11 @@ unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, resul
                 Py_DECREF(res);
             }
         }
-        None => PyErr_Clear(),
+        Ok(None) => {}
+        Err(()) => python::log_exception(
+            r,
+            &format!("RWSGI0024: looking up close() of the response of WSGI application {script:?} failed"),
+        ),
     }
     PyErr_Restore(t, v, tb);
 }
@@ -311,7 +345,12 @@ unsafe fn non_bytes(script: &str, item: *mut PyObject) -> BodyError {
 /// brigade pass with EOS; other iterables are sent one block per pass with a
 /// FLUSH (PEP 3333: each block is transmitted before the next is requested),
 /// except a block that completes `Content-Length`, which goes with EOS.
-unsafe fn send_body(gil: &Gil, rt: &Runtime, st: &mut AdapterState, result: *mut PyObject) -> Result<(), BodyError> {
+unsafe fn send_body(
+    gil: &Gil,
+    rt: &Runtime,
+    st: &mut AdapterState,
+    result: *mut PyObject,
+) -> Result<(), BodyError> {
     let script = apache::opt_str((*st.r).filename).unwrap_or("").to_owned();
     if Py_TYPE(result) == rt.file_wrapper_type {
         if let Some(done) = send_file(gil, rt, st, result, &script)? {
@@ -373,7 +412,11 @@ unsafe fn send_body(gil: &Gil, rt: &Runtime, st: &mut AdapterState, result: *mut
             return Err(not_started(&script));
         }
         st.add_data(data);
-        let finish = if st.complete() { Finish::Eos } else { Finish::Flush };
+        let finish = if st.complete() {
+            Finish::Eos
+        } else {
+            Finish::Flush
+        };
         st.pass(gil, finish).map_err(|_| BodyError::ClientGone)?;
         if finish == Finish::Eos {
             break;
@@ -412,7 +455,10 @@ unsafe fn send_file(
         return Ok(None);
     };
     let mut stat: libc::stat = std::mem::zeroed();
-    if fd < 0 || libc::fstat(fd as i32, &mut stat) != 0 || (stat.st_mode & libc::S_IFMT) != libc::S_IFREG {
+    if fd < 0
+        || libc::fstat(fd as i32, &mut stat) != 0
+        || (stat.st_mode & libc::S_IFMT) != libc::S_IFREG
+    {
         return Ok(None);
     }
     let offset = match call(rt.keys.tell.as_ptr()) {

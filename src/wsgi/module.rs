@@ -29,7 +29,9 @@ unsafe extern "C" fn log_write(_m: *mut PyObject, arg: *mut PyObject) -> *mut Py
 static mut MODULE_METHODS: [PyMethodDef; 2] = [
     PyMethodDef {
         ml_name: c"_log_write".as_ptr(),
-        ml_meth: PyMethodDefPointer { PyCFunction: log_write },
+        ml_meth: PyMethodDefPointer {
+            PyCFunction: log_write,
+        },
         ml_flags: METH_O,
         ml_doc: c"Write bytes to Apache's error log (internal).".as_ptr(),
     },
@@ -86,16 +88,23 @@ pub unsafe fn create_mod_wsgi_module() -> Result<Owned, String> {
         PyModule_AddObject(m.as_ptr(), name.as_ptr(), value.into_ptr());
     };
     add(c"version", version);
-    add(c"rwsgi_version", object::str_from(env!("CARGO_PKG_VERSION")));
+    add(
+        c"rwsgi_version",
+        object::str_from(env!("CARGO_PKG_VERSION")),
+    );
     add(c"process_group", object::str_from(""));
     add(c"application_group", object::str_from(""));
     add(
         c"maximum_processes",
-        Owned::from_owned(PyLong_FromLongLong(mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1))),
+        Owned::from_owned(PyLong_FromLongLong(
+            mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1),
+        )),
     );
     add(
         c"threads_per_process",
-        Owned::from_owned(PyLong_FromLongLong(mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1))),
+        Owned::from_owned(PyLong_FromLongLong(
+            mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1),
+        )),
     );
     Ok(m)
 }
