@@ -26,7 +26,9 @@ fn apxs_query(apxs: &str, var: &str) -> String {
     let out = Command::new(apxs)
         .args(["-q", var])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{apxs} -q {var}` (install apache2-dev or set APXS): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{apxs} -q {var}` (install apache2-dev or set APXS): {e}")
+        });
     if !out.status.success() {
         panic!(
             "`{apxs} -q {var}` failed: {}",
@@ -148,8 +150,18 @@ fn main() {
         .layout_tests(false)
         .generate_comments(false);
     for pattern in [
-        "ap_.*", "apr_.*", "rwsgi_.*", "request_rec", "server_rec", "conn_rec", "module",
-        "module_struct", "command_rec", "cmd_parms", "cmd_func", "process_rec",
+        "ap_.*",
+        "apr_.*",
+        "rwsgi_.*",
+        "request_rec",
+        "server_rec",
+        "conn_rec",
+        "module",
+        "module_struct",
+        "command_rec",
+        "cmd_parms",
+        "cmd_func",
+        "process_rec",
         "core_dir_config",
     ] {
         builder = builder
@@ -158,11 +170,37 @@ fn main() {
             .allowlist_var(pattern);
     }
     for var in [
-        "APLOG_.*", "OK", "DECLINED", "DONE", "HTTP_.*", "RSRC_CONF", "ACCESS_CONF", "OR_.*",
-        "REQUEST_CHUNKED_.*", "AP_MPMQ_.*", "APR_.*", "AP_CONN_.*", "APR_HOOK_.*",
-        "M_GET", "M_POST", "M_OPTIONS", "AP_FTYPE_.*", "EXEC_ON_READ", "RAW_ARGS",
-        "TAKE1", "TAKE2", "TAKE12", "TAKE123", "ITERATE", "FLAG", "NO_ARGS", "GLOBAL_ONLY",
-        "NOT_IN_.*", "REMOTE_.*", "MODULE_MAGIC_.*", "AP_MODULE_FLAG_.*",
+        "APLOG_.*",
+        "OK",
+        "DECLINED",
+        "DONE",
+        "HTTP_.*",
+        "RSRC_CONF",
+        "ACCESS_CONF",
+        "OR_.*",
+        "REQUEST_CHUNKED_.*",
+        "AP_MPMQ_.*",
+        "APR_.*",
+        "AP_CONN_.*",
+        "APR_HOOK_.*",
+        "M_GET",
+        "M_POST",
+        "M_OPTIONS",
+        "AP_FTYPE_.*",
+        "EXEC_ON_READ",
+        "RAW_ARGS",
+        "TAKE1",
+        "TAKE2",
+        "TAKE12",
+        "TAKE123",
+        "ITERATE",
+        "FLAG",
+        "NO_ARGS",
+        "GLOBAL_ONLY",
+        "NOT_IN_.*",
+        "REMOTE_.*",
+        "MODULE_MAGIC_.*",
+        "AP_MODULE_FLAG_.*",
     ] {
         builder = builder.allowlist_var(var).allowlist_type(var);
     }
@@ -208,15 +246,23 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", info.libdir);
     println!("cargo:rustc-link-lib=dylib={link_name}");
     let system_dirs = ["/usr/lib", "/lib", "/usr/lib64", "/lib64"];
-    let in_system_dir = system_dirs
-        .iter()
-        .any(|d| info.libdir == *d || info.libdir.starts_with(&format!("{d}/x86_64-linux-gnu")) || info.libdir.starts_with(&format!("{d}/aarch64-linux-gnu")));
+    let in_system_dir = system_dirs.iter().any(|d| {
+        info.libdir == *d
+            || info.libdir.starts_with(&format!("{d}/x86_64-linux-gnu"))
+            || info.libdir.starts_with(&format!("{d}/aarch64-linux-gnu"))
+    });
     if !in_system_dir {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,{}", info.libdir);
     }
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     println!("cargo:rustc-env=RWSGI_BUILD_PY_VERSION={}", info.version);
-    println!("cargo:rustc-env=RWSGI_BUILD_LIBPYTHON={}", libpython.display());
+    println!(
+        "cargo:rustc-env=RWSGI_BUILD_LIBPYTHON={}",
+        libpython.display()
+    );
     println!("cargo:rustc-env=RWSGI_BUILD_PY_PREFIX={}", info.base_prefix);
-    println!("cargo:rustc-env=RWSGI_BUILD_PY_EXECUTABLE={}", info.executable);
+    println!(
+        "cargo:rustc-env=RWSGI_BUILD_PY_EXECUTABLE={}",
+        info.executable
+    );
 }
