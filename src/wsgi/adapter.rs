@@ -109,6 +109,17 @@ unsafe extern "C" fn dealloc(o: *mut PyObject) {
 }
 
 impl AdapterState {
+    /// Detaches the adapter from its finished request: later calls raise,
+    /// and the `write` callable's reference back to the adapter (a cycle)
+    /// is dropped so both are freed. GIL held.
+    pub unsafe fn detach(&mut self) {
+        self.r = ptr::null_mut();
+        let w = std::mem::replace(&mut self.write_callable, ptr::null_mut());
+        if !w.is_null() {
+            Py_DECREF(w);
+        }
+    }
+
     /// Whether no more body may be sent (Content-Length reached).
     pub fn complete(&self) -> bool {
         self.content_length.is_some_and(|cl| self.bytes_sent >= cl)
@@ -429,7 +440,7 @@ unsafe fn start_response(
     st.status = Some(status);
     st.headers = headers;
     if st.write_callable.is_null() {
-        st.write_callable = PyObject_GetAttrString(o, c"write".as_ptr());
+        st.write_callable = PyCFunction_NewEx(ptr::addr_of_mut!(METHODS) as *mut PyMethodDef, o, ptr::null_mut());
         if st.write_callable.is_null() {
             return ptr::null_mut();
         }

@@ -202,7 +202,7 @@ unsafe fn run(
         }
     };
     input::invalidate(input.as_ptr());
-    adapter::state(adapter.as_ptr()).r = ptr::null_mut();
+    adapter::state(adapter.as_ptr()).detach();
     status
 }
 
