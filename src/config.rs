@@ -127,6 +127,8 @@ impl RequestSettings {
 
 // ---- configuration record callbacks -----------------------------------------
 
+/// `create_server_config` of the module record: an empty [`ServerConfig`]
+/// owned by pool `p`.
 pub unsafe extern "C" fn create_server_config(
     p: *mut ffi::apr_pool_t,
     _s: *mut ffi::server_rec,
@@ -136,6 +138,9 @@ pub unsafe extern "C" fn create_server_config(
     })
 }
 
+/// `merge_server_config`: a virtual host's config over the main server's
+/// (its aliases first, then the main server's; global directives from the
+/// main server). Result owned by pool `p`.
 pub unsafe extern "C" fn merge_server_config(
     p: *mut ffi::apr_pool_t,
     base: *mut c_void,
@@ -155,6 +160,7 @@ pub unsafe extern "C" fn merge_server_config(
     })
 }
 
+/// `create_dir_config`: an empty [`DirConfig`] owned by pool `p`.
 pub unsafe extern "C" fn create_dir_config(
     p: *mut ffi::apr_pool_t,
     _dir: *mut c_char,
@@ -164,6 +170,8 @@ pub unsafe extern "C" fn create_dir_config(
     })
 }
 
+/// `merge_dir_config`: `add` over `base`, setting by setting. Result owned
+/// by pool `p`.
 pub unsafe extern "C" fn merge_dir_config(
     p: *mut ffi::apr_pool_t,
     base: *mut c_void,

@@ -165,39 +165,67 @@ pub fn set_current_request(r: *mut ffi::request_rec) {
 pub struct Keys {
     /// One per `rwsgi_core::environ::CgiKey`, indexed by `key as usize`.
     pub cgi: Vec<PyPtr>,
+    /// Interned `str` for `wsgi_input` (environ key, value or method name).
     pub wsgi_input: PyPtr,
+    /// Interned `str` for `wsgi_errors` (environ key, value or method name).
     pub wsgi_errors: PyPtr,
+    /// Interned `str` for `wsgi_url_scheme` (environ key, value or method name).
     pub wsgi_url_scheme: PyPtr,
+    /// Interned `str` for `mod_wsgi_application_group` (environ key, value or method name).
     pub mod_wsgi_application_group: PyPtr,
+    /// Interned `str` for `mod_wsgi_callable_object` (environ key, value or method name).
     pub mod_wsgi_callable_object: PyPtr,
+    /// Interned `str` for `mod_wsgi_script_reloading` (environ key, value or method name).
     pub mod_wsgi_script_reloading: PyPtr,
+    /// Interned `str` for `mod_wsgi_request_id` (environ key, value or method name).
     pub mod_wsgi_request_id: PyPtr,
+    /// Interned `str` for `mod_wsgi_request_start` (environ key, value or method name).
     pub mod_wsgi_request_start: PyPtr,
+    /// Interned `str` for `mod_wsgi_script_name` (environ key, value or method name).
     pub mod_wsgi_script_name: PyPtr,
+    /// Interned `str` for `mod_wsgi_path_info` (environ key, value or method name).
     pub mod_wsgi_path_info: PyPtr,
+    /// Interned `str` for `http` (environ key, value or method name).
     pub http: PyPtr,
+    /// Interned `str` for `https` (environ key, value or method name).
     pub https: PyPtr,
+    /// Interned `str` for `one` (environ key, value or method name).
     pub one: PyPtr,
+    /// Interned `str` for `zero` (environ key, value or method name).
     pub zero: PyPtr,
+    /// Interned `str` for `empty` (environ key, value or method name).
     pub empty: PyPtr,
+    /// Interned `str` for `flush` (environ key, value or method name).
     pub flush: PyPtr,
+    /// Interned `str` for `close` (environ key, value or method name).
     pub close: PyPtr,
+    /// Interned `str` for `fileno` (environ key, value or method name).
     pub fileno: PyPtr,
+    /// Interned `str` for `tell` (environ key, value or method name).
     pub tell: PyPtr,
 }
 
 /// Everything the request path needs from the interpreter of this process.
 pub struct Runtime {
+    /// The (main) interpreter requests run in.
     pub interp: *mut PyInterpreterState,
+    /// Interned strings.
     pub keys: Keys,
     /// Environ items that are the same for every request (copied per request).
     pub base_environ: PyPtr,
+    /// bootstrap.load_script(path) -> module.
     pub load_script: PyPtr,
+    /// bootstrap.format_exception(type, value, tb) -> str.
     pub format_exception: PyPtr,
+    /// bootstrap.make_log_stream(name) -> io.TextIOWrapper to the error log.
     pub make_log_stream: PyPtr,
+    /// bootstrap.shutdown(): atexit callbacks and flushing at child exit.
     pub shutdown: PyPtr,
+    /// `mod_wsgi.Input`.
     pub input_type: *mut PyTypeObject,
+    /// `mod_wsgi.Adapter` (start_response).
     pub adapter_type: *mut PyTypeObject,
+    /// `mod_wsgi.FileWrapper`.
     pub file_wrapper_type: *mut PyTypeObject,
     /// The main server, for log lines outside any request.
     pub server: *mut ffi::server_rec,

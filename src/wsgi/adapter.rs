@@ -440,7 +440,11 @@ unsafe fn start_response(
     st.status = Some(status);
     st.headers = headers;
     if st.write_callable.is_null() {
-        st.write_callable = PyCFunction_NewEx(ptr::addr_of_mut!(METHODS) as *mut PyMethodDef, o, ptr::null_mut());
+        st.write_callable = PyCFunction_NewEx(
+            ptr::addr_of_mut!(METHODS) as *mut PyMethodDef,
+            o,
+            ptr::null_mut(),
+        );
         if st.write_callable.is_null() {
             return ptr::null_mut();
         }

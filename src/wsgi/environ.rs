@@ -338,10 +338,15 @@ fn format_request_id(buf: &mut [u8; 48], pid: u32, n: u64) -> &[u8] {
 /// What the handler has worked out about a request before building its
 /// environ.
 pub struct RequestContext<'a> {
+    /// The request.
     pub r: *mut ffi::request_rec,
+    /// Its effective mod_wsgi settings.
     pub settings: &'a RequestSettings,
+    /// SCRIPT_NAME (decoded bytes).
     pub script_name: &'a [u8],
+    /// PATH_INFO (decoded bytes).
     pub path_info: &'a [u8],
+    /// Expanded application group name (`mod_wsgi.application_group`).
     pub application_group: &'a str,
     /// REQUEST_METHOD to present (HEAD may be mapped to GET).
     pub method: &'a [u8],

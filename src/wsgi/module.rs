@@ -11,8 +11,11 @@ use std::ptr;
 
 /// The type objects of one interpreter.
 pub struct Types {
+    /// `mod_wsgi.Input` (wsgi.input).
     pub input: *mut PyTypeObject,
+    /// `mod_wsgi.Adapter` (start_response).
     pub adapter: *mut PyTypeObject,
+    /// `mod_wsgi.FileWrapper` (wsgi.file_wrapper).
     pub file_wrapper: *mut PyTypeObject,
 }
 
