@@ -132,16 +132,16 @@ impl AdapterState {
         let pool = (*r).pool;
         let (code, line) = self.status.as_ref().expect("status set before output");
         (*r).status = *code as _;
-        (*r).status_line = apache::pstrdup(pool, line.as_bytes());
+        (*r).status_line = pool_latin1(pool, line);
         for (name, value, kind) in &self.headers {
             match kind {
                 HeaderKind::ContentType => {
-                    ffi::ap_set_content_type(r, apache::pstrdup(pool, value.as_bytes()));
+                    ffi::ap_set_content_type(r, pool_latin1(pool, value));
                 }
                 HeaderKind::ContentLength(n) => ffi::ap_set_content_length(r, *n as _),
                 HeaderKind::Other => {
                     let k = apache::pstrdup(pool, name.as_bytes());
-                    let v = apache::pstrdup(pool, value.as_bytes());
+                    let v = pool_latin1(pool, value);
                     ffi::apr_table_addn((*r).headers_out, k, v);
                 }
             }
@@ -273,6 +273,16 @@ impl AdapterState {
         ffi::rwsgi_brigade_insert_tail(bb, e);
         let _ = self.pass(gil, Finish::Eos);
     }
+}
+
+/// Copies validated text (every character <= U+00FF) into `pool` as latin-1
+/// bytes, the encoding PEP 3333 gives native strings on the wire.
+unsafe fn pool_latin1(pool: *mut ffi::apr_pool_t, text: &str) -> *mut c_char {
+    if text.is_ascii() {
+        return apache::pstrdup(pool, text.as_bytes());
+    }
+    let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+    apache::pstrdup(pool, &bytes)
 }
 
 // ---- start_response ---------------------------------------------------------
@@ -424,12 +434,14 @@ unsafe fn start_response(
             }
             return ptr::null_mut();
         }
-    } else if st.status.is_some() {
+    } else if st.headers_sent {
         return object::raise(
             PyExc_RuntimeError,
-            "start_response() called a second time without exc_info (PEP 3333)",
+            "start_response() called again without exc_info after the response headers were sent (PEP 3333)",
         );
     }
+    // A second call before anything was sent replaces the first, as mod_wsgi
+    // allows (PEP 3333 asks applications to pass exc_info then).
     let Ok((status, headers)) = parse_response(status, headers) else {
         return ptr::null_mut();
     };

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Creates (idempotently) the virtualenv used by the rwsgi integration tests.
+#
+# The venv doubles as the Python home of the applications served by Apache, so
+# it must live somewhere the unprivileged Apache user (nobody) can read, and it
+# must be built from the same interpreter the module links against
+# (Debian's /usr/bin/python3.11).
+#
+# Usage:  VENV=$(scripts/test-env.sh | tail -n1)
+#         "$VENV/bin/python" -m pytest tests -v
+set -euo pipefail
+
+VENV="${RWSGI_TEST_VENV:-/var/tmp/rwsgi-test-venv}"
+PYTHON="${RWSGI_PYTHON:-/usr/bin/python3.11}"
+
+if [ ! -x "$PYTHON" ]; then
+    echo "test-env.sh: $PYTHON not found (install python3.11 and python3.11-venv)" >&2
+    exit 1
+fi
+
+# Packages the suite and the served test apps need.
+PACKAGES=(
+    "pytest>=8,<9"
+    "pytest-timeout>=2,<3"
+    "requests>=2.31,<3"
+    "flask>=3,<4"
+    "django>=5,<6"
+)
+
+marker="$VENV/.rwsgi-test-env"
+want="$(printf '%s\n' "$PYTHON" "${PACKAGES[@]}")"
+
+if [ -x "$VENV/bin/python" ] && [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
+    :  # already set up
+else
+    if [ ! -x "$VENV/bin/python" ]; then
+        if ! "$PYTHON" -m venv "$VENV" >&2; then
+            echo "test-env.sh: cannot create $VENV (Debian: apt-get install python3.11-venv)" >&2
+            rm -rf "$VENV"
+            exit 1
+        fi
+    fi
+    "$VENV/bin/python" -m pip install --no-cache-dir -q --disable-pip-version-check \
+        "${PACKAGES[@]}" >&2
+    printf '%s\n' "$want" > "$marker"
+fi
+
+# Apache's children run as nobody: every level up to the venv must be
+# traversable and its files readable.
+chmod -R a+rX "$VENV"
+d="$(dirname "$VENV")"
+while [ "$d" != "/" ]; do
+    if ! [ "$(stat -c %A "$d" | cut -c10)" = "x" ] && ! [ "$(stat -c %A "$d" | cut -c10)" = "t" ]; then
+        echo "test-env.sh: warning: $d is not traversable by other users;" \
+             "Apache's children (nobody) will not be able to use $VENV" >&2
+    fi
+    d="$(dirname "$d")"
+done
+
+echo "$VENV"
