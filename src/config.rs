@@ -244,6 +244,7 @@ macro_rules! handler {
                 cs(c"internal error in directive handler"),
                 || unsafe {
                     let _ = &$cfg;
+                    #[allow(clippy::redundant_closure_call)]
                     let r: Result<(), DirectiveError> = (|| $body)();
                     finish($cmd, r)
                 },

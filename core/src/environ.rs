@@ -191,7 +191,7 @@ pub fn header_env_name(name: &[u8]) -> Option<String> {
             _ => return None,
         }
     }
-    (name.len() > 0).then_some(key)
+    (!name.is_empty()).then_some(key)
 }
 
 fn push_port(sink: &mut dyn EnvironSink, key: CgiKey, port: u16) {

@@ -73,8 +73,50 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+/// RFC 9110 `tchar` membership for each byte.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| TCHAR[b as usize])
+}
+
+/// The first character of `text` that is above U+00FF or a control
+/// character other than horizontal tab.
+fn bad_text_char(text: &str) -> Option<char> {
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && b != 0x7f && b < 0x80 || b == b'\t')
+    {
+        return None;
+    }
+    text.chars()
+        .find(|&c| (c as u32) > 0xFF || (c.is_control() && c != '\t'))
 }
 
 /// Checks a WSGI status string such as `"200 OK"`.
@@ -91,10 +133,7 @@ pub fn validate_status(status: &str) -> Result<u16, StatusError> {
     {
         return Err(StatusError::Malformed(status.to_string()));
     }
-    if let Some(c) = status
-        .chars()
-        .find(|&c| (c as u32) > 0xFF || (c.is_control() && c != '\t'))
-    {
+    if let Some(c) = bad_text_char(status) {
         return Err(StatusError::BadCharacter(status.to_string(), c));
     }
     let code: u16 = status[..3].parse().expect("three ASCII digits");
@@ -109,7 +148,7 @@ pub fn validate_status(status: &str) -> Result<u16, StatusError> {
 /// Output: the [`HeaderKind`], with the parsed length for `Content-Length`.
 /// Errors: [`HeaderError`] naming the header, the value and the rule.
 pub fn validate_header(name: &str, value: &str) -> Result<HeaderKind, HeaderError> {
-    if name.is_empty() || !name.chars().all(is_tchar) {
+    if !is_token(name) {
         return Err(HeaderError::BadName(name.to_string()));
     }
     if value.contains(['\r', '\n']) {
@@ -118,17 +157,14 @@ pub fn validate_header(name: &str, value: &str) -> Result<HeaderKind, HeaderErro
             value.to_string(),
         ));
     }
-    if let Some(c) = value
-        .chars()
-        .find(|&c| (c as u32) > 0xFF || (c.is_control() && c != '\t'))
-    {
+    if let Some(c) = bad_text_char(value) {
         return Err(HeaderError::BadValueCharacter(
             name.to_string(),
             value.to_string(),
             c,
         ));
     }
-    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+    if (2..=19).contains(&name.len()) && HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
         return Err(HeaderError::HopByHop(name.to_string()));
     }
     if name.eq_ignore_ascii_case("content-type") {

@@ -38,13 +38,16 @@ pub enum SendError {
     ClientGone(ffi::apr_status_t),
 }
 
+/// A validated response header: name, value, and what it means to Apache.
+type Header = (String, String, HeaderKind);
+
 /// Response state of one request.
 pub struct AdapterState {
     /// The request; null once it has finished (later calls raise).
     pub r: *mut ffi::request_rec,
     /// Validated status code and line, once `start_response` was called.
     pub status: Option<(u16, String)>,
-    headers: Vec<(String, String, HeaderKind)>,
+    headers: Vec<Header>,
     /// Whether status and headers were handed to Apache.
     pub headers_sent: bool,
     /// Whether the EOS bucket was passed.
@@ -310,7 +313,7 @@ unsafe fn check_live(st: &AdapterState, what: &str) -> Result<(), ()> {
 unsafe fn parse_response(
     status: *mut PyObject,
     headers: *mut PyObject,
-) -> Result<((u16, String), Vec<(String, String, HeaderKind)>), ()> {
+) -> Result<((u16, String), Vec<Header>), ()> {
     let Some(status_str) = object::str_ref(status) else {
         object::raise(
             PyExc_TypeError,
