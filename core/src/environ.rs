@@ -71,6 +71,30 @@ impl CgiKey {
         CgiKey::HttpAuthorization,
     ];
 
+    /// The keys [`build_cgi_environ`] sets on every request, whatever the
+    /// request (the others depend on headers, authentication or TLS).
+    pub const ALWAYS_SET: &'static [CgiKey] = &[
+        CgiKey::ServerSignature,
+        CgiKey::ServerName,
+        CgiKey::ServerAddr,
+        CgiKey::ServerPort,
+        CgiKey::RemoteAddr,
+        CgiKey::RemotePort,
+        CgiKey::DocumentRoot,
+        CgiKey::RequestScheme,
+        CgiKey::ContextPrefix,
+        CgiKey::ContextDocumentRoot,
+        CgiKey::ServerAdmin,
+        CgiKey::ScriptFilename,
+        CgiKey::GatewayInterface,
+        CgiKey::ServerProtocol,
+        CgiKey::RequestMethod,
+        CgiKey::QueryString,
+        CgiKey::RequestUri,
+        CgiKey::ScriptName,
+        CgiKey::PathInfo,
+    ];
+
     /// The environ key, e.g. `"REQUEST_METHOD"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -416,6 +440,15 @@ mod tests {
         assert!(is_env_header_name(b"X-Forwarded-For"));
         assert!(!is_env_header_name(b"X_Forwarded_For"));
         assert!(!is_env_header_name(b""));
+    }
+
+    #[test]
+    fn always_set_keys_are_always_set() {
+        let mut c = Collect::default();
+        build_cgi_environ(&RequestFacts::default(), &mut c);
+        for k in CgiKey::ALWAYS_SET {
+            assert!(c.get(k.as_str()).is_some(), "{} not set", k.as_str());
+        }
     }
 
     #[test]

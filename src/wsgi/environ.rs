@@ -20,28 +20,6 @@ extern "C" {
     fn _PyDict_NewPresized(minused: Py_ssize_t) -> *mut PyObject;
 }
 
-/// CGI keys `build_cgi_environ` sets on every request.
-const ALWAYS_SET: &[CgiKey] = &[
-    CgiKey::ServerSignature,
-    CgiKey::ServerName,
-    CgiKey::ServerAddr,
-    CgiKey::ServerPort,
-    CgiKey::RemoteAddr,
-    CgiKey::RemotePort,
-    CgiKey::DocumentRoot,
-    CgiKey::RequestScheme,
-    CgiKey::ContextPrefix,
-    CgiKey::ContextDocumentRoot,
-    CgiKey::ServerAdmin,
-    CgiKey::ScriptFilename,
-    CgiKey::GatewayInterface,
-    CgiKey::ServerProtocol,
-    CgiKey::RequestMethod,
-    CgiKey::QueryString,
-    CgiKey::RequestUri,
-    CgiKey::ScriptName,
-    CgiKey::PathInfo,
-];
 
 unsafe fn set(d: *mut PyObject, k: &str, v: *mut PyObject) -> Result<(), String> {
     let key = object::str_from(k);
@@ -88,7 +66,7 @@ pub unsafe fn make_base_environ(keys: &Keys, types: &Types) -> Result<Owned, Str
     let p = d.as_ptr();
     // Placeholders for the keys every request sets: the copy then only
     // replaces values instead of inserting.
-    for key in ALWAYS_SET {
+    for key in CgiKey::ALWAYS_SET {
         PyDict_SetItem(p, keys.cgi[*key as usize].as_ptr(), keys.empty.as_ptr());
     }
     for key in [
