@@ -30,12 +30,15 @@ class LogSink(io.RawIOBase):
 
 
 def make_log_stream(name):
-    """A line-buffered text stream (io.TextIOWrapper, with .buffer) to the error log."""
+    """A text stream (io.TextIOWrapper, with .buffer) to the error log.
+    Writes go straight to the sink, which logs complete lines and keeps a
+    partial line per thread until its newline or the end of the request."""
     return io.TextIOWrapper(
-        io.BufferedWriter(LogSink(name)),
+        LogSink(name),
         encoding="utf-8",
         errors="backslashreplace",
         line_buffering=True,
+        write_through=True,
     )
 
 

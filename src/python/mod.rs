@@ -78,7 +78,13 @@ thread_local! {
     static TSTATE: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
     static CURRENT_REQUEST: Cell<*mut ffi::request_rec> = const { Cell::new(ptr::null_mut()) };
     static ERRORS_STREAM: Cell<*mut PyObject> = const { Cell::new(ptr::null_mut()) };
+    // A partial line of application output (no newline yet), leaked per
+    // thread (threads live as long as the process).
+    static LOG_PENDING: Cell<*mut Vec<u8>> = const { Cell::new(ptr::null_mut()) };
 }
+
+/// Longest partial line kept back waiting for its newline, in bytes.
+const MAX_PENDING_LOG: usize = 8192;
 
 /// Proof that this thread holds the GIL (a token; it does not release it).
 pub struct Gil {
@@ -195,8 +201,6 @@ pub struct Keys {
     pub zero: PyPtr,
     /// Interned `str` for `empty` (environ key, value or method name).
     pub empty: PyPtr,
-    /// Interned `str` for `flush` (environ key, value or method name).
-    pub flush: PyPtr,
     /// Interned `str` for `close` (environ key, value or method name).
     pub close: PyPtr,
     /// Interned `str` for `fileno` (environ key, value or method name).
@@ -479,7 +483,6 @@ fn make_keys() -> Keys {
         one: interned("1"),
         zero: interned("0"),
         empty: interned(""),
-        flush: interned("flush"),
         close: interned("close"),
         fileno: interned("fileno"),
         tell: interned("tell"),
@@ -578,6 +581,39 @@ pub unsafe fn log_exception(r: *mut ffi::request_rec, msg: &str) {
 /// or `sys.stderr`) to the error log, one log line per text line, at level
 /// error, against the request this thread is serving if any.
 pub fn log_application_output(data: &[u8]) {
+    let mut pending = LOG_PENDING.get();
+    if pending.is_null() {
+        pending = Box::into_raw(Box::default());
+        LOG_PENDING.set(pending);
+    }
+    // SAFETY: the buffer belongs to this thread only.
+    let pending = unsafe { &mut *pending };
+    pending.extend_from_slice(data);
+    let complete = match pending.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None if pending.len() > MAX_PENDING_LOG => pending.len(),
+        None => return,
+    };
+    let lines: Vec<u8> = pending.drain(..complete).collect();
+    log_lines(&lines);
+}
+
+/// Logs what is left of a partial output line at the end of a request, so
+/// it carries that request's context.
+pub fn flush_application_output() {
+    let pending = LOG_PENDING.get();
+    if pending.is_null() {
+        return;
+    }
+    // SAFETY: the buffer belongs to this thread only.
+    let pending = unsafe { &mut *pending };
+    if !pending.is_empty() {
+        let rest = std::mem::take(pending);
+        log_lines(&rest);
+    }
+}
+
+fn log_lines(data: &[u8]) {
     let r = CURRENT_REQUEST.get();
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n') {
@@ -610,19 +646,11 @@ pub unsafe fn errors_stream(rt: &Runtime) -> Option<*mut PyObject> {
     Some(s)
 }
 
-/// Flushes this thread's `wsgi.errors` stream at the end of a request, so a
-/// final line without newline is logged with the request's context. GIL held.
-pub unsafe fn flush_errors_stream(rt: &Runtime) {
-    let s = ERRORS_STREAM.get();
-    if s.is_null() {
-        return;
-    }
-    let r = PyObject_CallMethodNoArgs(s, rt.keys.flush.as_ptr());
-    if r.is_null() {
-        PyErr_Clear();
-    } else {
-        Py_DECREF(r);
-    }
+/// Ends a request's application output: the error streams write through to
+/// the log, so only a partial last line (no newline) can be left; it is
+/// logged now with the request's context. No Python call.
+pub fn flush_errors_stream() {
+    flush_application_output();
 }
 
 // ---- WSGI script cache ------------------------------------------------------

@@ -20,7 +20,6 @@ extern "C" {
     fn _PyDict_NewPresized(minused: Py_ssize_t) -> *mut PyObject;
 }
 
-
 unsafe fn set(d: *mut PyObject, k: &str, v: *mut PyObject) -> Result<(), String> {
     let key = object::str_from(k);
     if PyDict_SetItem(d, key.as_ptr(), v) < 0 {
@@ -136,6 +135,34 @@ struct HeaderSlot {
 pub struct EnvironCache {
     fixed: Vec<CachedValue>,
     headers: Vec<HeaderSlot>,
+    application_group: CachedValue,
+    callable_object: CachedValue,
+}
+
+/// Sets `environ[key]` to the `str` of `value` when it differs from what the
+/// per-interpreter template (the dict every environ is copied from) holds,
+/// updating the template too. `slot` mirrors the template's value: when they
+/// match, the copy already has the right object and nothing is done. Returns
+/// the value object, or `None` when it was not set (a dict error). GIL held.
+unsafe fn set_templated(
+    dict: *mut PyObject,
+    template: *mut PyObject,
+    key: *mut PyObject,
+    slot: &mut CachedValue,
+    value: &[u8],
+) -> Option<Owned> {
+    if let Some((bytes, obj)) = slot {
+        if bytes.as_slice() == value {
+            return Some(Owned::from_borrowed(obj.as_ptr()));
+        }
+    }
+    let v = EnvironCache::value(slot, value);
+    if PyDict_SetItem(dict, key, v.as_ptr()) < 0 || PyDict_SetItem(template, key, v.as_ptr()) < 0 {
+        // Keep the invariant: a remembered value is the template's value.
+        *slot = None;
+        return None;
+    }
+    Some(v)
 }
 
 impl EnvironCache {
@@ -148,7 +175,9 @@ impl EnvironCache {
             }
         }
         let obj = object::latin1(value);
-        if value.len() <= MAX_CACHED_VALUE {
+        if value.len() > MAX_CACHED_VALUE {
+            *slot = None;
+        } else {
             match slot {
                 Some((bytes, cached)) => {
                     bytes.clear();
@@ -188,6 +217,9 @@ impl<T> GilCell<T> {
 
 struct DictSink<'a> {
     dict: *mut PyObject,
+    /// The dict `dict` was copied from; holds the last value of every key in
+    /// `CgiKey::ALWAYS_SET`.
+    template: *mut PyObject,
     keys: &'a Keys,
     cache: &'a mut EnvironCache,
     failed: bool,
@@ -204,10 +236,23 @@ impl EnvironSink for DictSink<'_> {
             if self.cache.fixed.len() <= idx {
                 self.cache.fixed.resize_with(CgiKey::ALL.len(), || None);
             }
-            let v = EnvironCache::value(&mut self.cache.fixed[idx], value);
-            if PyDict_SetItem(self.dict, self.keys.cgi[idx].as_ptr(), v.as_ptr()) < 0 {
-                self.failed = true;
-            }
+            let slot = &mut self.cache.fixed[idx];
+            let key_obj = self.keys.cgi[idx].as_ptr();
+            let v = if CgiKey::ALWAYS_SET.contains(&key) {
+                match set_templated(self.dict, self.template, key_obj, slot, value) {
+                    Some(v) => v,
+                    None => {
+                        self.failed = true;
+                        return;
+                    }
+                }
+            } else {
+                let v = EnvironCache::value(slot, value);
+                if PyDict_SetItem(self.dict, key_obj, v.as_ptr()) < 0 {
+                    self.failed = true;
+                }
+                v
+            };
             match key {
                 CgiKey::ScriptName => self.script_name = Some(v),
                 CgiKey::PathInfo => self.path_info = Some(v),
@@ -343,11 +388,6 @@ pub unsafe fn build_environ(
     let env =
         Owned::new(PyDict_Copy(rt.base_environ.as_ptr())).ok_or("cannot copy base environ")?;
     let d = env.as_ptr();
-    for (k, v) in table_entries((*r).subprocess_env) {
-        let key = object::latin1(k);
-        let val = object::latin1(v);
-        PyDict_SetItem(d, key.as_ptr(), val.as_ptr());
-    }
     let c = (*r).connection;
     let useragent_addr = (*r).useragent_addr;
     let remote_port = if useragent_addr.is_null() {
@@ -388,6 +428,7 @@ pub unsafe fn build_environ(
     let mut sink = DictSink {
         dict: d,
         keys: &rt.keys,
+        template: rt.base_environ.as_ptr(),
         cache: rt.environ_cache.get(),
         failed: false,
         script_name: None,
@@ -396,6 +437,15 @@ pub unsafe fn build_environ(
     build_cgi_environ(&facts, &mut sink);
     if sink.failed {
         return Err("cannot set CGI variables in environ".into());
+    }
+    // Variables from SetEnv and other modules; the server's own keys win,
+    // as with mod_wsgi (which adds the CGI variables over subprocess_env).
+    for (k, v) in table_entries((*r).subprocess_env) {
+        let key = object::latin1(k);
+        if PyDict_Contains(d, key.as_ptr()) == 0 {
+            let val = object::latin1(v);
+            PyDict_SetItem(d, key.as_ptr(), val.as_ptr());
+        }
     }
     let k = &rt.keys;
     let scheme = if facts.scheme.eq_ignore_ascii_case(b"https") {
@@ -406,10 +456,25 @@ pub unsafe fn build_environ(
     PyDict_SetItem(d, k.wsgi_url_scheme.as_ptr(), scheme.as_ptr());
     PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
     PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
-    let group = object::str_from(cx.application_group);
-    PyDict_SetItem(d, k.mod_wsgi_application_group.as_ptr(), group.as_ptr());
-    let callable = object::str_from(&cx.settings.callable_object);
-    PyDict_SetItem(d, k.mod_wsgi_callable_object.as_ptr(), callable.as_ptr());
+    let template = rt.base_environ.as_ptr();
+    for (key, slot, text) in [
+        (
+            &k.mod_wsgi_application_group,
+            &mut sink.cache.application_group,
+            cx.application_group,
+        ),
+        (
+            &k.mod_wsgi_callable_object,
+            &mut sink.cache.callable_object,
+            cx.settings.callable_object.as_str(),
+        ),
+    ] {
+        if text.is_ascii() {
+            set_templated(d, template, key.as_ptr(), slot, text.as_bytes());
+        } else {
+            PyDict_SetItem(d, key.as_ptr(), object::str_from(text).as_ptr());
+        }
+    }
     let reloading = if cx.settings.script_reloading {
         &k.one
     } else {

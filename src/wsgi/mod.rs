@@ -86,7 +86,7 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
     let gil = GilGuard::acquire(rt);
     python::set_current_request(r);
     let status = run(&gil, rt, r, settings, &script);
-    python::flush_errors_stream(rt);
+    python::flush_errors_stream();
     python::set_current_request(ptr::null_mut());
     drop(gil);
     status
