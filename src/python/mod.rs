@@ -233,6 +233,8 @@ pub struct Runtime {
     pub file_wrapper_type: *mut PyTypeObject,
     /// The main server, for log lines outside any request.
     pub server: *mut ffi::server_rec,
+    /// Interned names of WSGI callables seen so far (GIL-protected).
+    pub callable_names: crate::wsgi::environ::GilCell<Vec<(String, Owned)>>,
     /// Environ values reused across requests (GIL-protected).
     pub environ_cache: crate::wsgi::environ::GilCell<crate::wsgi::environ::EnvironCache>,
 }
@@ -461,6 +463,7 @@ unsafe fn setup_interpreter(
         file_wrapper_type: types.file_wrapper,
         server: s,
         environ_cache: crate::wsgi::environ::GilCell::new(Default::default()),
+        callable_names: crate::wsgi::environ::GilCell::new(Vec::new()),
     })
 }
 

@@ -128,8 +128,7 @@ unsafe fn run(
                 return HTTP_500;
             }
         };
-    let callable_name = object::str_from(&settings.callable_object);
-    let Ok(Some(app)) = object::lookup_attr(module.as_ptr(), callable_name.as_ptr()) else {
+    let Some(app) = find_callable(rt, module.as_ptr(), &settings.callable_object) else {
         PyErr_Clear();
         apache::log_r(
             r,
@@ -204,6 +203,38 @@ unsafe fn run(
     input::invalidate(input.as_ptr());
     adapter::state(adapter.as_ptr()).detach();
     status
+}
+
+/// The WSGI callable `name` of a script module: a lookup in the module's
+/// dict with a cached interned name, falling back to `getattr` (module
+/// `__getattr__`). `None` (error cleared) when it does not exist. GIL held.
+unsafe fn find_callable(rt: &Runtime, module: *mut PyObject, name: &str) -> Option<Owned> {
+    let names = rt.callable_names.get();
+    let key = match names.iter().find(|(n, _)| n == name) {
+        Some((_, k)) => Owned::from_borrowed(k.as_ptr()),
+        None => {
+            let k = object::interned_str(name);
+            if names.len() < 16 {
+                names.push((name.to_string(), Owned::from_borrowed(k.as_ptr())));
+            }
+            k
+        }
+    };
+    let dict = PyModule_GetDict(module);
+    if !dict.is_null() {
+        let f = PyDict_GetItemWithError(dict, key.as_ptr());
+        if !f.is_null() {
+            return Some(Owned::from_borrowed(f));
+        }
+    }
+    PyErr_Clear();
+    match object::lookup_attr(module, key.as_ptr()) {
+        Ok(found) => found,
+        Err(()) => {
+            PyErr_Clear();
+            None
+        }
+    }
 }
 
 /// What went wrong while producing the response body.
