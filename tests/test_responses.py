@@ -241,6 +241,18 @@ def test_keepalive_session(core_server):
         assert len(ports) == 1, f"requests were spread over connections: {ports}"
 
 
+def test_keepalive_beyond_one_hundred_requests(core_server):
+    """rwsgi-express sets MaxKeepAliveRequests 0: Apache's default of 100
+    would make every client reconnect after its 100th request."""
+    with requests.Session() as s:
+        ports = set()
+        for i in range(150):
+            r = s.get(core_server.url(f"/env?i={i}"), timeout=30)
+            assert r.status_code == 200
+            ports.add(r.json()["REMOTE_PORT"])
+        assert len(ports) == 1, f"the connection was closed and reopened: {len(ports)} connections"
+
+
 def test_keepalive_raw_socket(core_server):
     with socket.create_connection(("127.0.0.1", core_server.port), timeout=15) as s:
         local_port = s.getsockname()[1]

@@ -154,6 +154,7 @@ mod tests {
             "Timeout 60".into(),
             "KeepAlive On".into(),
             "KeepAliveTimeout 2".into(),
+            "MaxKeepAliveRequests 0".into(),
             "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500".into(),
             "LimitRequestBody 10485760".into(),
             format!("ErrorLog \"{}/error_log\"", root.display()),
