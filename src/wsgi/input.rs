@@ -132,6 +132,41 @@ impl InputState {
         }
     }
 
+    /// Fills `dst` from Apache until it is full or the body ends, with the
+    /// GIL released once for the whole loop (`dst` must not be reachable from
+    /// Python meanwhile). Returns the bytes read; fewer than `dst.len()` means
+    /// the end of the body.
+    unsafe fn read_full(&mut self, gil: &Gil, dst: &mut [u8]) -> Result<usize, ReadError> {
+        if self.eof || dst.is_empty() {
+            return Ok(0);
+        }
+        let r = self.r;
+        if r.is_null() {
+            return Err(ReadError::Finished);
+        }
+        let (filled, status) = python::allow_threads(gil, || unsafe {
+            let mut filled = 0usize;
+            while filled < dst.len() {
+                let rest = &mut dst[filled..];
+                let n = ffi::ap_get_client_block(r, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
+                if n <= 0 {
+                    return (filled, n);
+                }
+                filled += n as usize;
+            }
+            (filled, 1)
+        });
+        match status {
+            0 => self.eof = true,
+            n if n < 0 => {
+                self.eof = true;
+                return Err(ReadError::Apache);
+            }
+            _ => {}
+        }
+        Ok(filled)
+    }
+
     /// Appends up to `want` more bytes from Apache to the read-ahead buffer.
     unsafe fn fill(&mut self, gil: &Gil, want: usize) -> Result<usize, ReadError> {
         if self.pos > 0 && self.pos == self.buf.len() {
@@ -188,7 +223,8 @@ impl InputState {
             }
             let base = PyBytes_AsString(out) as *mut u8;
             let dst = std::slice::from_raw_parts_mut(base.add(len), capacity - len);
-            match self.read_raw(gil, dst) {
+            // `out` is not shared with Python yet: it can be filled without the GIL.
+            match self.read_full(gil, dst) {
                 Ok(0) => break,
                 Ok(n) => len += n,
                 Err(e) => {
