@@ -15,7 +15,7 @@ Environment knobs:
   RWSGI_TEST_VENV   Python home of the served apps (default: the venv that
                     runs pytest, else /var/tmp/rwsgi-test-venv)
   RWSGI_TEST_MPMS   comma-separated MPMs for the core suite (default
-                    event,prefork)
+                    event,worker,prefork)
   RWSGI_KEEP_TMP=1  keep the temporary directory (apps, server roots, logs)
   RWSGI_TEST_REFERENCE=mod_wsgi
                     check the tests themselves against the reference
@@ -51,7 +51,7 @@ BUILD_HINT = (
     "and create the test environment with scripts/test-env.sh"
 )
 
-MPMS = [m.strip() for m in os.environ.get("RWSGI_TEST_MPMS", "event,prefork").split(",") if m.strip()]
+MPMS = [m.strip() for m in os.environ.get("RWSGI_TEST_MPMS", "event,worker,prefork").split(",") if m.strip()]
 
 # A variable put into Apache's process environment: it must never show up in
 # the WSGI environ (the module does not copy os.environ into it).
