@@ -38,6 +38,11 @@ pub enum SendError {
     ClientGone(ffi::apr_status_t),
 }
 
+/// Largest amount of unflushed in-memory body (bytes) passed with EOS while
+/// keeping the GIL: well under Apache's FlushMaxThreshold (default 64 KiB),
+/// below which the core output filter never writes synchronously.
+const NONBLOCKING_PASS_LIMIT: u64 = 16 * 1024;
+
 /// A validated response header: name, value, and what it means to Apache.
 type Header = (String, String, HeaderKind);
 
@@ -61,6 +66,12 @@ pub struct AdapterState {
     /// Set while output is being passed with the GIL released, so a second
     /// thread cannot use the same adapter concurrently.
     busy: bool,
+    /// In-memory body bytes passed since the last FLUSH: Apache's core
+    /// output filter buffers them without blocking while they stay under its
+    /// FlushMaxThreshold (64 KiB by default).
+    unflushed: u64,
+    /// Whether a file bucket was passed (reading it may block).
+    sent_file: bool,
     bb: *mut ffi::apr_bucket_brigade,
     write_callable: *mut PyObject,
 }
@@ -86,6 +97,8 @@ pub unsafe fn new_adapter(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Op
         bytes_sent: 0,
         client_gone: false,
         busy: false,
+        unflushed: 0,
+        sent_file: false,
         bb: ptr::null_mut(),
         write_callable: ptr::null_mut(),
     }));
@@ -184,6 +197,7 @@ impl AdapterState {
             );
             ffi::rwsgi_brigade_insert_tail(bb, b);
             self.bytes_sent += n as u64;
+            self.unflushed += n as u64;
         }
         n
     }
@@ -212,6 +226,7 @@ impl AdapterState {
             let bb = self.brigade();
             ffi::apr_brigade_insert_file(bb, file, offset as _, len as _, (*r).pool);
             self.bytes_sent += len;
+            self.sent_file = true;
         }
         len
     }
@@ -242,13 +257,30 @@ impl AdapterState {
             }
         }
         let r = self.r;
-        self.busy = true;
-        let rv = python::allow_threads(gil, || unsafe {
+        let pass = || unsafe {
             let rv = ffi::ap_pass_brigade((*r).output_filters, bb);
             ffi::apr_brigade_cleanup(bb as *mut c_void);
             rv
-        });
-        self.busy = false;
+        };
+        // Only a pass that can block releases the GIL: one with a FLUSH, a
+        // file, or enough buffered data for the core output filter to write
+        // synchronously. A small final response is written without blocking
+        // (or set aside by Apache), so keeping the GIL saves two GIL
+        // hand-offs per request under load.
+        let may_block = !matches!(finish, Finish::Eos)
+            || self.sent_file
+            || self.unflushed >= NONBLOCKING_PASS_LIMIT;
+        let rv = if may_block {
+            self.busy = true;
+            let rv = python::allow_threads(gil, pass);
+            self.busy = false;
+            rv
+        } else {
+            pass()
+        };
+        if finish != Finish::Eos {
+            self.unflushed = 0;
+        }
         if rv != ffi::APR_SUCCESS as ffi::apr_status_t || (*(*r).connection).aborted != 0 {
             self.client_gone = true;
             return Err(SendError::ClientGone(rv));

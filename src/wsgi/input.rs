@@ -148,7 +148,8 @@ impl InputState {
             let mut filled = 0usize;
             while filled < dst.len() {
                 let rest = &mut dst[filled..];
-                let n = ffi::ap_get_client_block(r, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
+                let n =
+                    ffi::ap_get_client_block(r, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
                 if n <= 0 {
                     return (filled, n);
                 }
