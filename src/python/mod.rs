@@ -602,7 +602,8 @@ pub fn log_application_output(data: &[u8]) {
 }
 
 /// Logs what is left of a partial output line at the end of a request, so
-/// it carries that request's context.
+/// it carries that request's context. The error streams write through to
+/// the sink, so nothing else can be pending; no Python call is made.
 pub fn flush_application_output() {
     let pending = LOG_PENDING.get();
     if pending.is_null() {
@@ -647,13 +648,6 @@ pub unsafe fn errors_stream(rt: &Runtime) -> Option<*mut PyObject> {
     }
     ERRORS_STREAM.set(s);
     Some(s)
-}
-
-/// Ends a request's application output: the error streams write through to
-/// the log, so only a partial last line (no newline) can be left; it is
-/// logged now with the request's context. No Python call.
-pub fn flush_errors_stream() {
-    flush_application_output();
 }
 
 // ---- WSGI script cache ------------------------------------------------------

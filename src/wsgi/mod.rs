@@ -33,7 +33,8 @@ const HTTP_500: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
 /// # Safety
 /// `r` must be the live request of the calling handler hook.
 pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSettings) -> c_int {
-    let Some(script) = apache::opt_str((*r).filename).map(str::to_owned) else {
+    // r->filename lives in the request pool, so it outlives this call.
+    let Some(script) = apache::opt_str((*r).filename) else {
         apache::log_r(
             r,
             Level::Error,
@@ -85,8 +86,8 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
     }
     let gil = GilGuard::acquire(rt);
     python::set_current_request(r);
-    let status = run(&gil, rt, r, settings, &script);
-    python::flush_errors_stream();
+    let status = run(&gil, rt, r, settings, script);
+    python::flush_application_output();
     python::set_current_request(ptr::null_mut());
     drop(gil);
     status
@@ -271,7 +272,7 @@ unsafe fn call_application(
             HTTP_500
         };
     };
-    let outcome = send_body(gil, rt, st, result.as_ptr());
+    let outcome = send_body(gil, rt, st, result.as_ptr(), script);
     call_close(rt, r, script, result.as_ptr());
     match outcome {
         Ok(()) => {
@@ -381,10 +382,10 @@ unsafe fn send_body(
     rt: &Runtime,
     st: &mut AdapterState,
     result: *mut PyObject,
+    script: &str,
 ) -> Result<(), BodyError> {
-    let script = apache::opt_str((*st.r).filename).unwrap_or("").to_owned();
     if Py_TYPE(result) == rt.file_wrapper_type {
-        if let Some(done) = send_file(gil, rt, st, result, &script)? {
+        if let Some(done) = send_file(gil, rt, st, result, script)? {
             return done;
         }
     }
@@ -396,10 +397,10 @@ unsafe fn send_body(
         for i in 0..n {
             let item = PySequence_Fast_GET_ITEM(seq, i);
             if PyBytes_Check(item) == 0 {
-                return Err(non_bytes(&script, item));
+                return Err(non_bytes(script, item));
             }
             if st.status.is_none() && PyBytes_Size(item) > 0 {
-                return Err(not_started(&script));
+                return Err(not_started(script));
             }
         }
         for i in 0..n {
@@ -433,14 +434,14 @@ unsafe fn send_body(
             break;
         };
         if PyBytes_Check(item.as_ptr()) == 0 {
-            return Err(non_bytes(&script, item.as_ptr()));
+            return Err(non_bytes(script, item.as_ptr()));
         }
         let data = object::bytes_ref(item.as_ptr());
         if data.is_empty() {
             continue;
         }
         if st.status.is_none() {
-            return Err(not_started(&script));
+            return Err(not_started(script));
         }
         st.add_data(data);
         let finish = if st.complete() {
