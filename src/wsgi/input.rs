@@ -106,37 +106,17 @@ impl InputState {
         }
     }
 
-    /// Reads up to `dst.len()` bytes from Apache into `dst` (GIL released).
-    /// Returns 0 at the end of the body.
-    unsafe fn read_raw(&mut self, gil: &Gil, dst: &mut [u8]) -> Result<usize, ReadError> {
-        if self.eof || dst.is_empty() {
-            return Ok(0);
-        }
-        let r = self.r;
-        if r.is_null() {
-            return Err(ReadError::Finished);
-        }
-        let n = python::allow_threads(gil, || unsafe {
-            ffi::ap_get_client_block(r, dst.as_mut_ptr() as *mut c_char, dst.len() as _)
-        });
-        match n {
-            n if n > 0 => Ok(n as usize),
-            0 => {
-                self.eof = true;
-                Ok(0)
-            }
-            _ => {
-                self.eof = true;
-                Err(ReadError::Apache)
-            }
-        }
-    }
-
-    /// Fills `dst` from Apache until it is full or the body ends, with the
-    /// GIL released once for the whole loop (`dst` must not be reachable from
-    /// Python meanwhile). Returns the bytes read; fewer than `dst.len()` means
-    /// the end of the body.
-    unsafe fn read_full(&mut self, gil: &Gil, dst: &mut [u8]) -> Result<usize, ReadError> {
+    /// Reads body bytes from Apache into `dst` with the GIL released once:
+    /// one `ap_get_client_block` call when `until_full` is false (what is
+    /// available, for `readline`), else until `dst` is full or the body ends
+    /// (`dst` must then not be reachable from Python meanwhile). Returns the
+    /// bytes read; 0 at the end of the body.
+    unsafe fn read_body(
+        &mut self,
+        gil: &Gil,
+        dst: &mut [u8],
+        until_full: bool,
+    ) -> Result<usize, ReadError> {
         if self.eof || dst.is_empty() {
             return Ok(0);
         }
@@ -154,6 +134,9 @@ impl InputState {
                     return (filled, n);
                 }
                 filled += n as usize;
+                if !until_full {
+                    break;
+                }
             }
             (filled, 1)
         });
@@ -180,7 +163,7 @@ impl InputState {
         let old = self.buf.len();
         self.buf.resize(old + want, 0);
         let mut tmp = std::mem::take(&mut self.buf);
-        let res = self.read_raw(gil, &mut tmp[old..]);
+        let res = self.read_body(gil, &mut tmp[old..], false);
         let n = *res.as_ref().unwrap_or(&0);
         tmp.truncate(old + n);
         self.buf = tmp;
@@ -225,7 +208,7 @@ impl InputState {
             let base = PyBytes_AsString(out) as *mut u8;
             let dst = std::slice::from_raw_parts_mut(base.add(len), capacity - len);
             // `out` is not shared with Python yet: it can be filled without the GIL.
-            match self.read_full(gil, dst) {
+            match self.read_body(gil, dst, true) {
                 Ok(0) => break,
                 Ok(n) => len += n,
                 Err(e) => {

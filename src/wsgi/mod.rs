@@ -265,12 +265,7 @@ unsafe fn call_application(
             r,
             &format!("RWSGI0020: exception raised by WSGI application in {script:?}"),
         );
-        return if st.headers_sent {
-            st.abort_response(gil);
-            ffi::OK as c_int
-        } else {
-            HTTP_500
-        };
+        return fail_response(gil, st);
     };
     let outcome = send_body(gil, rt, st, result.as_ptr(), script);
     call_close(rt, r, script, result.as_ptr());
@@ -307,13 +302,19 @@ unsafe fn call_application(
                     return ffi::OK as c_int;
                 }
             }
-            if st.headers_sent {
-                st.abort_response(gil);
-                ffi::OK as c_int
-            } else {
-                HTTP_500
-            }
+            fail_response(gil, st)
         }
+    }
+}
+
+/// The handler status after a failure that was logged: a 500 when nothing
+/// was sent yet, else the started response is cut (see `abort_response`).
+unsafe fn fail_response(gil: &Gil, st: &mut AdapterState) -> c_int {
+    if st.headers_sent {
+        st.abort_response(gil);
+        ffi::OK as c_int
+    } else {
+        HTTP_500
     }
 }
 
@@ -357,6 +358,12 @@ unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, resul
         ),
     }
     PyErr_Restore(t, v, tb);
+}
+
+fn never_started(script: &str) -> BodyError {
+    BodyError::Rule(format!(
+        "RWSGI0023: WSGI application {script:?} returned without calling start_response() (PEP 3333)"
+    ))
 }
 
 fn not_started(script: &str) -> BodyError {
@@ -411,9 +418,7 @@ unsafe fn send_body(
             st.add_data(object::bytes_ref(PySequence_Fast_GET_ITEM(seq, i)));
         }
         if st.status.is_none() {
-            return Err(BodyError::Rule(format!(
-                "RWSGI0023: WSGI application {script:?} returned without calling start_response() (PEP 3333)"
-            )));
+            return Err(never_started(script));
         }
         return st.pass(gil, Finish::Eos).map_err(|_| BodyError::ClientGone);
     }
@@ -455,9 +460,7 @@ unsafe fn send_body(
         }
     }
     if st.status.is_none() {
-        return Err(BodyError::Rule(format!(
-            "RWSGI0023: WSGI application {script:?} returned without calling start_response() (PEP 3333)"
-        )));
+        return Err(never_started(script));
     }
     Ok(())
 }
@@ -501,9 +504,7 @@ unsafe fn send_file(
         }
     };
     if st.status.is_none() {
-        return Err(BodyError::Rule(format!(
-            "RWSGI0023: WSGI application {script:?} returned without calling start_response() (PEP 3333)"
-        )));
+        return Err(never_started(script));
     }
     let len = (stat.st_size as u64).saturating_sub(offset);
     st.add_file(fd as i32, offset, len);
