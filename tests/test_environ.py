@@ -79,19 +79,25 @@ def test_no_content_length_without_body(core_server):
     assert "HTTP_CONTENT_LENGTH" not in env
 
 
-def test_authorization_hidden_by_default(core_server):
-    env = get_env(core_server, "/env", headers={"Authorization": "Basic dXNlcjpwYXNz",
+@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Bearer eyJhbGciOi.abc.def"])
+def test_authorization_passed_by_express(core_server, value):
+    """rwsgi-express writes WSGIPassAuthorization On, as mod_wsgi-express
+    does: apps doing their own auth (Basic, Bearer, DAV) see the header.
+    Proxy-Authorization is for the proxy and never reaches the app."""
+    env = get_env(core_server, "/env", headers={"Authorization": value,
                                                 "Proxy-Authorization": "Basic eHg6eXk="})
+    assert env.get("HTTP_AUTHORIZATION") == value
+    assert "HTTP_PROXY_AUTHORIZATION" not in env
+    assert not any(v == "Basic eHg6eXk=" for v in env.values())
+
+
+def test_authorization_hidden_with_pass_authorization_off(alt_server):
+    headers = {"Authorization": "Basic dXNlcjpwYXNz"}
+    env = get_env(alt_server, "/app/noauth/env", headers=headers)
     assert "HTTP_AUTHORIZATION" not in env
-    assert "HTTP_PROXY_AUTHORIZATION" not in env
     assert not any(v == "Basic dXNlcjpwYXNz" for v in env.values())
-
-
-def test_authorization_passed_with_pass_authorization(alt_server):
-    env = get_env(alt_server, "/app/env", headers={"Authorization": "Basic dXNlcjpwYXNz",
-                                                   "Proxy-Authorization": "Basic eHg6eXk="})
+    env = get_env(alt_server, "/app/env", headers=headers)
     assert env.get("HTTP_AUTHORIZATION") == "Basic dXNlcjpwYXNz"
-    assert "HTTP_PROXY_AUTHORIZATION" not in env
 
 
 def test_httpoxy_proxy_header_dropped(core_server):

@@ -230,14 +230,15 @@ def test_libpython_mismatch_detected(servers, hello):
 
 def test_script_alias_options_in_include(servers, ws, hello):
     """Extra WSGIScriptAlias mounts from an include file, with
-    pass-authorization=On on one of them only."""
+    pass-authorization=On on one and Off on the other (the launcher's
+    server-level WSGIPassAuthorization On is the default for both)."""
     core = ws.apps / "core"
     include = write_conf(ws, "aliases.conf", f"""
 <Directory "{core}">
     Require all granted
 </Directory>
 WSGIScriptAlias /pa "{core / 'app.wsgi'}" pass-authorization=On application-group=%{{GLOBAL}}
-WSGIScriptAlias /noauth "{core / 'app.wsgi'}" application-group=%{{GLOBAL}}
+WSGIScriptAlias /noauth "{core / 'app.wsgi'}" pass-authorization=Off application-group=%{{GLOBAL}}
 """)
     auth = {"Authorization": "Bearer abc.def"}
     with servers.running("aliases", hello, args=["--mount-point", "/main",

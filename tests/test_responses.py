@@ -139,6 +139,77 @@ def test_head_request(core_server):
     assert body == b"part1-part2-part3"
 
 
+def read_head_response(sock):
+    """Reads the header block of a response to HEAD (no body follows)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        assert data, "connection closed before the headers"
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status, headers, _, _ = split_response(head + b"\r\n\r\n")
+    return status, headers, rest
+
+
+@pytest.mark.parametrize("kind", ["list", "gen"])
+def test_head_with_content_length_keeps_connection(core_server, kind):
+    """HEAD answered with the GET's Content-Length and no body (as Flask
+    does) is correct: the kept-alive connection serves the next request."""
+    mark = core_server.log_mark()
+    with socket.create_connection(("127.0.0.1", core_server.port), timeout=15) as s:
+        s.sendall(f"HEAD /head-cl?kind={kind} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, headers, rest = read_head_response(s)
+        assert " 200 " in status
+        assert headers["x-method"] == "HEAD"
+        assert headers["content-length"] == "3732"
+        assert "close" not in headers.get("connection", "").lower()
+        assert rest == b""
+        s.sendall(f"GET /head-cl?kind={kind} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, headers, body, rest = read_one_response(s)
+        assert " 200 " in status
+        assert headers["x-method"] == "GET"
+        assert body == b"0123456789abcdef" * 233 + b"end\n"
+    log = core_server.log_since(mark)
+    assert "RWSGI0025" not in log and "Content-Length" not in log, log
+
+
+def test_head_mapped_to_get_keeps_connection(servers, ws):
+    """WSGIMapHEADToGET On: the application sees GET and produces the whole
+    body, Apache sends none of it, and the connection stays usable."""
+    with servers.running("maphead", ws.apps / "core" / "app.wsgi",
+                         args=["--map-head-to-get", "On"]) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
+            s.sendall(b"HEAD /head-cl HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, rest = read_head_response(s)
+            assert " 200 " in status
+            assert headers["x-method"] == "GET"
+            assert headers["content-length"] == "3732"
+            s.sendall(b"GET /head-cl?kind=gen HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body, rest2 = read_one_response(s, rest)
+            assert rest == b"" and rest2 == b""
+            assert body == b"0123456789abcdef" * 233 + b"end\n"
+
+
+@pytest.mark.parametrize("name", ["untyped.py", "untyped.wsgi", "untyped"])
+def test_untyped_response_has_no_content_type(servers, ws, name):
+    """The script file's MIME type (text/x-python for .py) never becomes the
+    response's: an untyped response goes out without Content-Type."""
+    d = ws.new_dir("untyped")
+    script = d / name
+    script.write_bytes((ws.apps / "misc" / "untyped.wsgi").read_bytes())
+    script.chmod(0o644)
+    with servers.running("untyped", script) as srv:
+        data = srv.raw(b"GET /status/418 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, _, body = split_response(data)
+        assert status.startswith("HTTP/1.1 418"), status
+        assert headers.get("x-untyped") == "yes"
+        assert "content-type" not in headers, headers
+        assert "content-encoding" not in headers and "content-language" not in headers
+        if headers.get("transfer-encoding") == "chunked":
+            body, _ = dechunk(body)
+        assert body == b"short and stout\n"
+
+
 def test_custom_status(core_server):
     r = core_server.get("/status", params={"s": "299 Custom", "body": "custom body"})
     assert r.status_code == 299

@@ -149,6 +149,13 @@ impl AdapterState {
         let (code, line) = self.status.as_ref().expect("status set before output");
         (*r).status = *code as _;
         (*r).status_line = pool_latin1(pool, line);
+        // What mod_mime derived from the script's file name (`.py` is
+        // text/x-python, `.gz` an encoding, `.en` a language) describes the
+        // script, not the response: the response carries only what the
+        // application set.
+        (*r).content_type = ptr::null();
+        (*r).content_encoding = ptr::null();
+        (*r).content_languages = ptr::null_mut();
         for (name, value, kind) in &self.headers {
             match kind {
                 HeaderKind::ContentType => {

@@ -276,8 +276,10 @@ unsafe fn call_application(
                     log_client_gone(r, script);
                 }
             }
+            // A HEAD response carries the GET's Content-Length and no body
+            // (RFC 9110 §9.3.2): short is correct there.
             if let Some(cl) = st.content_length {
-                if st.bytes_sent < cl && !st.client_gone {
+                if st.bytes_sent < cl && !st.client_gone && (*r).header_only == 0 {
                     apache::log_r(
                         r,
                         Level::Warn,

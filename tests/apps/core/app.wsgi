@@ -283,6 +283,25 @@ def head_app(environ, start_response):
     return [body]
 
 
+HEAD_CL_BODY = b"0123456789abcdef" * 233 + b"end\n"
+
+
+def head_cl_app(environ, start_response):
+    """?kind=list|gen: a body with Content-Length that is left out for HEAD,
+    as Flask/Werkzeug do (the GET's Content-Length, no body)."""
+    kind = query(environ).get("kind", "list")
+    method = environ["REQUEST_METHOD"]
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(HEAD_CL_BODY))),
+                              ("X-Method", method)])
+    if kind == "gen":
+        def gen():
+            if method != "HEAD":
+                yield HEAD_CL_BODY
+        return gen()
+    return [] if method == "HEAD" else [HEAD_CL_BODY]
+
+
 def errors_app(environ, start_response):
     q = query(environ)
     token = q.get("token", "none")
@@ -581,6 +600,7 @@ ROUTES = {
     "empty": validator(empty_app),
     "status": validator(status_app),
     "head": validator(head_app),
+    "head-cl": validator(head_cl_app),
     "errors": validator(errors_app),
     "sleep": validator(sleep_app),
     "close": validator(close_app),
