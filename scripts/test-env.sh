@@ -25,6 +25,10 @@ PACKAGES=(
     "requests>=2.31,<3"
     "flask>=3,<4"
     "django>=5,<6"
+    # Third-party WSGI applications served by tests/test_thirdparty.py.
+    "httpbin>=0.10,<0.11"
+    "radicale>=3,<4"
+    "Trac>=1.6,<1.7"
 )
 
 marker="$VENV/.rwsgi-test-env"
