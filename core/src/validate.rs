@@ -47,14 +47,26 @@ pub enum HeaderError {
     /// Content-Length that is not a decimal number of bytes.
     #[error("Content-Length value {0:?} is not a non-negative decimal integer")]
     BadContentLength(String),
+    /// Content-Length above what Apache can represent (`apr_off_t`, a
+    /// signed 64-bit count of bytes).
+    #[error(
+        "Content-Length value {0:?} is larger than {MAX_CONTENT_LENGTH} bytes, the most Apache can send (apr_off_t)"
+    )]
+    ContentLengthTooLarge(String),
 }
+
+/// Largest `Content-Length` a response may declare, in bytes: Apache keeps
+/// lengths in `apr_off_t` (signed 64-bit), so larger values would go out
+/// negative.
+pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
 
 /// What a valid header means to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderKind {
     /// `Content-Type`: becomes Apache's `r->content_type`.
     ContentType,
-    /// `Content-Length` in bytes: the server sends at most this many bytes.
+    /// `Content-Length` in bytes (at most [`MAX_CONTENT_LENGTH`]): the server
+    /// sends at most this many bytes.
     ContentLength(u64),
     /// Any other header, passed to Apache's `headers_out` as is.
     Other,
@@ -175,10 +187,12 @@ pub fn validate_header(name: &str, value: &str) -> Result<HeaderKind, HeaderErro
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Err(HeaderError::BadContentLength(value.to_string()));
         }
-        return v
-            .parse()
-            .map(HeaderKind::ContentLength)
-            .map_err(|_| HeaderError::BadContentLength(value.to_string()));
+        // All digits: the only parse failure left is overflow.
+        return match v.trim_start_matches('0').parse::<u64>() {
+            Ok(n) if n <= MAX_CONTENT_LENGTH => Ok(HeaderKind::ContentLength(n)),
+            Err(_) if v.bytes().all(|b| b == b'0') => Ok(HeaderKind::ContentLength(0)),
+            _ => Err(HeaderError::ContentLengthTooLarge(value.to_string())),
+        };
     }
     Ok(HeaderKind::Other)
 }
@@ -305,11 +319,36 @@ mod tests {
                 Err(HeaderError::HopByHop(h.into()))
             );
         }
-        for v in ["", "-1", "1.5", "12a", "99999999999999999999999"] {
+        for v in ["", "-1", "1.5", "12a", "+5", " "] {
             assert!(matches!(
                 validate_header("Content-Length", v),
                 Err(HeaderError::BadContentLength(_))
             ));
+        }
+    }
+
+    #[test]
+    fn content_length_fits_apr_off_t() {
+        assert_eq!(
+            validate_header("Content-Length", "9223372036854775807"),
+            Ok(HeaderKind::ContentLength(i64::MAX as u64))
+        );
+        assert_eq!(
+            validate_header("Content-Length", "000"),
+            Ok(HeaderKind::ContentLength(0))
+        );
+        assert_eq!(
+            validate_header("Content-Length", "007"),
+            Ok(HeaderKind::ContentLength(7))
+        );
+        for v in [
+            "9223372036854775808",
+            "18446744073709551615",
+            "99999999999999999999999",
+        ] {
+            let e = validate_header("Content-Length", v).unwrap_err();
+            assert_eq!(e, HeaderError::ContentLengthTooLarge(v.into()));
+            assert!(e.to_string().contains("9223372036854775807 bytes"), "{e}");
         }
     }
 }

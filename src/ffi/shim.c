@@ -44,5 +44,6 @@ apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
 }
 
 void rwsgi_bucket_delete(apr_bucket *b) { apr_bucket_delete(b); }
+apr_status_t rwsgi_bucket_setaside(apr_bucket *b, apr_pool_t *p) { return apr_bucket_setaside(b, p); }
 
 const char *rwsgi_http_scheme(request_rec *r) { return ap_http_scheme(r); }

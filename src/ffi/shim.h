@@ -28,6 +28,8 @@ int rwsgi_bucket_is_metadata(apr_bucket *b);
 apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
                                apr_read_type_e block);
 void rwsgi_bucket_delete(apr_bucket *b);
+/* apr_bucket_setaside(b, p): transient data is copied to the heap. */
+apr_status_t rwsgi_bucket_setaside(apr_bucket *b, apr_pool_t *p);
 
 /* ap_http_scheme(r). */
 const char *rwsgi_http_scheme(request_rec *r);

@@ -98,6 +98,9 @@ def add_python_path(paths):
         site.addsitedir(p)
 
 
+# wsgi.errors (mod_wsgi.Log, one per request) is a text stream.
+io.TextIOBase.register(mod_wsgi.Log)
+
 sys.argv = ["mod_wsgi"]
 sys.stdout = make_log_stream("<stdout>")
 sys.stderr = make_log_stream("<stderr>")

@@ -77,14 +77,44 @@ thread_local! {
     // the thread-local storage never pins or outlives the module image.
     static TSTATE: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
     static CURRENT_REQUEST: Cell<*mut ffi::request_rec> = const { Cell::new(ptr::null_mut()) };
-    static ERRORS_STREAM: Cell<*mut PyObject> = const { Cell::new(ptr::null_mut()) };
-    // A partial line of application output (no newline yet), leaked per
-    // thread (threads live as long as the process).
-    static LOG_PENDING: Cell<*mut Vec<u8>> = const { Cell::new(ptr::null_mut()) };
+    // Whether this thread holds the GIL through a GilGuard (and is not
+    // inside allow_threads): a nested acquire (a sub-request reaching
+    // handle_request again on this thread) then takes nothing.
+    static GIL_HELD: Cell<bool> = const { Cell::new(false) };
+    // A partial line of application output (no newline yet). Its destructor
+    // logs what is left and frees it when the thread ends: threads made by
+    // the application (threading.Thread) come and go. Only threads that
+    // write through sys.stdout/sys.stderr touch it, and those exist only in
+    // processes where Python runs (never the Apache parent); the module is
+    // linked with -z nodelete, so the destructor's code stays mapped.
+    static LOG_PENDING: PendingLine = const { PendingLine(std::cell::RefCell::new(None)) };
 }
 
 /// Longest partial line kept back waiting for its newline, in bytes.
 const MAX_PENDING_LOG: usize = 8192;
+
+/// One thread's partial output line, shared with the registry that child
+/// exit flushes.
+type SharedPending = std::sync::Arc<Mutex<Vec<u8>>>;
+
+/// Partial lines of the threads alive now, so child exit can log them.
+static ALL_PENDING: Mutex<Vec<SharedPending>> = Mutex::new(Vec::new());
+
+/// The thread-local owner of a thread's partial line.
+struct PendingLine(std::cell::RefCell<Option<SharedPending>>);
+
+impl Drop for PendingLine {
+    fn drop(&mut self) {
+        // Thread exit: log the unfinished line, forget the buffer.
+        if let Some(buf) = self.0.get_mut().take() {
+            let rest = std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut all = ALL_PENDING.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|b| !std::sync::Arc::ptr_eq(b, &buf));
+            drop(all);
+            log_lines(ptr::null_mut(), &rest);
+        }
+    }
+}
 
 /// Proof that this thread holds the GIL (a token; it does not release it).
 pub struct Gil {
@@ -102,27 +132,37 @@ impl Gil {
 }
 
 /// Holds the GIL for a request: takes it on creation with this thread's
-/// persistent thread state, releases it (`PyEval_SaveThread`) on drop.
+/// persistent thread state, releases it (`PyEval_SaveThread`) on drop. When
+/// this thread already holds the GIL (a sub-request run from inside a
+/// request on the same thread), the guard is nested and neither takes nor
+/// releases anything.
 pub struct GilGuard {
     gil: Gil,
+    nested: bool,
 }
 
 impl GilGuard {
     /// Takes the GIL with this thread's thread state, creating the state on
-    /// the thread's first use.
+    /// the thread's first use; a no-op guard if this thread holds it already.
     pub fn acquire(rt: &Runtime) -> GilGuard {
-        let mut ts = TSTATE.get();
-        // SAFETY: rt.interp is the live main interpreter; the thread state is
-        // created once per OS thread and only used from it.
-        unsafe {
-            if ts.is_null() {
-                ts = PyThreadState_New(rt.interp);
-                TSTATE.set(ts);
+        let nested = GIL_HELD.get();
+        if !nested {
+            let mut ts = TSTATE.get();
+            // SAFETY: rt.interp is the live main interpreter; the thread
+            // state is created once per OS thread and only used from it, and
+            // this thread does not hold the GIL (GIL_HELD is false).
+            unsafe {
+                if ts.is_null() {
+                    ts = PyThreadState_New(rt.interp);
+                    TSTATE.set(ts);
+                }
+                PyEval_RestoreThread(ts);
             }
-            PyEval_RestoreThread(ts);
+            GIL_HELD.set(true);
         }
         GilGuard {
             gil: Gil::assume_held(),
+            nested,
         }
     }
 }
@@ -136,6 +176,10 @@ impl std::ops::Deref for GilGuard {
 
 impl Drop for GilGuard {
     fn drop(&mut self) {
+        if self.nested {
+            return;
+        }
+        GIL_HELD.set(false);
         // SAFETY: the GIL is held by this thread (taken in `acquire`).
         unsafe {
             PyEval_SaveThread();
@@ -145,24 +189,28 @@ impl Drop for GilGuard {
 
 /// Runs `f` with the GIL released (for blocking Apache or socket calls); the
 /// GIL is taken back afterwards, also if `f` panics. `f` must not touch
-/// Python objects.
+/// Python objects. A request handled inside `f` on this thread (a
+/// sub-request) takes the GIL normally.
 pub fn allow_threads<T>(_gil: &Gil, f: impl FnOnce() -> T) -> T {
-    struct Restore(*mut PyThreadState);
+    struct Restore(*mut PyThreadState, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             // SAFETY: restores the state saved below, on the same thread.
             unsafe { PyEval_RestoreThread(self.0) }
+            GIL_HELD.set(self.1);
         }
     }
+    let held = GIL_HELD.replace(false);
     // SAFETY: the caller holds the GIL (witnessed by `_gil`).
-    let _restore = Restore(unsafe { PyEval_SaveThread() });
+    let _restore = Restore(unsafe { PyEval_SaveThread() }, held);
     f()
 }
 
-/// The request this thread is serving, for log lines written by the
-/// application (`wsgi.errors`, `print`) to carry its context.
-pub fn set_current_request(r: *mut ffi::request_rec) {
-    CURRENT_REQUEST.set(r);
+/// Makes `r` the request this thread is serving, for log lines written by
+/// the application (`sys.stdout`, `print`) to carry its context. Returns the
+/// previous one, to be put back when `r` ends (sub-requests nest).
+pub fn replace_current_request(r: *mut ffi::request_rec) -> *mut ffi::request_rec {
+    CURRENT_REQUEST.replace(r)
 }
 
 // ---- the runtime ------------------------------------------------------------
@@ -221,8 +269,6 @@ pub struct Runtime {
     pub load_script: PyPtr,
     /// bootstrap.format_exception(type, value, tb) -> str.
     pub format_exception: PyPtr,
-    /// bootstrap.make_log_stream(name) -> io.TextIOWrapper to the error log.
-    pub make_log_stream: PyPtr,
     /// bootstrap.shutdown(): atexit callbacks and flushing at child exit.
     pub shutdown: PyPtr,
     /// `mod_wsgi.Input`.
@@ -231,6 +277,8 @@ pub struct Runtime {
     pub adapter_type: *mut PyTypeObject,
     /// `mod_wsgi.FileWrapper`.
     pub file_wrapper_type: *mut PyTypeObject,
+    /// `mod_wsgi.Log` (wsgi.errors).
+    pub log_type: *mut PyTypeObject,
     /// The main server, for log lines outside any request.
     pub server: *mut ffi::server_rec,
     /// Interned names of WSGI callables seen so far (GIL-protected).
@@ -416,6 +464,8 @@ unsafe fn setup_interpreter(
     {
         return Err("cannot register the mod_wsgi module".into());
     }
+    // Before the bootstrap code, which registers mod_wsgi.Log as a text stream.
+    let types = crate::wsgi::module::create_types(module.as_ptr())?;
     let boot = PyModule_New(c"_rwsgi_bootstrap".as_ptr());
     let boot = Owned::new(boot).ok_or("cannot create the bootstrap module")?;
     let globals = PyModule_GetDict(boot.as_ptr());
@@ -447,7 +497,6 @@ unsafe fn setup_interpreter(
         Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
             .ok_or("WSGIPythonPath: site.addsitedir failed")?;
     }
-    let types = crate::wsgi::module::create_types(module.as_ptr())?;
     let keys = make_keys();
     let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types)?;
     Ok(Runtime {
@@ -456,11 +505,11 @@ unsafe fn setup_interpreter(
         base_environ,
         load_script: get(c"load_script")?,
         format_exception: get(c"format_exception")?,
-        make_log_stream: get(c"make_log_stream")?,
         shutdown: get(c"shutdown")?,
         input_type: types.input,
         adapter_type: types.adapter,
         file_wrapper_type: types.file_wrapper,
+        log_type: types.log,
         server: s,
         environ_cache: crate::wsgi::environ::GilCell::new(Default::default()),
         callable_names: crate::wsgi::environ::GilCell::new(Vec::new()),
@@ -507,11 +556,12 @@ unsafe fn import_scripts(cfg: &ServerConfig) {
     }
 }
 
-/// Runs atexit callbacks and flushes output at child exit. Python is not
-/// finalised (application threads could block `Py_FinalizeEx`).
+/// Runs atexit callbacks and flushes output at child exit, then logs the
+/// partial lines application threads still hold. Python is not finalised
+/// (application threads could block `Py_FinalizeEx`).
 pub fn shutdown() {
     let Ok(rt) = runtime() else { return };
-    let _gil = GilGuard::acquire(rt);
+    let gil = GilGuard::acquire(rt);
     // SAFETY: GIL held.
     unsafe {
         let r = PyObject_CallNoArgs(rt.shutdown.as_ptr());
@@ -524,6 +574,8 @@ pub fn shutdown() {
             Py_DECREF(r);
         }
     }
+    drop(gil);
+    flush_all_application_output();
 }
 
 // ---- logging of exceptions and application output ---------------------------
@@ -580,45 +632,80 @@ pub unsafe fn log_exception(r: *mut ffi::request_rec, msg: &str) {
     }
 }
 
-/// Writes bytes written by the application (via `wsgi.errors`, `sys.stdout`
-/// or `sys.stderr`) to the error log, one log line per text line, at level
-/// error, against the request this thread is serving if any.
+/// Writes bytes written by the application through `sys.stdout` or
+/// `sys.stderr` to the error log, one log line per text line, at level
+/// error, against the request this thread is serving if any. A partial line
+/// waits (up to 8 KiB) for its newline, the end of the request, or the end
+/// of the thread.
 pub fn log_application_output(data: &[u8]) {
-    let mut pending = LOG_PENDING.get();
-    if pending.is_null() {
-        pending = Box::into_raw(Box::default());
-        LOG_PENDING.set(pending);
+    let ready = LOG_PENDING.try_with(|p| {
+        let mut slot = p.0.borrow_mut();
+        let buf = slot.get_or_insert_with(|| {
+            let b = SharedPending::default();
+            ALL_PENDING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(b.clone());
+            b
+        });
+        let mut pending = buf.lock().unwrap_or_else(|e| e.into_inner());
+        take_complete_lines(&mut pending, data)
+    });
+    match ready {
+        Ok(Some(lines)) => log_lines(CURRENT_REQUEST.get(), &lines),
+        Ok(None) => {}
+        // The thread is exiting: nothing can wait any more.
+        Err(_) => log_lines(CURRENT_REQUEST.get(), data),
     }
-    // SAFETY: the buffer belongs to this thread only.
-    let pending = unsafe { &mut *pending };
+}
+
+/// Appends `data` to a partial-line buffer and takes out what is ready to
+/// log: everything up to the last newline, or all of it once the partial
+/// line exceeds 8 KiB. The buffer never keeps more than 8 KiB of capacity.
+pub fn take_complete_lines(pending: &mut Vec<u8>, data: &[u8]) -> Option<Vec<u8>> {
     pending.extend_from_slice(data);
     let complete = match pending.iter().rposition(|&b| b == b'\n') {
         Some(i) => i + 1,
         None if pending.len() > MAX_PENDING_LOG => pending.len(),
-        None => return,
+        None => return None,
     };
-    let lines: Vec<u8> = pending.drain(..complete).collect();
-    log_lines(&lines);
+    let rest = pending[complete..].to_vec();
+    let lines = std::mem::replace(pending, rest);
+    Some(lines)
 }
 
-/// Logs what is left of a partial output line at the end of a request, so
-/// it carries that request's context. The error streams write through to
-/// the sink, so nothing else can be pending; no Python call is made.
+/// Logs what is left of this thread's partial output line at the end of a
+/// request, so it carries that request's context. No Python call is made.
 pub fn flush_application_output() {
-    let pending = LOG_PENDING.get();
-    if pending.is_null() {
+    let rest = LOG_PENDING.try_with(|p| {
+        p.0.borrow()
+            .as_ref()
+            .map(|b| std::mem::take(&mut *b.lock().unwrap_or_else(|e| e.into_inner())))
+    });
+    if let Ok(Some(rest)) = rest {
+        log_lines(CURRENT_REQUEST.get(), &rest);
+    }
+}
+
+/// Logs the partial lines every thread still holds (child exit).
+fn flush_all_application_output() {
+    let all: Vec<SharedPending> = ALL_PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for buf in all {
+        let rest = std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()));
+        log_lines(ptr::null_mut(), &rest);
+    }
+}
+
+/// Logs `data` line by line (a trailing partial line included; empty lines
+/// and a CR before LF dropped) at level error against request `r`, or the
+/// main server when `r` is null.
+pub fn log_lines(r: *mut ffi::request_rec, data: &[u8]) {
+    if data.is_empty() {
         return;
     }
-    // SAFETY: the buffer belongs to this thread only.
-    let pending = unsafe { &mut *pending };
-    if !pending.is_empty() {
-        let rest = std::mem::take(pending);
-        log_lines(&rest);
-    }
-}
-
-fn log_lines(data: &[u8]) {
-    let r = CURRENT_REQUEST.get();
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -632,22 +719,6 @@ fn log_lines(data: &[u8]) {
             apache::log_r(r, Level::Error, 0, line);
         }
     }
-}
-
-/// This thread's `wsgi.errors` stream (an `io.TextIOWrapper` over the error
-/// log), created on first use and kept for the thread's life. GIL held.
-pub unsafe fn errors_stream(rt: &Runtime) -> Option<*mut PyObject> {
-    let s = ERRORS_STREAM.get();
-    if !s.is_null() {
-        return Some(s);
-    }
-    let name = object::str_from("wsgi.errors");
-    let s = PyObject_CallOneArg(rt.make_log_stream.as_ptr(), name.as_ptr());
-    if s.is_null() {
-        return None;
-    }
-    ERRORS_STREAM.set(s);
-    Some(s)
 }
 
 // ---- WSGI script cache ------------------------------------------------------

@@ -1,8 +1,20 @@
 //! `start_response` and the `write()` callable (PEP 3333 §The
 //! start_response() Callable), and the output path to Apache: status and
 //! headers go to `request_rec` on the first body data, body data goes down
-//! the output filter chain as transient buckets (no copy) with the GIL
-//! released during each `ap_pass_brigade`.
+//! the output filter chain as transient buckets (no copy).
+//!
+//! The GIL is never held while a brigade goes down the filter chain: any
+//! filter may block (mod_ratelimit) or run a handler again on this thread
+//! (mod_include's sub-requests). Passes during the response release it; the
+//! final pass of a small response (EOS, no file, under 16 KiB) is instead
+//! put off until the request has released the GIL ([`FinalPass`]), its
+//! bytes copied out of the Python objects, which costs less than a GIL
+//! hand-off.
+//!
+//! All output of one request (the request thread and any application thread
+//! calling `write()`) is serialised by a per-request lock around the brigade
+//! and `request_rec`; the end of the request takes that lock, so no writer
+//! can touch the request after it is gone (later calls raise).
 //!
 //! The Python object `mod_wsgi.Adapter` is itself the `start_response`
 //! callable passed to the application.
@@ -16,12 +28,14 @@ use pyo3_ffi::*;
 use rwsgi_core::validate::{validate_header, validate_status, HeaderKind};
 use std::ffi::{c_char, c_void};
 use std::ptr;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// How a pass down the filter chain ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
     /// More data may follow; everything so far must reach the client
-    /// (a FLUSH bucket), as PEP 3333 requires for each yielded block.
+    /// (a FLUSH bucket), as PEP 3333 requires for each yielded block. Becomes
+    /// `Eos` when the data completes the declared `Content-Length`.
     Flush,
     /// The response is complete (an EOS bucket).
     Eos,
@@ -36,43 +50,90 @@ pub enum Finish {
 pub enum SendError {
     /// The client went away (or a filter failed): stop producing output.
     ClientGone(ffi::apr_status_t),
+    /// The request has finished (output from another thread after its end).
+    Finished,
 }
 
-/// Largest amount of unflushed in-memory body (bytes) passed with EOS while
-/// keeping the GIL: well under Apache's FlushMaxThreshold (default 64 KiB),
-/// below which the core output filter never writes synchronously.
-const NONBLOCKING_PASS_LIMIT: u64 = 16 * 1024;
+/// Largest in-memory final body (bytes) whose pass is put off until the GIL
+/// is released, at the price of one copy; larger ones are passed at once
+/// with the GIL released.
+const DEFERRED_PASS_LIMIT: u64 = 16 * 1024;
 
 /// A validated response header: name, value, and what it means to Apache.
 type Header = (String, String, HeaderKind);
 
-/// Response state of one request.
+/// The request's output: everything the send path touches, only reached
+/// through the per-request output lock.
+pub struct Output {
+    /// The request; null once it has finished.
+    r: *mut ffi::request_rec,
+    bb: *mut ffi::apr_bucket_brigade,
+    /// Whether status and headers were handed to Apache.
+    headers_sent: bool,
+    /// Whether the EOS bucket was passed (or is in the deferred pass).
+    eos_sent: bool,
+    /// `Content-Length` of the sent headers, in bytes.
+    content_length: Option<u64>,
+    /// Body bytes given to Apache so far.
+    bytes_sent: u64,
+    /// Set when the client went away.
+    client_gone: bool,
+    /// In-memory body bytes since the last FLUSH.
+    unflushed: u64,
+    /// Whether a file bucket was added (reading it may block).
+    sent_file: bool,
+    /// Whether the brigade holds a final pass put off until the request
+    /// releases the GIL.
+    deferred: bool,
+}
+
+/// What has been sent so far, for the checks at the end of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Whether status and headers were handed to Apache.
+    pub headers_sent: bool,
+    /// `Content-Length` of the sent headers, in bytes.
+    pub content_length: Option<u64>,
+    /// Body bytes given to Apache, in bytes.
+    pub bytes_sent: u64,
+    /// Whether the client went away.
+    pub client_gone: bool,
+}
+
+/// A request's final brigade (ending in EOS), to be passed down the filter
+/// chain by the request thread once it no longer holds the GIL.
+pub struct FinalPass {
+    r: *mut ffi::request_rec,
+    bb: *mut ffi::apr_bucket_brigade,
+}
+
+impl FinalPass {
+    /// Passes the brigade. Call without the GIL, before the handler
+    /// returns (the brigade lives in the request pool). Errors: the client
+    /// went away.
+    ///
+    /// # Safety
+    /// The request must still be live (inside its handler).
+    pub unsafe fn send(self) -> Result<(), SendError> {
+        let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.bb);
+        ffi::apr_brigade_cleanup(self.bb as *mut c_void);
+        if rv != ffi::APR_SUCCESS as ffi::apr_status_t || (*(*self.r).connection).aborted != 0 {
+            return Err(SendError::ClientGone(rv));
+        }
+        Ok(())
+    }
+}
+
+/// Response state of one request. GIL-protected, except `out`.
 pub struct AdapterState {
-    /// The request; null once it has finished (later calls raise).
-    pub r: *mut ffi::request_rec,
+    /// Set when the request finished: later calls raise.
+    finished: bool,
     /// Validated status code and line, once `start_response` was called.
     pub status: Option<(u16, String)>,
     headers: Vec<Header>,
-    /// Whether status and headers were handed to Apache.
-    pub headers_sent: bool,
-    /// Whether the EOS bucket was passed.
-    pub eos_sent: bool,
     /// `Content-Length` declared by the application, in bytes.
-    pub content_length: Option<u64>,
-    /// Body bytes passed to Apache so far.
-    pub bytes_sent: u64,
-    /// Set when the client went away.
-    pub client_gone: bool,
-    /// Set while output is being passed with the GIL released, so a second
-    /// thread cannot use the same adapter concurrently.
-    busy: bool,
-    /// In-memory body bytes passed since the last FLUSH: Apache's core
-    /// output filter buffers them without blocking while they stay under its
-    /// FlushMaxThreshold (64 KiB by default).
-    unflushed: u64,
-    /// Whether a file bucket was passed (reading it may block).
-    sent_file: bool,
-    bb: *mut ffi::apr_bucket_brigade,
+    content_length: Option<u64>,
+    out: Mutex<Output>,
     write_callable: *mut PyObject,
 }
 
@@ -87,19 +148,24 @@ pub struct AdapterObject {
 /// Creates the adapter (start_response) of request `r`. GIL held.
 pub unsafe fn new_adapter(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Option<Owned> {
     let o = Owned::new(PyType_GenericAlloc(tp, 0))?;
-    (*(o.as_ptr() as *mut AdapterObject)).state = Box::into_raw(Box::new(AdapterState {
+    let out = Output {
         r,
-        status: None,
-        headers: Vec::new(),
+        bb: ptr::null_mut(),
         headers_sent: false,
         eos_sent: false,
         content_length: None,
         bytes_sent: 0,
         client_gone: false,
-        busy: false,
         unflushed: 0,
         sent_file: false,
-        bb: ptr::null_mut(),
+        deferred: false,
+    };
+    (*(o.as_ptr() as *mut AdapterObject)).state = Box::into_raw(Box::new(AdapterState {
+        finished: false,
+        status: None,
+        headers: Vec::new(),
+        content_length: None,
+        out: Mutex::new(out),
         write_callable: ptr::null_mut(),
     }));
     Some(o)
@@ -124,29 +190,163 @@ unsafe extern "C" fn dealloc(o: *mut PyObject) {
     free_instance(o);
 }
 
+/// Takes the output lock of a request: at once when free, else waiting with
+/// the GIL released (the holder may need the GIL to finish).
+fn lock_output<'a>(gil: &Gil, m: &'a Mutex<Output>) -> MutexGuard<'a, Output> {
+    match m.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            python::allow_threads(gil, || m.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+    }
+}
+
 impl AdapterState {
-    /// Detaches the adapter from its finished request: later calls raise,
-    /// and the `write` callable's reference back to the adapter (a cycle)
-    /// is dropped so both are freed. GIL held.
-    pub unsafe fn detach(&mut self) {
-        self.r = ptr::null_mut();
+    /// Runs `f` on the request's output under its lock. Errors:
+    /// [`SendError::Finished`] once the request has ended.
+    unsafe fn with_output<T>(
+        &self,
+        gil: &Gil,
+        f: impl FnOnce(&mut Output) -> Result<T, SendError>,
+    ) -> Result<T, SendError> {
+        let mut o = lock_output(gil, &self.out);
+        if o.r.is_null() {
+            return Err(SendError::Finished);
+        }
+        f(&mut o)
+    }
+
+    /// Sends body data (`chunks`, no copy: transient buckets), truncated to
+    /// what `Content-Length` still allows, applying status and headers
+    /// first. Returns whether the response is now complete (EOS sent, or
+    /// put off until the request releases the GIL). Requires `status`.
+    pub unsafe fn send(
+        &self,
+        gil: &Gil,
+        chunks: &[&[u8]],
+        finish: Finish,
+    ) -> Result<bool, SendError> {
+        let status = self
+            .status
+            .as_ref()
+            .expect("start_response before body data");
+        self.with_output(gil, |o| {
+            if o.eos_sent {
+                return Ok(true);
+            }
+            if !o.headers_sent {
+                o.apply_headers(status, &self.headers, self.content_length);
+            }
+            for data in chunks {
+                if o.complete() {
+                    break;
+                }
+                o.add_data(data);
+            }
+            let finish = if finish == Finish::Flush && o.complete() {
+                Finish::Eos
+            } else {
+                finish
+            };
+            o.pass(gil, finish)?;
+            Ok(finish != Finish::Flush)
+        })
+    }
+
+    /// Sends `len` bytes of open file `fd` from `offset` as a file bucket
+    /// (sendfile or mmap), then FLUSH and EOS, so Apache has written it all
+    /// before the application can close the file. Requires `status`.
+    pub unsafe fn send_file(
+        &self,
+        gil: &Gil,
+        fd: i32,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), SendError> {
+        let status = self
+            .status
+            .as_ref()
+            .expect("start_response before body data");
+        self.with_output(gil, |o| {
+            if !o.headers_sent {
+                o.apply_headers(status, &self.headers, self.content_length);
+            }
+            o.add_file(fd, offset, len);
+            o.pass(gil, Finish::FlushEos)
+        })
+    }
+
+    /// What has been sent so far.
+    pub unsafe fn progress(&self, gil: &Gil) -> Progress {
+        let o = lock_output(gil, &self.out);
+        Progress {
+            headers_sent: o.headers_sent,
+            content_length: o.content_length,
+            bytes_sent: o.bytes_sent,
+            client_gone: o.client_gone,
+        }
+    }
+
+    /// Ends a response that already started but cannot be completed (an
+    /// exception mid-stream): an error bucket makes Apache's chunk filter
+    /// omit the final chunk and close the connection, so the client sees an
+    /// incomplete response rather than a short "complete" one.
+    pub unsafe fn abort_response(&self, gil: &Gil) {
+        let _ = self.with_output(gil, |o| {
+            if o.eos_sent || o.client_gone {
+                return Ok(());
+            }
+            let r = o.r;
+            (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+            let bb = o.brigade();
+            let e = ffi::ap_bucket_error_create(
+                ffi::HTTP_BAD_GATEWAY as i32,
+                ptr::null(),
+                (*r).pool,
+                (*bb).bucket_alloc,
+            );
+            ffi::rwsgi_brigade_insert_tail(bb, e);
+            o.pass(gil, Finish::Eos)
+        });
+    }
+
+    /// Detaches the adapter from its finished request, waiting for any
+    /// other thread's output to finish first: later calls raise, and the
+    /// `write` callable's reference back to the adapter (a cycle) is
+    /// dropped so both are freed. Returns the final pass put off until the
+    /// GIL is released, if any. GIL held.
+    pub unsafe fn detach(&mut self, gil: &Gil) -> Option<FinalPass> {
+        self.finished = true;
+        let mut o = lock_output(gil, &self.out);
+        let last = (o.deferred && !o.r.is_null()).then(|| FinalPass { r: o.r, bb: o.bb });
+        o.deferred = false;
+        o.r = ptr::null_mut();
+        drop(o);
         let w = std::mem::replace(&mut self.write_callable, ptr::null_mut());
         if !w.is_null() {
             Py_DECREF(w);
         }
+        last
     }
+}
 
+impl Output {
     /// Whether no more body may be sent (Content-Length reached).
-    pub fn complete(&self) -> bool {
+    fn complete(&self) -> bool {
         self.content_length.is_some_and(|cl| self.bytes_sent >= cl)
     }
 
     /// Hands status and headers to Apache (`r->status`, `status_line`,
     /// `headers_out`, `content_type`, `clength`).
-    unsafe fn apply_headers(&mut self) {
+    unsafe fn apply_headers(
+        &mut self,
+        (code, line): &(u16, String),
+        headers: &[Header],
+        content_length: Option<u64>,
+    ) {
         let r = self.r;
         let pool = (*r).pool;
-        let (code, line) = self.status.as_ref().expect("status set before output");
         (*r).status = *code as _;
         (*r).status_line = pool_latin1(pool, line);
         // What mod_mime derived from the script's file name (`.py` is
@@ -156,11 +356,12 @@ impl AdapterState {
         (*r).content_type = ptr::null();
         (*r).content_encoding = ptr::null();
         (*r).content_languages = ptr::null_mut();
-        for (name, value, kind) in &self.headers {
+        for (name, value, kind) in headers {
             match kind {
                 HeaderKind::ContentType => {
                     ffi::ap_set_content_type(r, pool_latin1(pool, value));
                 }
+                // At most MAX_CONTENT_LENGTH (validated): fits apr_off_t.
                 HeaderKind::ContentLength(n) => ffi::ap_set_content_length(r, *n as _),
                 HeaderKind::Other => {
                     let k = apache::pstrdup(pool, name.as_bytes());
@@ -169,6 +370,7 @@ impl AdapterState {
                 }
             }
         }
+        self.content_length = content_length;
         self.headers_sent = true;
     }
 
@@ -182,15 +384,11 @@ impl AdapterState {
     }
 
     /// Appends body data (no copy: a transient bucket) to the brigade,
-    /// truncated to what `Content-Length` still allows. Returns the number of
-    /// bytes added. Status and headers are applied first if not yet done.
+    /// truncated to what `Content-Length` still allows.
     ///
     /// # Safety
     /// `data` must stay alive and unchanged until the next [`pass`](Self::pass).
-    pub unsafe fn add_data(&mut self, data: &[u8]) -> usize {
-        if !self.headers_sent {
-            self.apply_headers();
-        }
+    unsafe fn add_data(&mut self, data: &[u8]) {
         let n = match self.content_length {
             Some(cl) => (cl.saturating_sub(self.bytes_sent)).min(data.len() as u64) as usize,
             None => data.len(),
@@ -206,16 +404,12 @@ impl AdapterState {
             self.bytes_sent += n as u64;
             self.unflushed += n as u64;
         }
-        n
     }
 
-    /// Appends a file region as a file bucket (sent with sendfile or mmap by
-    /// Apache's core output filter). The descriptor must stay open until the
-    /// next [`pass`](Self::pass), which must use `Finish::FlushEos`.
-    pub unsafe fn add_file(&mut self, fd: i32, offset: u64, len: u64) -> u64 {
-        if !self.headers_sent {
-            self.apply_headers();
-        }
+    /// Appends a file region as a file bucket. The descriptor must stay
+    /// open until the next [`pass`](Self::pass), which must use
+    /// `Finish::FlushEos`.
+    unsafe fn add_file(&mut self, fd: i32, offset: u64, len: u64) {
         let len = match self.content_length {
             Some(cl) => cl.saturating_sub(self.bytes_sent).min(len),
             None => len,
@@ -235,56 +429,58 @@ impl AdapterState {
             self.bytes_sent += len;
             self.sent_file = true;
         }
-        len
     }
 
-    /// Passes the brigade down Apache's output filters with the GIL
-    /// released, ending it as `finish` says.
-    pub unsafe fn pass(&mut self, gil: &Gil, finish: Finish) -> Result<(), SendError> {
+    /// Copies the brigade's transient data into buckets of its own (the
+    /// request pool's lifetime), so it survives the Python objects it came
+    /// from. Fails if a bucket cannot be set aside.
+    unsafe fn set_aside(&mut self) -> bool {
+        let bb = self.bb;
+        let pool = (*self.r).pool;
+        let end = ffi::rwsgi_brigade_sentinel(bb);
+        let mut b = ffi::rwsgi_brigade_first(bb);
+        while b != end {
+            let rv = ffi::rwsgi_bucket_setaside(b, pool);
+            if rv != ffi::APR_SUCCESS as ffi::apr_status_t
+                && rv != ffi::APR_ENOTIMPL as ffi::apr_status_t
+            {
+                return false;
+            }
+            b = ffi::rwsgi_bucket_next(b);
+        }
+        true
+    }
+
+    /// Ends the brigade as `finish` says and passes it down Apache's output
+    /// filters with the GIL released, or, for a small final brigade without
+    /// files, sets its data aside for the request's [`FinalPass`].
+    unsafe fn pass(&mut self, gil: &Gil, finish: Finish) -> Result<(), SendError> {
         if self.client_gone {
             return Err(SendError::ClientGone(0));
         }
-        if !self.headers_sent {
-            self.apply_headers();
-        }
         let bb = self.brigade();
         let alloc = (*bb).bucket_alloc;
-        match finish {
-            Finish::Flush => {
-                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc))
-            }
-            Finish::Eos => {
-                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
-                self.eos_sent = true;
-            }
-            Finish::FlushEos => {
-                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc));
-                ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
-                self.eos_sent = true;
-            }
+        if finish == Finish::Flush || finish == Finish::FlushEos {
+            ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc));
+        }
+        if finish == Finish::Eos || finish == Finish::FlushEos {
+            ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
+            self.eos_sent = true;
+        }
+        if finish == Finish::Eos
+            && !self.sent_file
+            && self.unflushed < DEFERRED_PASS_LIMIT
+            && self.set_aside()
+        {
+            self.deferred = true;
+            return Ok(());
         }
         let r = self.r;
-        let pass = || unsafe {
+        let rv = python::allow_threads(gil, || unsafe {
             let rv = ffi::ap_pass_brigade((*r).output_filters, bb);
             ffi::apr_brigade_cleanup(bb as *mut c_void);
             rv
-        };
-        // Only a pass that can block releases the GIL: one with a FLUSH, a
-        // file, or enough buffered data for the core output filter to write
-        // synchronously. A small final response is written without blocking
-        // (or set aside by Apache), so keeping the GIL saves two GIL
-        // hand-offs per request under load.
-        let may_block = !matches!(finish, Finish::Eos)
-            || self.sent_file
-            || self.unflushed >= NONBLOCKING_PASS_LIMIT;
-        let rv = if may_block {
-            self.busy = true;
-            let rv = python::allow_threads(gil, pass);
-            self.busy = false;
-            rv
-        } else {
-            pass()
-        };
+        });
         if finish != Finish::Eos {
             self.unflushed = 0;
         }
@@ -293,27 +489,6 @@ impl AdapterState {
             return Err(SendError::ClientGone(rv));
         }
         Ok(())
-    }
-
-    /// Ends a response that already started but cannot be completed (an
-    /// exception mid-stream): an error bucket makes Apache's chunk filter
-    /// omit the final chunk and close the connection, so the client sees an
-    /// incomplete response rather than a short "complete" one.
-    pub unsafe fn abort_response(&mut self, gil: &Gil) {
-        if self.eos_sent || self.client_gone {
-            return;
-        }
-        let r = self.r;
-        (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-        let bb = self.brigade();
-        let e = ffi::ap_bucket_error_create(
-            ffi::HTTP_BAD_GATEWAY as i32,
-            ptr::null(),
-            (*r).pool,
-            (*bb).bucket_alloc,
-        );
-        ffi::rwsgi_brigade_insert_tail(bb, e);
-        let _ = self.pass(gil, Finish::Eos);
     }
 }
 
@@ -330,21 +505,54 @@ unsafe fn pool_latin1(pool: *mut ffi::apr_pool_t, text: &str) -> *mut c_char {
 // ---- start_response ---------------------------------------------------------
 
 unsafe fn check_live(st: &AdapterState, what: &str) -> Result<(), ()> {
-    if st.r.is_null() {
+    if st.finished {
         object::raise(
             PyExc_RuntimeError,
             &format!("{what} called after the request finished"),
         );
         return Err(());
     }
-    if st.busy {
-        object::raise(
-            PyExc_RuntimeError,
-            &format!("{what} called from another thread while the response is being written"),
-        );
-        return Err(());
-    }
     Ok(())
+}
+
+/// Re-raises the exception of `exc_info` (PEP 3333: start_response after
+/// the headers were sent). It must be what `sys.exc_info()` gives while an
+/// exception is handled: an exception class, an instance of it, and a
+/// traceback or None; anything else raises TypeError naming what was passed.
+unsafe fn reraise(exc_info: *mut PyObject) -> *mut PyObject {
+    let valid = PyTuple_Check(exc_info) != 0 && PyTuple_Size(exc_info) == 3 && {
+        let (t, v, tb) = (
+            PyTuple_GetItem(exc_info, 0),
+            PyTuple_GetItem(exc_info, 1),
+            PyTuple_GetItem(exc_info, 2),
+        );
+        PyExceptionClass_Check(t) != 0
+            && PyExceptionInstance_Check(v) != 0
+            && PyObject_IsInstance(v, t) == 1
+            && (tb == Py_None() || PyTraceBack_Check(tb) != 0)
+    };
+    if !valid {
+        PyErr_Clear();
+        return object::raise(
+            PyExc_TypeError,
+            &format!(
+                "start_response() exc_info must be sys.exc_info() of the exception being handled \
+                 (class, instance, traceback), not {} (PEP 3333)",
+                object::short_repr(exc_info)
+            ),
+        );
+    }
+    let (t, v, tb) = (
+        PyTuple_GetItem(exc_info, 0),
+        PyTuple_GetItem(exc_info, 1),
+        PyTuple_GetItem(exc_info, 2),
+    );
+    let tb = if tb == Py_None() { ptr::null_mut() } else { tb };
+    Py_INCREF(t);
+    Py_INCREF(v);
+    Py_XINCREF(tb);
+    PyErr_Restore(t, v, tb);
+    ptr::null_mut()
 }
 
 /// Validates `(status, response_headers)` and returns the parsed form, or
@@ -453,30 +661,13 @@ unsafe fn start_response(
             "start_response() takes (status, response_headers, exc_info=None)",
         );
     }
+    let gil = Gil::assume_held();
+    let headers_sent = st.progress(&gil).headers_sent;
     if !exc_info.is_null() && exc_info != Py_None() {
-        if st.headers_sent {
-            // PEP 3333: re-raise the application's exception.
-            if PyTuple_Check(exc_info) == 0 || PyTuple_Size(exc_info) != 3 {
-                return object::raise(
-                    PyExc_TypeError,
-                    "start_response() exc_info must be a 3-tuple from sys.exc_info()",
-                );
-            }
-            let (t, v, tb) = (
-                PyTuple_GetItem(exc_info, 0),
-                PyTuple_GetItem(exc_info, 1),
-                PyTuple_GetItem(exc_info, 2),
-            );
-            Py_XINCREF(t);
-            Py_XINCREF(v);
-            Py_XINCREF(tb);
-            PyErr_Restore(t, v, if tb == Py_None() { ptr::null_mut() } else { tb });
-            if tb == Py_None() {
-                Py_DECREF(tb);
-            }
-            return ptr::null_mut();
+        if headers_sent {
+            return reraise(exc_info);
         }
-    } else if st.headers_sent {
+    } else if headers_sent {
         return object::raise(
             PyExc_RuntimeError,
             "start_response() called again without exc_info after the response headers were sent (PEP 3333)",
@@ -537,20 +728,21 @@ unsafe extern "C" fn write(o: *mut PyObject, data: *mut PyObject) -> *mut PyObje
         }
         let gil = Gil::assume_held();
         let bytes = object::bytes_ref(data);
-        if bytes.is_empty() || st.complete() {
+        if bytes.is_empty() {
             return Py_NewRef(Py_None());
         }
-        st.add_data(bytes);
-        let finish = if st.complete() {
-            Finish::Eos
-        } else {
-            Finish::Flush
-        };
-        match st.pass(&gil, finish) {
-            Ok(()) => Py_NewRef(Py_None()),
+        // The output lock serialises this with the request thread; the
+        // bytes object stays alive (borrowed from the caller) until the
+        // pass returns or its data is set aside.
+        match st.send(&gil, &[bytes], Finish::Flush) {
+            Ok(_) => Py_NewRef(Py_None()),
             Err(SendError::ClientGone(_)) => {
                 object::raise(PyExc_OSError, "write(): the client closed the connection")
             }
+            Err(SendError::Finished) => object::raise(
+                PyExc_RuntimeError,
+                "write() called after the request finished",
+            ),
         }
     })
 }

@@ -13,6 +13,7 @@ use crate::python::{self, Gil};
 use pyo3_ffi::*;
 use std::ffi::{c_char, c_void};
 use std::ptr;
+use std::sync::Mutex;
 
 extern "C" {
     fn _PyBytes_Resize(bytes: *mut *mut PyObject, newsize: Py_ssize_t) -> std::ffi::c_int;
@@ -23,10 +24,18 @@ const LINE_BLOCK: usize = 8192;
 /// Bytes read per call when the body length is unknown (chunked).
 const READ_BLOCK: usize = 65536;
 
+/// The request as body reads see it, behind a lock: null once the request
+/// has finished. A read from Apache happens with the lock held, and the end
+/// of the request takes it, so a thread blocked in `read()` when the
+/// request ends finishes that read and then gets an error; it never touches
+/// the freed request.
+type Source = Mutex<*mut ffi::request_rec>;
+
 /// State of one request's input stream.
 pub struct InputState {
-    /// The request; null once the request has finished.
+    /// The request (GIL-protected view); null once the request has finished.
     pub r: *mut ffi::request_rec,
+    source: Source,
     /// Read-ahead from `readline`, consumed from `pos`.
     buf: Vec<u8>,
     pos: usize,
@@ -46,6 +55,7 @@ pub unsafe fn new_input(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Opti
     let o = Owned::new(PyType_GenericAlloc(tp, 0))?;
     (*(o.as_ptr() as *mut InputObject)).state = Box::into_raw(Box::new(InputState {
         r,
+        source: Mutex::new(r),
         buf: Vec::new(),
         pos: 0,
         eof: false,
@@ -53,12 +63,23 @@ pub unsafe fn new_input(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Opti
     Some(o)
 }
 
-/// Detaches the input object from its request (later reads raise). GIL held.
-pub unsafe fn invalidate(o: *mut PyObject) {
+/// Detaches the input object from its request (later reads raise), after
+/// waiting (GIL released) for a read in progress in another thread. GIL held.
+pub unsafe fn invalidate(gil: &Gil, o: *mut PyObject) {
     let st = (*(o as *mut InputObject)).state;
-    if !st.is_null() {
-        (*st).r = ptr::null_mut();
+    if st.is_null() {
+        return;
     }
+    (*st).r = ptr::null_mut();
+    let source = &(*st).source;
+    let mut r = match source.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            python::allow_threads(gil, || source.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+    };
+    *r = ptr::null_mut();
 }
 
 unsafe extern "C" fn dealloc(o: *mut PyObject) {
@@ -120,33 +141,39 @@ impl InputState {
         if self.eof || dst.is_empty() {
             return Ok(0);
         }
-        let r = self.r;
-        if r.is_null() {
+        if self.r.is_null() {
             return Err(ReadError::Finished);
         }
-        let (filled, status) = python::allow_threads(gil, || unsafe {
+        let source = &self.source;
+        let (filled, end) = python::allow_threads(gil, || unsafe {
             let mut filled = 0usize;
             while filled < dst.len() {
+                let r = source.lock().unwrap_or_else(|e| e.into_inner());
+                if r.is_null() {
+                    return (filled, Some(Err(ReadError::Finished)));
+                }
                 let rest = &mut dst[filled..];
                 let n =
-                    ffi::ap_get_client_block(r, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
-                if n <= 0 {
-                    return (filled, n);
+                    ffi::ap_get_client_block(*r, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
+                drop(r);
+                match n {
+                    0 => return (filled, Some(Ok(()))),
+                    n if n < 0 => return (filled, Some(Err(ReadError::Apache))),
+                    n => filled += n as usize,
                 }
-                filled += n as usize;
                 if !until_full {
                     break;
                 }
             }
-            (filled, 1)
+            (filled, None)
         });
-        match status {
-            0 => self.eof = true,
-            n if n < 0 => {
+        match end {
+            Some(Ok(())) => self.eof = true,
+            Some(Err(e)) => {
                 self.eof = true;
-                return Err(ReadError::Apache);
+                return Err(e);
             }
-            _ => {}
+            None => {}
         }
         Ok(filled)
     }

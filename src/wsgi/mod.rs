@@ -9,6 +9,7 @@
 
 pub mod adapter;
 pub mod environ;
+pub mod errors;
 pub mod file_wrapper;
 pub mod input;
 pub mod module;
@@ -18,7 +19,7 @@ use crate::config::RequestSettings;
 use crate::ffi;
 use crate::python::object::{self, Owned};
 use crate::python::{self, Gil, GilGuard, Runtime};
-use adapter::{AdapterState, Finish, SendError};
+use adapter::{AdapterState, FinalPass, Finish, SendError};
 use pyo3_ffi::*;
 use rwsgi_core::directives::{expand_application_group, MapHeadToGet};
 use std::ffi::c_int;
@@ -85,11 +86,18 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         return HTTP_500;
     }
     let gil = GilGuard::acquire(rt);
-    python::set_current_request(r);
-    let status = run(&gil, rt, r, settings, script);
+    let outer = python::replace_current_request(r);
+    let (status, last) = run(&gil, rt, r, settings, script);
     python::flush_application_output();
-    python::set_current_request(ptr::null_mut());
+    python::replace_current_request(outer);
     drop(gil);
+    // The final brigade of a small response goes down the filter chain
+    // only now, without the GIL: filters may block or run sub-requests.
+    if let Some(last) = last {
+        if last.send().is_err() {
+            log_client_gone(r, script);
+        }
+    }
     status
 }
 
@@ -114,19 +122,21 @@ unsafe fn map_head(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
     }
 }
 
+/// Runs the application for `r`. Returns the handler status and the final
+/// pass to make once the GIL is released.
 unsafe fn run(
     gil: &Gil,
     rt: &Runtime,
     r: *mut ffi::request_rec,
     settings: &RequestSettings,
     script: &str,
-) -> c_int {
+) -> (c_int, Option<FinalPass>) {
     let module =
         match python::script_module(gil, rt, script, (*r).finfo.mtime, settings.script_reloading) {
             Ok(m) => m,
             Err(e) => {
                 python::log_exception(r, &format!("RWSGI0010: {e}"));
-                return HTTP_500;
+                return (HTTP_500, None);
             }
         };
     let Some(app) = find_callable(rt, module.as_ptr(), &settings.callable_object) else {
@@ -140,7 +150,7 @@ unsafe fn run(
                 settings.callable_object
             ),
         );
-        return HTTP_500;
+        return (HTTP_500, None);
     };
 
     let uri = apache::bytes((*r).uri);
@@ -173,37 +183,35 @@ unsafe fn run(
         method,
     };
 
-    let (Some(input), Some(adapter)) = (
+    let (Some(input), Some(adapter), Some(errors)) = (
         input::new_input(rt.input_type, r),
         adapter::new_adapter(rt.adapter_type, r),
+        errors::new_log(rt.log_type, r),
     ) else {
         python::log_exception(r, "RWSGI0008: cannot create request objects");
-        return HTTP_500;
+        return (HTTP_500, None);
     };
-    let status = match python::errors_stream(rt) {
-        Some(errors) => match environ::build_environ(rt, &cx, input.as_ptr(), errors) {
-            Ok(env) => call_application(
-                gil,
-                rt,
-                r,
-                script,
-                app.as_ptr(),
-                env.as_ptr(),
-                adapter.as_ptr(),
-            ),
-            Err(e) => {
-                python::log_exception(r, &format!("RWSGI0008: cannot build the WSGI environ: {e}"));
-                HTTP_500
-            }
-        },
-        None => {
-            python::log_exception(r, "RWSGI0008: cannot create wsgi.errors");
+    let status = match environ::build_environ(rt, &cx, input.as_ptr(), errors.as_ptr()) {
+        Ok(env) => call_application(
+            gil,
+            rt,
+            r,
+            script,
+            app.as_ptr(),
+            env.as_ptr(),
+            adapter.as_ptr(),
+        ),
+        Err(e) => {
+            python::log_exception(r, &format!("RWSGI0008: cannot build the WSGI environ: {e}"));
             HTTP_500
         }
     };
-    input::invalidate(input.as_ptr());
-    adapter::state(adapter.as_ptr()).detach();
-    status
+    // The request ends here for every object the application may keep:
+    // each waits for a use in progress in another thread, then refuses.
+    input::invalidate(gil, input.as_ptr());
+    errors::expire(errors.as_ptr());
+    let last = adapter::state(adapter.as_ptr()).detach(gil);
+    (status, last)
 }
 
 /// The WSGI callable `name` of a script module: a lookup in the module's
@@ -271,15 +279,14 @@ unsafe fn call_application(
     call_close(rt, r, script, result.as_ptr());
     match outcome {
         Ok(()) => {
-            if !st.eos_sent {
-                if let Err(SendError::ClientGone(_)) = st.pass(gil, Finish::Eos) {
-                    log_client_gone(r, script);
-                }
+            if let Err(SendError::ClientGone(_)) = st.send(gil, &[], Finish::Eos) {
+                log_client_gone(r, script);
             }
+            let sent = st.progress(gil);
             // A HEAD response carries the GET's Content-Length and no body
             // (RFC 9110 §9.3.2): short is correct there.
-            if let Some(cl) = st.content_length {
-                if st.bytes_sent < cl && !st.client_gone && (*r).header_only == 0 {
+            if let Some(cl) = sent.content_length {
+                if sent.bytes_sent < cl && !sent.client_gone && (*r).header_only == 0 {
                     apache::log_r(
                         r,
                         Level::Warn,
@@ -287,7 +294,7 @@ unsafe fn call_application(
                         &format!(
                             "RWSGI0025: WSGI application {script:?} declared Content-Length {cl} but produced {} bytes; \
                              the connection is closed after the response",
-                            st.bytes_sent
+                            sent.bytes_sent
                         ),
                     );
                     (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
@@ -312,7 +319,7 @@ unsafe fn call_application(
 /// The handler status after a failure that was logged: a 500 when nothing
 /// was sent yet, else the started response is cut (see `abort_response`).
 unsafe fn fail_response(gil: &Gil, st: &mut AdapterState) -> c_int {
-    if st.headers_sent {
+    if st.progress(gil).headers_sent {
         st.abort_response(gil);
         ffi::OK as c_int
     } else {
@@ -412,17 +419,18 @@ unsafe fn send_body(
                 return Err(not_started(script));
             }
         }
-        for i in 0..n {
-            if st.complete() {
-                break;
-            }
-            // The list keeps every item alive until the single pass below.
-            st.add_data(object::bytes_ref(PySequence_Fast_GET_ITEM(seq, i)));
-        }
         if st.status.is_none() {
             return Err(never_started(script));
         }
-        return st.pass(gil, Finish::Eos).map_err(|_| BodyError::ClientGone);
+        // The list keeps every item alive until the single pass (or until
+        // the data is set aside for the final pass).
+        let items: Vec<&[u8]> = (0..n)
+            .map(|i| object::bytes_ref(PySequence_Fast_GET_ITEM(seq, i)))
+            .collect();
+        return st
+            .send(gil, &items, Finish::Eos)
+            .map(|_| ())
+            .map_err(|_| BodyError::ClientGone);
     }
     let Some(iter) = Owned::new(PyObject_GetIter(result)) else {
         return Err(BodyError::Exception(format!(
@@ -450,14 +458,10 @@ unsafe fn send_body(
         if st.status.is_none() {
             return Err(not_started(script));
         }
-        st.add_data(data);
-        let finish = if st.complete() {
-            Finish::Eos
-        } else {
-            Finish::Flush
-        };
-        st.pass(gil, finish).map_err(|_| BodyError::ClientGone)?;
-        if finish == Finish::Eos {
+        if st
+            .send(gil, &[data], Finish::Flush)
+            .map_err(|_| BodyError::ClientGone)?
+        {
             break;
         }
     }
@@ -509,9 +513,8 @@ unsafe fn send_file(
         return Err(never_started(script));
     }
     let len = (stat.st_size as u64).saturating_sub(offset);
-    st.add_file(fd as i32, offset, len);
     // FLUSH before EOS: Apache must not keep file buckets (e.g. for the
     // event MPM's write completion) after we return and the file is closed.
-    let r = st.pass(gil, Finish::FlushEos);
+    let r = st.send_file(gil, fd as i32, offset, len);
     Ok(Some(r.map_err(|_| BodyError::ClientGone)))
 }

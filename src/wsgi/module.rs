@@ -1,6 +1,7 @@
 //! The built-in `mod_wsgi` Python module and the Python types rwsgi defines:
-//! `mod_wsgi.Input` (wsgi.input), `mod_wsgi.Adapter` (start_response) and
-//! `mod_wsgi.FileWrapper` (wsgi.file_wrapper), created with `PyType_FromSpec`.
+//! `mod_wsgi.Input` (wsgi.input), `mod_wsgi.Adapter` (start_response),
+//! `mod_wsgi.FileWrapper` (wsgi.file_wrapper) and `mod_wsgi.Log`
+//! (wsgi.errors), created with `PyType_FromSpec`.
 
 use crate::ffi;
 use crate::python::object::{self, Owned};
@@ -17,6 +18,8 @@ pub struct Types {
     pub adapter: *mut PyTypeObject,
     /// `mod_wsgi.FileWrapper` (wsgi.file_wrapper).
     pub file_wrapper: *mut PyTypeObject,
+    /// `mod_wsgi.Log` (wsgi.errors).
+    pub log: *mut PyTypeObject,
 }
 
 unsafe extern "C" fn log_write(_m: *mut PyObject, arg: *mut PyObject) -> *mut PyObject {
@@ -142,9 +145,9 @@ unsafe fn make_type(
     Ok(t as *mut PyTypeObject)
 }
 
-/// Creates the three types and adds them to module `mod_wsgi`. GIL held.
+/// Creates the four types and adds them to module `mod_wsgi`. GIL held.
 pub unsafe fn create_types(module: *mut PyObject) -> Result<Types, String> {
-    use super::{adapter, file_wrapper, input};
+    use super::{adapter, errors, file_wrapper, input};
     let no_new = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION;
     let input = make_type(
         module,
@@ -167,10 +170,18 @@ pub unsafe fn create_types(module: *mut PyObject) -> Result<Types, String> {
         Py_TPFLAGS_DEFAULT,
         &mut file_wrapper::slots(),
     )?;
+    let log = make_type(
+        module,
+        c"mod_wsgi.Log",
+        std::mem::size_of::<errors::LogObject>(),
+        no_new,
+        &mut errors::slots(),
+    )?;
     Ok(Types {
         input,
         adapter,
         file_wrapper,
+        log,
     })
 }
 

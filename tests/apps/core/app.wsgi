@@ -98,7 +98,7 @@ def env_app(environ, start_response):
     extra = {
         "input_type": qualname(type(raw_in)),
         "errors_type": qualname(type(raw_err)),
-        "errors_is_textiowrapper": isinstance(raw_err, io.TextIOWrapper),
+        "errors_is_textio": isinstance(raw_err, io.TextIOBase),
         "errors_has_buffer": hasattr(raw_err, "buffer"),
         "non_str_cgi_keys": sorted(k for k, v in environ.items()
                                    if "." not in k and type(v) is not str),
