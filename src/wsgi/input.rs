@@ -13,7 +13,7 @@ use crate::python::{self, Gil};
 use pyo3_ffi::*;
 use std::ffi::{c_char, c_void};
 use std::ptr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 extern "C" {
     fn _PyBytes_Resize(bytes: *mut *mut PyObject, newsize: Py_ssize_t) -> std::ffi::c_int;
@@ -29,7 +29,26 @@ const READ_BLOCK: usize = 65536;
 /// of the request takes it, so a thread blocked in `read()` when the
 /// request ends finishes that read and then gets an error; it never touches
 /// the freed request.
-type Source = Mutex<*mut ffi::request_rec>;
+type Source = Arc<Mutex<RequestPtr>>;
+
+/// A request pointer that may be used from whichever thread holds the
+/// [`Source`] lock.
+struct RequestPtr(*mut ffi::request_rec);
+
+// SAFETY: only dereferenced under the Source lock, while the request lives
+// (the request thread nulls it, under the lock, before the handler returns).
+unsafe impl Send for RequestPtr {}
+
+/// The end of a request's input, held by the request thread: dropping it
+/// (without the GIL, after the response went out) waits for a read still in
+/// progress in an application thread, then makes later reads fail.
+pub struct InputEnd(Source);
+
+impl Drop for InputEnd {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0 = ptr::null_mut();
+    }
+}
 
 /// State of one request's input stream.
 pub struct InputState {
@@ -55,7 +74,7 @@ pub unsafe fn new_input(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Opti
     let o = Owned::new(PyType_GenericAlloc(tp, 0))?;
     (*(o.as_ptr() as *mut InputObject)).state = Box::into_raw(Box::new(InputState {
         r,
-        source: Mutex::new(r),
+        source: Arc::new(Mutex::new(RequestPtr(r))),
         buf: Vec::new(),
         pos: 0,
         eof: false,
@@ -63,23 +82,13 @@ pub unsafe fn new_input(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Opti
     Some(o)
 }
 
-/// Detaches the input object from its request (later reads raise), after
-/// waiting (GIL released) for a read in progress in another thread. GIL held.
-pub unsafe fn invalidate(gil: &Gil, o: *mut PyObject) {
-    let st = (*(o as *mut InputObject)).state;
-    if st.is_null() {
-        return;
-    }
-    (*st).r = ptr::null_mut();
-    let source = &(*st).source;
-    let mut r = match source.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => {
-            python::allow_threads(gil, || source.lock().unwrap_or_else(|e| e.into_inner()))
-        }
-    };
-    *r = ptr::null_mut();
+/// Detaches the input object from its request: reads that start from now
+/// on raise. Returns the [`InputEnd`] that the request thread drops once the
+/// GIL is released, waiting for a read already in progress. GIL held.
+pub unsafe fn detach(o: *mut PyObject) -> InputEnd {
+    let st = &mut *(*(o as *mut InputObject)).state;
+    st.r = ptr::null_mut();
+    InputEnd(Arc::clone(&st.source))
 }
 
 unsafe extern "C" fn dealloc(o: *mut PyObject) {
@@ -149,12 +158,11 @@ impl InputState {
             let mut filled = 0usize;
             while filled < dst.len() {
                 let r = source.lock().unwrap_or_else(|e| e.into_inner());
-                if r.is_null() {
+                if r.0.is_null() {
                     return (filled, Some(Err(ReadError::Finished)));
                 }
                 let rest = &mut dst[filled..];
-                let n =
-                    ffi::ap_get_client_block(*r, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
+                let n = ffi::ap_get_client_block(r.0, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
                 drop(r);
                 match n {
                     0 => return (filled, Some(Ok(()))),

@@ -87,18 +87,38 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
     }
     let gil = GilGuard::acquire(rt);
     let outer = python::replace_current_request(r);
-    let (status, last) = run(&gil, rt, r, settings, script);
+    let (status, end) = run(&gil, rt, r, settings, script);
     python::flush_application_output();
     python::replace_current_request(outer);
     drop(gil);
     // The final brigade of a small response goes down the filter chain
     // only now, without the GIL: filters may block or run sub-requests.
-    if let Some(last) = last {
+    if let Some(last) = end.last_pass {
         if last.send().is_err() {
             log_client_gone(r, script);
         }
     }
+    // Then wait for a wsgi.input read still running in an application
+    // thread (the client may first need to see the response).
+    drop(end.input);
     status
+}
+
+/// What is left of a request once its Python part is over.
+struct RequestEnd {
+    /// The final pass, put off until the GIL is released.
+    last_pass: Option<FinalPass>,
+    /// The request's input, closed when dropped.
+    input: Option<input::InputEnd>,
+}
+
+impl RequestEnd {
+    fn status_only() -> RequestEnd {
+        RequestEnd {
+            last_pass: None,
+            input: None,
+        }
+    }
 }
 
 /// Whether HEAD should reach the application as GET (WSGIMapHEADToGET):
@@ -122,21 +142,21 @@ unsafe fn map_head(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
     }
 }
 
-/// Runs the application for `r`. Returns the handler status and the final
-/// pass to make once the GIL is released.
+/// Runs the application for `r`. Returns the handler status and what is
+/// left to do once the GIL is released.
 unsafe fn run(
     gil: &Gil,
     rt: &Runtime,
     r: *mut ffi::request_rec,
     settings: &RequestSettings,
     script: &str,
-) -> (c_int, Option<FinalPass>) {
+) -> (c_int, RequestEnd) {
     let module =
         match python::script_module(gil, rt, script, (*r).finfo.mtime, settings.script_reloading) {
             Ok(m) => m,
             Err(e) => {
                 python::log_exception(r, &format!("RWSGI0010: {e}"));
-                return (HTTP_500, None);
+                return (HTTP_500, RequestEnd::status_only());
             }
         };
     let Some(app) = find_callable(rt, module.as_ptr(), &settings.callable_object) else {
@@ -150,7 +170,7 @@ unsafe fn run(
                 settings.callable_object
             ),
         );
-        return (HTTP_500, None);
+        return (HTTP_500, RequestEnd::status_only());
     };
 
     let uri = apache::bytes((*r).uri);
@@ -189,7 +209,7 @@ unsafe fn run(
         errors::new_log(rt.log_type, r),
     ) else {
         python::log_exception(r, "RWSGI0008: cannot create request objects");
-        return (HTTP_500, None);
+        return (HTTP_500, RequestEnd::status_only());
     };
     let status = match environ::build_environ(rt, &cx, input.as_ptr(), errors.as_ptr()) {
         Ok(env) => call_application(
@@ -208,10 +228,10 @@ unsafe fn run(
     };
     // The request ends here for every object the application may keep:
     // each waits for a use in progress in another thread, then refuses.
-    input::invalidate(gil, input.as_ptr());
+    let input = Some(input::detach(input.as_ptr()));
     errors::expire(errors.as_ptr());
-    let last = adapter::state(adapter.as_ptr()).detach(gil);
-    (status, last)
+    let last_pass = adapter::state(adapter.as_ptr()).detach(gil);
+    (status, RequestEnd { last_pass, input })
 }
 
 /// The WSGI callable `name` of a script module: a lookup in the module's
