@@ -233,7 +233,14 @@ impl AdapterState {
             .expect("start_response before body data");
         self.with_output(gil, |o| {
             if o.eos_sent {
-                return Ok(true);
+                // Complete by Content-Length: the rest is dropped, as it
+                // always is; ended because the application returned: too
+                // late (a write() from another thread).
+                return if o.complete() {
+                    Ok(true)
+                } else {
+                    Err(SendError::Finished)
+                };
             }
             if !o.headers_sent {
                 o.apply_headers(status, &self.headers, self.content_length);

@@ -162,7 +162,11 @@ impl InputState {
                     return (filled, Some(Err(ReadError::Finished)));
                 }
                 let rest = &mut dst[filled..];
-                let n = ffi::ap_get_client_block(r.0, rest.as_mut_ptr() as *mut c_char, rest.len() as _);
+                let n = ffi::ap_get_client_block(
+                    r.0,
+                    rest.as_mut_ptr() as *mut c_char,
+                    rest.len() as _,
+                );
                 drop(r);
                 match n {
                     0 => return (filled, Some(Ok(()))),
