@@ -7,7 +7,10 @@
 //!   from a neutral description of a request.
 //! - [`validate`]: the rules `start_response` enforces on status lines and
 //!   response headers (PEP 3333 §start_response, RFC 9110).
+//! - [`wire`]: the daemon-mode wire protocol (frames between an Apache child
+//!   and a daemon process).
 
 pub mod directives;
 pub mod environ;
 pub mod validate;
+pub mod wire;

@@ -1,0 +1,720 @@
+//! The daemon-mode wire protocol between an Apache child and a daemon
+//! process of a process group (docs/daemon-protocol.md): length-prefixed
+//! frames over a persistent UNIX stream connection, one request at a time.
+//!
+//! Every frame is a 5-byte header, a type byte and the payload length as a
+//! big-endian `u32`, followed by the payload. [`decode`] parses one frame
+//! from the front of a buffer without copying (payload fields borrow from
+//! it), reports an incomplete frame as `Ok(None)`, and rejects unknown
+//! types, lengths over the [`Limits`] (checked from the header, before any
+//! allocation) and malformed payloads with a [`WireError`]: a peer can never
+//! make the decoder panic or allocate more than the limits allow.
+//!
+//! A request: the Apache child sends [`Frame::Request`]; the daemon asks for
+//! request body with [`Frame::Read`] as the application reads `wsgi.input`
+//! (so an upload is never held whole in memory: the child reads from the
+//! client only what is asked for), answered by [`Frame::Body`] or
+//! [`Frame::BodyEnd`] (or [`Frame::BodyError`]); the daemon sends
+//! [`Frame::Response`], then [`Frame::Data`] blocks, then [`Frame::End`], or
+//! [`Frame::Failed`] when the application failed. The connection then serves
+//! the next request.
+
+use thiserror::Error;
+
+/// Bytes of a frame header: type (u8) and payload length (u32, big-endian).
+pub const HEADER_LEN: usize = 5;
+
+/// Protocol version carried in every [`Frame::Request`]; a daemon refuses
+/// other versions (a module and daemon from different builds).
+pub const VERSION: u16 = 1;
+
+/// Largest payloads a decoder accepts, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// [`Frame::Request`] and [`Frame::Response`] (environ, headers):
+    /// mod_wsgi's `header-buffer-size` plays this role.
+    pub max_head: u32,
+    /// [`Frame::Body`] and [`Frame::Data`] blocks.
+    pub max_data: u32,
+}
+
+impl Default for Limits {
+    /// 1 MiB of environ or headers, 1 MiB data blocks.
+    fn default() -> Self {
+        Limits {
+            max_head: 1 << 20,
+            max_data: 1 << 20,
+        }
+    }
+}
+
+/// Why a byte stream is not a valid frame sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WireError {
+    /// A type byte this protocol does not define.
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownType(u8),
+    /// A payload longer than the limit for its type.
+    #[error("frame type 0x{kind:02x} of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLong {
+        /// The frame type.
+        kind: u8,
+        /// Its declared payload length in bytes.
+        len: u32,
+        /// The limit in bytes.
+        limit: u32,
+    },
+    /// A payload whose fields do not add up (truncated or trailing bytes).
+    #[error("malformed frame type 0x{0:02x}: {1}")]
+    Malformed(u8, &'static str),
+    /// A request of another protocol version.
+    #[error("protocol version {0} (this build speaks {VERSION})")]
+    Version(u16),
+}
+
+/// Frame type bytes.
+mod kind {
+    pub const REQUEST: u8 = 0x01;
+    pub const BODY: u8 = 0x02;
+    pub const BODY_END: u8 = 0x03;
+    pub const BODY_ERROR: u8 = 0x04;
+    pub const READ: u8 = 0x10;
+    pub const RESPONSE: u8 = 0x11;
+    pub const DATA: u8 = 0x12;
+    pub const END: u8 = 0x13;
+    pub const FAILED: u8 = 0x14;
+}
+
+/// What a [`Frame::Failed`] reports about the application's failure, and so
+/// what the Apache child answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FailReason {
+    /// An exception or a broken PEP 3333 rule (logged by the daemon): a 500
+    /// before the response started, a cut connection after.
+    Application = 1,
+    /// The WSGI script could not be loaded or has no such callable: 500.
+    Load = 2,
+    /// The daemon is shutting down and did not run the request: the child
+    /// may retry it on another connection.
+    Shutdown = 3,
+    /// The request frame was refused (bad version, malformed environ): 500.
+    Protocol = 4,
+}
+
+impl FailReason {
+    fn from_u8(b: u8) -> Option<FailReason> {
+        Some(match b {
+            1 => FailReason::Application,
+            2 => FailReason::Load,
+            3 => FailReason::Shutdown,
+            4 => FailReason::Protocol,
+            _ => return None,
+        })
+    }
+}
+
+/// A request, as the Apache child sends it (PEP 3333 environ as byte
+/// strings: the daemon decodes them as latin-1 like embedded mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// `mod_wsgi.request_id` of the Apache child, for log lines.
+    pub id: u64,
+    /// When the Apache child started the request (`mod_wsgi.request_start`),
+    /// microseconds since the Unix epoch.
+    pub request_start_us: u64,
+    /// When it was queued for the daemon (`mod_wsgi.queue_start`),
+    /// microseconds since the Unix epoch.
+    pub queue_start_us: u64,
+    /// Modification time of the WSGI script (Apache's `r->finfo.mtime`),
+    /// microseconds, for `WSGIScriptReloading`.
+    pub script_mtime_us: i64,
+    /// The WSGI script file.
+    pub script: &'a [u8],
+    /// Environ items (name, value) in order; later names win.
+    pub environ: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// A response head, as the daemon sends it once the application's first
+/// body block is ready (or it returned): already validated by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response<'a> {
+    /// The status code.
+    pub status: u16,
+    /// The status line as the application gave it (`"200 OK"`), latin-1.
+    pub status_line: &'a [u8],
+    /// Response headers (name, value), latin-1, in order.
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// One decoded frame; byte fields borrow from the decoded buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Child → daemon: a request to run.
+    Request(Request<'a>),
+    /// Child → daemon: request body bytes (at most what [`Frame::Read`]
+    /// asked for; never empty).
+    Body(&'a [u8]),
+    /// Child → daemon: the request body has ended.
+    BodyEnd,
+    /// Child → daemon: reading the request body from the client failed
+    /// (disconnect, timeout, malformed chunking); the message says how.
+    BodyError(&'a [u8]),
+    /// Daemon → child: send up to this many more body bytes, in bytes.
+    Read(u32),
+    /// Daemon → child: status and headers.
+    Response(Response<'a>),
+    /// Daemon → child: a body block; `flush` asks the child to send it to
+    /// the client before anything else (PEP 3333: each yielded block).
+    Data {
+        /// The bytes.
+        data: &'a [u8],
+        /// Whether the block must reach the client now.
+        flush: bool,
+    },
+    /// Daemon → child: the response is complete.
+    End,
+    /// Daemon → child: the request failed; the daemon has logged why.
+    Failed {
+        /// What the child should answer.
+        reason: FailReason,
+        /// A one-line summary for the child's log line.
+        message: &'a [u8],
+    },
+}
+
+/// Reads fields from a payload, failing on truncation.
+struct Fields<'a> {
+    kind: u8,
+    buf: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.buf.len() < n {
+            return Err(WireError::Malformed(self.kind, "truncated field"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    /// A byte string with a u32 length prefix.
+    fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// A u32 count of (name, value) pairs, each a u16-prefixed name and a
+    /// u32-prefixed value. The count is checked against the bytes left, so
+    /// a huge count cannot reserve memory.
+    fn pairs(&mut self) -> Result<Vec<(&'a [u8], &'a [u8])>, WireError> {
+        let n = self.u32()? as usize;
+        // Every pair takes at least 6 bytes.
+        if n > self.buf.len() / 6 {
+            return Err(WireError::Malformed(
+                self.kind,
+                "pair count exceeds the payload",
+            ));
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name_len = self.u16()? as usize;
+            let name = self.take(name_len)?;
+            let value = self.bytes()?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+    fn finish(&self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::Malformed(self.kind, "trailing bytes"))
+        }
+    }
+}
+
+/// Decodes the frame at the front of `buf`.
+///
+/// Output: `Ok(Some((frame, consumed_bytes)))`, `Ok(None)` when `buf` holds
+/// only part of a frame (read more and call again), or a [`WireError`]
+/// (the connection must be dropped).
+pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, usize)>, WireError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let kind = buf[0];
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    let limit = match kind {
+        kind::REQUEST | kind::RESPONSE => limits.max_head,
+        kind::BODY | kind::DATA => limits.max_data,
+        kind::BODY_END | kind::END => 0,
+        kind::READ => 4,
+        kind::BODY_ERROR | kind::FAILED => 4096,
+        other => return Err(WireError::UnknownType(other)),
+    };
+    if len > limit {
+        return Err(WireError::TooLong { kind, len, limit });
+    }
+    let total = HEADER_LEN + len as usize;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let mut f = Fields {
+        kind,
+        buf: &buf[HEADER_LEN..total],
+    };
+    let frame = match kind {
+        kind::REQUEST => {
+            let version = f.u16()?;
+            if version != VERSION {
+                return Err(WireError::Version(version));
+            }
+            Frame::Request(Request {
+                id: f.u64()?,
+                request_start_us: f.u64()?,
+                queue_start_us: f.u64()?,
+                script_mtime_us: f.u64()? as i64,
+                script: f.bytes()?,
+                environ: f.pairs()?,
+            })
+        }
+        kind::BODY => {
+            if len == 0 {
+                return Err(WireError::Malformed(kind, "empty body block"));
+            }
+            Frame::Body(f.take(len as usize)?)
+        }
+        kind::BODY_END => Frame::BodyEnd,
+        kind::BODY_ERROR => Frame::BodyError(f.take(len as usize)?),
+        kind::READ => {
+            let n = f.u32()?;
+            if n == 0 {
+                return Err(WireError::Malformed(kind, "read of 0 bytes"));
+            }
+            Frame::Read(n)
+        }
+        kind::RESPONSE => Frame::Response(Response {
+            status: f.u16()?,
+            status_line: f.bytes()?,
+            headers: f.pairs()?,
+        }),
+        kind::DATA => {
+            let flush = match f.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed(kind, "flush flag is not 0 or 1")),
+            };
+            Frame::Data {
+                data: f.take(len as usize - 1)?,
+                flush,
+            }
+        }
+        kind::END => Frame::End,
+        kind::FAILED => {
+            let reason = FailReason::from_u8(f.u8()?)
+                .ok_or(WireError::Malformed(kind, "unknown failure reason"))?;
+            Frame::Failed {
+                reason,
+                message: f.take(len as usize - 1)?,
+            }
+        }
+        _ => unreachable!("checked above"),
+    };
+    f.finish()?;
+    Ok(Some((frame, total)))
+}
+
+/// Appends frames to a byte buffer (the sender writes it out).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// The encoded bytes.
+    pub buf: Vec<u8>,
+}
+
+impl Encoder {
+    /// An empty encoder.
+    pub fn new() -> Encoder {
+        Encoder::default()
+    }
+
+    fn begin(&mut self, kind: u8) -> usize {
+        let at = self.buf.len();
+        self.buf.push(kind);
+        self.buf.extend_from_slice(&[0; 4]);
+        at
+    }
+
+    fn end(&mut self, at: usize) {
+        let len = (self.buf.len() - at - HEADER_LEN) as u32;
+        self.buf[at + 1..at + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Starts a [`Frame::Request`]; add environ items with
+    /// [`RequestWriter::item`] and finish with [`RequestWriter::finish`].
+    pub fn request(
+        &mut self,
+        id: u64,
+        request_start_us: u64,
+        queue_start_us: u64,
+        script_mtime_us: i64,
+        script: &[u8],
+    ) -> RequestWriter<'_> {
+        let at = self.begin(kind::REQUEST);
+        self.buf.extend_from_slice(&VERSION.to_be_bytes());
+        self.buf.extend_from_slice(&id.to_be_bytes());
+        self.buf.extend_from_slice(&request_start_us.to_be_bytes());
+        self.buf.extend_from_slice(&queue_start_us.to_be_bytes());
+        self.buf
+            .extend_from_slice(&(script_mtime_us as u64).to_be_bytes());
+        self.bytes(script);
+        let count_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        RequestWriter {
+            enc: self,
+            at,
+            count_at,
+            count: 0,
+        }
+    }
+
+    /// A [`Frame::Body`] block (`data` must not be empty).
+    pub fn body(&mut self, data: &[u8]) {
+        let at = self.begin(kind::BODY);
+        self.buf.extend_from_slice(data);
+        self.end(at);
+    }
+
+    /// [`Frame::BodyEnd`].
+    pub fn body_end(&mut self) {
+        let at = self.begin(kind::BODY_END);
+        self.end(at);
+    }
+
+    /// [`Frame::BodyError`] (the message is cut to 4096 bytes).
+    pub fn body_error(&mut self, message: &[u8]) {
+        let at = self.begin(kind::BODY_ERROR);
+        self.buf
+            .extend_from_slice(&message[..message.len().min(4096)]);
+        self.end(at);
+    }
+
+    /// [`Frame::Read`] of up to `n` bytes (`n > 0`).
+    pub fn read(&mut self, n: u32) {
+        let at = self.begin(kind::READ);
+        self.buf.extend_from_slice(&n.to_be_bytes());
+        self.end(at);
+    }
+
+    /// [`Frame::Response`].
+    pub fn response<'h>(
+        &mut self,
+        status: u16,
+        status_line: &[u8],
+        headers: impl ExactSizeIterator<Item = (&'h [u8], &'h [u8])>,
+    ) {
+        let at = self.begin(kind::RESPONSE);
+        self.buf.extend_from_slice(&status.to_be_bytes());
+        self.bytes(status_line);
+        self.buf
+            .extend_from_slice(&(headers.len() as u32).to_be_bytes());
+        for (name, value) in headers {
+            self.pair(name, value);
+        }
+        self.end(at);
+    }
+
+    /// [`Frame::Data`].
+    pub fn data(&mut self, data: &[u8], flush: bool) {
+        let at = self.begin(kind::DATA);
+        self.buf.push(flush as u8);
+        self.buf.extend_from_slice(data);
+        self.end(at);
+    }
+
+    /// [`Frame::End`].
+    pub fn end_response(&mut self) {
+        let at = self.begin(kind::END);
+        self.end(at);
+    }
+
+    /// [`Frame::Failed`] (the message is cut to 4095 bytes).
+    pub fn failed(&mut self, reason: FailReason, message: &[u8]) {
+        let at = self.begin(kind::FAILED);
+        self.buf.push(reason as u8);
+        self.buf
+            .extend_from_slice(&message[..message.len().min(4095)]);
+        self.end(at);
+    }
+
+    fn pair(&mut self, name: &[u8], value: &[u8]) {
+        let name = &name[..name.len().min(u16::MAX as usize)];
+        self.buf
+            .extend_from_slice(&(name.len() as u16).to_be_bytes());
+        self.buf.extend_from_slice(name);
+        self.bytes(value);
+    }
+}
+
+/// Adds environ items to a [`Frame::Request`] being encoded.
+pub struct RequestWriter<'e> {
+    enc: &'e mut Encoder,
+    at: usize,
+    count_at: usize,
+    count: u32,
+}
+
+impl RequestWriter<'_> {
+    /// Adds one environ item. Names longer than 65535 bytes are cut.
+    pub fn item(&mut self, name: &[u8], value: &[u8]) {
+        self.enc.pair(name, value);
+        self.count += 1;
+    }
+
+    /// Completes the frame. Returns its payload length in bytes, which the
+    /// sender checks against the peer's [`Limits::max_head`].
+    pub fn finish(self) -> usize {
+        let at = self.count_at;
+        self.enc.buf[at..at + 4].copy_from_slice(&self.count.to_be_bytes());
+        self.enc.end(self.at);
+        self.enc.buf.len() - self.at - HEADER_LEN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_frames() -> Vec<u8> {
+        let mut e = Encoder::new();
+        let mut w = e.request(
+            7,
+            1_700_000_000_000_000,
+            1_700_000_000_000_100,
+            -5,
+            b"/srv/app.wsgi",
+        );
+        w.item(b"REQUEST_METHOD", b"GET");
+        w.item(b"HTTP_X_LATIN", b"caf\xe9");
+        w.item(b"EMPTY", b"");
+        w.finish();
+        e.read(65536);
+        e.body(b"hello");
+        e.body_end();
+        e.body_error(b"client went away");
+        e.response(
+            201,
+            b"201 Created",
+            [(&b"Content-Type"[..], &b"text/plain"[..]), (b"X-A", b"1")].into_iter(),
+        );
+        e.data(b"part one", false);
+        e.data(b"", true);
+        e.end_response();
+        e.failed(FailReason::Application, b"RuntimeError: boom");
+        e.buf
+    }
+
+    fn decode_all(mut buf: &[u8]) -> Vec<Frame<'_>> {
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let (f, n) = decode(buf, &Limits::default()).unwrap().unwrap();
+            out.push(f);
+            buf = &buf[n..];
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let buf = all_frames();
+        let frames = decode_all(&buf);
+        assert_eq!(frames.len(), 10);
+        assert_eq!(
+            frames[0],
+            Frame::Request(Request {
+                id: 7,
+                request_start_us: 1_700_000_000_000_000,
+                queue_start_us: 1_700_000_000_000_100,
+                script_mtime_us: -5,
+                script: b"/srv/app.wsgi",
+                environ: vec![
+                    (&b"REQUEST_METHOD"[..], &b"GET"[..]),
+                    (b"HTTP_X_LATIN", b"caf\xe9"),
+                    (b"EMPTY", b""),
+                ],
+            })
+        );
+        assert_eq!(frames[1], Frame::Read(65536));
+        assert_eq!(frames[2], Frame::Body(b"hello"));
+        assert_eq!(frames[3], Frame::BodyEnd);
+        assert_eq!(frames[4], Frame::BodyError(b"client went away"));
+        assert_eq!(
+            frames[5],
+            Frame::Response(Response {
+                status: 201,
+                status_line: b"201 Created",
+                headers: vec![(&b"Content-Type"[..], &b"text/plain"[..]), (b"X-A", b"1")],
+            })
+        );
+        assert_eq!(
+            frames[6],
+            Frame::Data {
+                data: b"part one",
+                flush: false
+            }
+        );
+        assert_eq!(
+            frames[7],
+            Frame::Data {
+                data: b"",
+                flush: true
+            }
+        );
+        assert_eq!(frames[8], Frame::End);
+        assert_eq!(
+            frames[9],
+            Frame::Failed {
+                reason: FailReason::Application,
+                message: b"RuntimeError: boom"
+            }
+        );
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_not_an_error() {
+        let buf = all_frames();
+        let (_, first) = decode(&buf, &Limits::default()).unwrap().unwrap();
+        for cut in 0..first {
+            assert_eq!(
+                decode(&buf[..cut], &Limits::default()),
+                Ok(None),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_lengths_are_refused_from_the_header() {
+        let limits = Limits {
+            max_head: 100,
+            max_data: 10,
+        };
+        // Only the header: the length alone decides, no payload is needed.
+        let head = [kind::REQUEST, 0, 0, 0, 101];
+        assert_eq!(
+            decode(&head, &limits),
+            Err(WireError::TooLong {
+                kind: kind::REQUEST,
+                len: 101,
+                limit: 100
+            })
+        );
+        let data = [kind::DATA, 0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            decode(&data, &limits),
+            Err(WireError::TooLong { .. })
+        ));
+        assert!(matches!(
+            decode(&[kind::END, 0, 0, 0, 1, 0], &limits),
+            Err(WireError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let l = Limits::default();
+        assert_eq!(
+            decode(&[0x7f, 0, 0, 0, 0], &l),
+            Err(WireError::UnknownType(0x7f))
+        );
+        // A pair count far beyond the payload cannot reserve memory.
+        let mut e = Encoder::new();
+        e.request(1, 0, 0, 0, b"s").finish();
+        let n = e.buf.len();
+        e.buf[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode(&e.buf, &l),
+            Err(WireError::Malformed(_, _))
+        ));
+        // Wrong version.
+        let mut e = Encoder::new();
+        e.request(1, 0, 0, 0, b"s").finish();
+        e.buf[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&9u16.to_be_bytes());
+        assert_eq!(decode(&e.buf, &l), Err(WireError::Version(9)));
+        // Trailing bytes inside a payload.
+        assert_eq!(
+            decode(&[kind::READ, 0, 0, 0, 4, 0, 0, 0, 0], &l),
+            Err(WireError::Malformed(kind::READ, "read of 0 bytes"))
+        );
+        let mut e = Encoder::new();
+        e.response(200, b"200 OK", std::iter::empty());
+        e.buf.push(0);
+        let n = (e.buf.len() - HEADER_LEN) as u32;
+        e.buf[1..5].copy_from_slice(&n.to_be_bytes());
+        assert_eq!(
+            decode(&e.buf, &l),
+            Err(WireError::Malformed(kind::RESPONSE, "trailing bytes"))
+        );
+        assert!(decode(&[kind::DATA, 0, 0, 0, 1, 2], &l).is_err());
+        assert!(decode(&[kind::FAILED, 0, 0, 0, 1, 99], &l).is_err());
+        assert!(decode(&[kind::BODY, 0, 0, 0, 0], &l).is_err());
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        // xorshift: deterministic pseudo-random inputs, including mutations
+        // of valid frames.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let valid = all_frames();
+        let l = Limits {
+            max_head: 4096,
+            max_data: 4096,
+        };
+        for _ in 0..20_000 {
+            let mut buf = if next() % 2 == 0 {
+                valid.clone()
+            } else {
+                (0..(next() % 64)).map(|_| next() as u8).collect()
+            };
+            for _ in 0..(next() % 4) {
+                if !buf.is_empty() {
+                    let i = (next() as usize) % buf.len();
+                    buf[i] = next() as u8;
+                }
+            }
+            let mut rest = &buf[..];
+            while let Ok(Some((_, n))) = decode(rest, &l) {
+                assert!(n >= HEADER_LEN && n <= rest.len());
+                rest = &rest[n..];
+            }
+        }
+    }
+}
