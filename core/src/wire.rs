@@ -114,6 +114,9 @@ impl FailReason {
     }
 }
 
+/// A list of (name, value) byte-string pairs borrowed from a decoded frame.
+pub type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// A request, as the Apache child sends it (PEP 3333 environ as byte
 /// strings: the daemon decodes them as latin-1 like embedded mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +135,7 @@ pub struct Request<'a> {
     /// The WSGI script file.
     pub script: &'a [u8],
     /// Environ items (name, value) in order; later names win.
-    pub environ: Vec<(&'a [u8], &'a [u8])>,
+    pub environ: Pairs<'a>,
 }
 
 /// A response head, as the daemon sends it once the application's first
@@ -144,7 +147,7 @@ pub struct Response<'a> {
     /// The status line as the application gave it (`"200 OK"`), latin-1.
     pub status_line: &'a [u8],
     /// Response headers (name, value), latin-1, in order.
-    pub headers: Vec<(&'a [u8], &'a [u8])>,
+    pub headers: Pairs<'a>,
 }
 
 /// One decoded frame; byte fields borrow from the decoded buffer.
@@ -224,7 +227,7 @@ impl<'a> Fields<'a> {
     /// A u32 count of (name, value) pairs, each a u16-prefixed name and a
     /// u32-prefixed value. The count is checked against the bytes left, so
     /// a huge count cannot reserve memory.
-    fn pairs(&mut self) -> Result<Vec<(&'a [u8], &'a [u8])>, WireError> {
+    fn pairs(&mut self) -> Result<Pairs<'a>, WireError> {
         let n = self.u32()? as usize;
         // Every pair takes at least 6 bytes.
         if n > self.buf.len() / 6 {
