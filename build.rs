@@ -163,6 +163,7 @@ fn main() {
         "cmd_func",
         "process_rec",
         "core_dir_config",
+        "unixd_config_rec",
     ] {
         builder = builder
             .allowlist_function(pattern)
@@ -201,6 +202,7 @@ fn main() {
         "REMOTE_.*",
         "MODULE_MAGIC_.*",
         "AP_MODULE_FLAG_.*",
+        "AP_SQ_.*",
     ] {
         builder = builder.allowlist_var(var).allowlist_type(var);
     }

@@ -231,5 +231,5 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let alias_options = alias.as_ref().map(|a| &a.options);
     let dcfg = apache::module_config::<DirConfig>((*r).per_dir_config);
     let settings = RequestSettings::resolve(alias_options, dcfg.as_ref());
-    wsgi::handle_request(r, &settings)
+    apache::request::handle_request(r, &settings)
 }

@@ -16,4 +16,7 @@
 #include <apr_file_io.h>
 #include <apr_portable.h>
 #include <apr_pools.h>
+#include <apr_thread_proc.h>
+#include <ap_listen.h>
+#include <unixd.h>
 #include "shim.h"

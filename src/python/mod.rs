@@ -9,7 +9,7 @@
 
 pub mod object;
 
-use crate::apache::{self, Level};
+use crate::apache::{self, Level, LogTarget};
 use crate::config::ServerConfig;
 use crate::ffi;
 use object::{Owned, PyPtr};
@@ -76,7 +76,7 @@ thread_local! {
     // Const-initialised Cells of raw pointers: no destructor is registered, so
     // the thread-local storage never pins or outlives the module image.
     static TSTATE: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
-    static CURRENT_REQUEST: Cell<*mut ffi::request_rec> = const { Cell::new(ptr::null_mut()) };
+    static CURRENT_TARGET: Cell<LogTarget> = const { Cell::new(LogTarget::None) };
     // Whether this thread holds the GIL through a GilGuard (and is not
     // inside allow_threads): a nested acquire (a sub-request reaching
     // handle_request again on this thread) then takes nothing.
@@ -111,7 +111,7 @@ impl Drop for PendingLine {
             let mut all = ALL_PENDING.lock().unwrap_or_else(|e| e.into_inner());
             all.retain(|b| !std::sync::Arc::ptr_eq(b, &buf));
             drop(all);
-            log_lines(ptr::null_mut(), &rest);
+            log_lines(LogTarget::None, &rest);
         }
     }
 }
@@ -206,11 +206,11 @@ pub fn allow_threads<T>(_gil: &Gil, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Makes `r` the request this thread is serving, for log lines written by
-/// the application (`sys.stdout`, `print`) to carry its context. Returns the
-/// previous one, to be put back when `r` ends (sub-requests nest).
-pub fn replace_current_request(r: *mut ffi::request_rec) -> *mut ffi::request_rec {
-    CURRENT_REQUEST.replace(r)
+/// Makes `target` where this thread's application output (`sys.stdout`,
+/// `print`) is logged: the request it serves. Returns the previous one, to
+/// be put back when that request ends (sub-requests nest).
+pub fn replace_log_target(target: LogTarget) -> LogTarget {
+    CURRENT_TARGET.replace(target)
 }
 
 // ---- the runtime ------------------------------------------------------------
@@ -567,7 +567,7 @@ pub fn shutdown() {
         let r = PyObject_CallNoArgs(rt.shutdown.as_ptr());
         if r.is_null() {
             log_exception(
-                ptr::null_mut(),
+                LogTarget::None,
                 "RWSGI0013: exception in atexit callbacks at process exit",
             );
         } else {
@@ -620,14 +620,15 @@ pub unsafe fn take_exception_text(rt: Option<&Runtime>) -> Option<String> {
 }
 
 /// Logs `msg` and then the pending exception's traceback, line by line,
-/// against request `r` (or the server when null). GIL held.
-pub unsafe fn log_exception(r: *mut ffi::request_rec, msg: &str) {
+/// to `target` (a request, or the server). GIL held.
+pub unsafe fn log_exception(target: impl Into<LogTarget>, msg: &str) {
+    let target = target.into();
     let rt = runtime().ok();
     let text = take_exception_text(rt);
-    apache::log_r(r, Level::Error, 0, msg);
+    target.log(Level::Error, msg);
     if let Some(text) = text {
         for line in text.lines() {
-            apache::log_r(r, Level::Error, 0, line);
+            target.log(Level::Error, line);
         }
     }
 }
@@ -652,10 +653,10 @@ pub fn log_application_output(data: &[u8]) {
         take_complete_lines(&mut pending, data)
     });
     match ready {
-        Ok(Some(lines)) => log_lines(CURRENT_REQUEST.get(), &lines),
+        Ok(Some(lines)) => log_lines(CURRENT_TARGET.get(), &lines),
         Ok(None) => {}
         // The thread is exiting: nothing can wait any more.
-        Err(_) => log_lines(CURRENT_REQUEST.get(), data),
+        Err(_) => log_lines(CURRENT_TARGET.get(), data),
     }
 }
 
@@ -683,7 +684,7 @@ pub fn flush_application_output() {
             .map(|b| std::mem::take(&mut *b.lock().unwrap_or_else(|e| e.into_inner())))
     });
     if let Ok(Some(rest)) = rest {
-        log_lines(CURRENT_REQUEST.get(), &rest);
+        log_lines(CURRENT_TARGET.get(), &rest);
     }
 }
 
@@ -695,28 +696,21 @@ fn flush_all_application_output() {
         .clone();
     for buf in all {
         let rest = std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()));
-        log_lines(ptr::null_mut(), &rest);
+        log_lines(LogTarget::None, &rest);
     }
 }
 
 /// Logs `data` line by line (a trailing partial line included; empty lines
-/// and a CR before LF dropped) at level error against request `r`, or the
-/// main server when `r` is null.
-pub fn log_lines(r: *mut ffi::request_rec, data: &[u8]) {
+/// and a CR before LF dropped) at level error to `target`.
+pub fn log_lines(target: LogTarget, data: &[u8]) {
     if data.is_empty() {
         return;
     }
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        if r.is_null() {
-            let s = runtime().map(|rt| rt.server).unwrap_or(ptr::null_mut());
-            apache::log_s(s, Level::Error, 0, line);
-        } else {
-            apache::log_r(r, Level::Error, 0, line);
+        if !line.is_empty() {
+            target.log(Level::Error, line);
         }
     }
 }

@@ -1,126 +1,96 @@
 //! `start_response` and the `write()` callable (PEP 3333 §The
-//! start_response() Callable), and the output path to Apache: status and
-//! headers go to `request_rec` on the first body data, body data goes down
-//! the output filter chain as transient buckets (no copy).
+//! start_response() Callable), and the response's way out through a
+//! [`ResponseWriter`] (embedded: Apache's output filters; daemon: the
+//! connection to the Apache child).
 //!
-//! The GIL is never held while a brigade goes down the filter chain: any
-//! filter may block (mod_ratelimit) or run a handler again on this thread
-//! (mod_include's sub-requests). Passes during the response release it; the
-//! final pass of a small response (EOS, no file, under 16 KiB) is instead
-//! put off until the request has released the GIL ([`FinalPass`]), its
-//! bytes copied out of the Python objects, which costs less than a GIL
-//! hand-off.
+//! The GIL is never held while output is sent: in embedded mode any filter
+//! may block (mod_ratelimit) or run a handler again on this thread
+//! (mod_include's sub-requests). Sends during the response release it; the
+//! final batch of a small response (EOS, no file, under 16 KiB) is instead
+//! set aside and sent once the request has released the GIL
+//! ([`FinalPass`]), its bytes copied out of the Python objects, which costs
+//! less than a GIL hand-off.
 //!
 //! All output of one request (the request thread and any application thread
-//! calling `write()`) is serialised by a per-request lock around the brigade
-//! and `request_rec`; the end of the request takes that lock, so no writer
-//! can touch the request after it is gone (later calls raise).
+//! calling `write()`) is serialised by a per-request output lock; the end of
+//! the request takes that lock, so no writer can touch the request after it
+//! is gone (later calls raise).
 //!
 //! The Python object `mod_wsgi.Adapter` is itself the `start_response`
 //! callable passed to the application.
 
 use super::module::{free_instance, type_slot};
+pub use super::transport::Finish;
+use super::transport::{Header, ResponseWriter};
 use crate::apache;
-use crate::ffi;
 use crate::python::object::{self, Owned};
 use crate::python::{self, Gil};
 use pyo3_ffi::*;
 use rwsgi_core::validate::{validate_header, validate_status, HeaderKind};
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard, TryLockError};
-
-/// How a pass down the filter chain ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    /// More data may follow; everything so far must reach the client
-    /// (a FLUSH bucket), as PEP 3333 requires for each yielded block. Becomes
-    /// `Eos` when the data completes the declared `Content-Length`.
-    Flush,
-    /// The response is complete (an EOS bucket).
-    Eos,
-    /// Everything must be written before the pass returns (FLUSH), and the
-    /// response is complete (EOS): used for file buckets, whose descriptor
-    /// the application may close as soon as we return.
-    FlushEos,
-}
 
 /// Why output stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// The client went away (or a filter failed): stop producing output.
-    ClientGone(ffi::apr_status_t),
+    ClientGone,
     /// The request has finished (output from another thread after its end).
     Finished,
 }
 
-/// Largest in-memory final body (bytes) whose pass is put off until the GIL
-/// is released, at the price of one copy; larger ones are passed at once
+/// Largest in-memory final body (bytes) whose sending is put off until the
+/// GIL is released, at the price of one copy; larger ones are sent at once
 /// with the GIL released.
 const DEFERRED_PASS_LIMIT: u64 = 16 * 1024;
-
-/// A validated response header: name, value, and what it means to Apache.
-type Header = (String, String, HeaderKind);
 
 /// The request's output: everything the send path touches, only reached
 /// through the per-request output lock.
 pub struct Output {
-    /// The request; null once it has finished.
-    r: *mut ffi::request_rec,
-    bb: *mut ffi::apr_bucket_brigade,
-    /// Whether status and headers were handed to Apache.
+    /// Where the response goes; `None` once the request has finished.
+    writer: Option<Box<dyn ResponseWriter>>,
+    /// Whether status and headers were handed to the writer.
     headers_sent: bool,
-    /// Whether the EOS bucket was passed (or is in the deferred pass).
+    /// Whether the response was ended (or its end is in the deferred batch).
     eos_sent: bool,
     /// `Content-Length` of the sent headers, in bytes.
     content_length: Option<u64>,
-    /// Body bytes given to Apache so far.
+    /// Body bytes given to the writer so far.
     bytes_sent: u64,
     /// Set when the client went away.
     client_gone: bool,
-    /// In-memory body bytes since the last FLUSH.
+    /// In-memory body bytes since the last flush.
     unflushed: u64,
-    /// Whether a file bucket was added (reading it may block).
+    /// Whether a file region was added (sending it may block).
     sent_file: bool,
-    /// Whether the brigade holds a final pass put off until the request
-    /// releases the GIL.
+    /// Whether the writer holds a final batch set aside for [`FinalPass`].
     deferred: bool,
 }
 
 /// What has been sent so far, for the checks at the end of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// Whether status and headers were handed to Apache.
+    /// Whether status and headers were handed to the writer.
     pub headers_sent: bool,
     /// `Content-Length` of the sent headers, in bytes.
     pub content_length: Option<u64>,
-    /// Body bytes given to Apache, in bytes.
+    /// Body bytes given to the writer, in bytes.
     pub bytes_sent: u64,
     /// Whether the client went away.
     pub client_gone: bool,
 }
 
-/// A request's final brigade (ending in EOS), to be passed down the filter
-/// chain by the request thread once it no longer holds the GIL.
-pub struct FinalPass {
-    r: *mut ffi::request_rec,
-    bb: *mut ffi::apr_bucket_brigade,
-}
+/// A request's final batch of output, to be sent by the request thread once
+/// it no longer holds the GIL.
+pub struct FinalPass(Box<dyn ResponseWriter>);
 
 impl FinalPass {
-    /// Passes the brigade. Call without the GIL, before the handler
-    /// returns (the brigade lives in the request pool). Errors: the client
-    /// went away.
-    ///
-    /// # Safety
-    /// The request must still be live (inside its handler).
-    pub unsafe fn send(self) -> Result<(), SendError> {
-        let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.bb);
-        ffi::apr_brigade_cleanup(self.bb as *mut c_void);
-        if rv != ffi::APR_SUCCESS as ffi::apr_status_t || (*(*self.r).connection).aborted != 0 {
-            return Err(SendError::ClientGone(rv));
-        }
-        Ok(())
+    /// Sends the batch. Call without the GIL, before the request ends (in
+    /// embedded mode the batch lives in the request pool). Errors: the
+    /// client went away.
+    pub fn send(mut self) -> Result<(), SendError> {
+        self.0.send_deferred().map_err(|_| SendError::ClientGone)
     }
 }
 
@@ -145,12 +115,12 @@ pub struct AdapterObject {
     pub state: *mut AdapterState,
 }
 
-/// Creates the adapter (start_response) of request `r`. GIL held.
-pub unsafe fn new_adapter(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Option<Owned> {
+/// Creates the adapter (start_response) of a request whose response goes
+/// to `writer`. GIL held.
+pub unsafe fn new_adapter(tp: *mut PyTypeObject, writer: Box<dyn ResponseWriter>) -> Option<Owned> {
     let o = Owned::new(PyType_GenericAlloc(tp, 0))?;
     let out = Output {
-        r,
-        bb: ptr::null_mut(),
+        writer: Some(writer),
         headers_sent: false,
         eos_sent: false,
         content_length: None,
@@ -211,16 +181,16 @@ impl AdapterState {
         f: impl FnOnce(&mut Output) -> Result<T, SendError>,
     ) -> Result<T, SendError> {
         let mut o = lock_output(gil, &self.out);
-        if o.r.is_null() {
+        if o.writer.is_none() {
             return Err(SendError::Finished);
         }
         f(&mut o)
     }
 
-    /// Sends body data (`chunks`, no copy: transient buckets), truncated to
-    /// what `Content-Length` still allows, applying status and headers
-    /// first. Returns whether the response is now complete (EOS sent, or
-    /// put off until the request releases the GIL). Requires `status`.
+    /// Sends body data (`chunks`, not copied), truncated to what
+    /// `Content-Length` still allows, handing over status and headers
+    /// first. Returns whether the response is now complete (ended, or its
+    /// end set aside for the [`FinalPass`]). Requires `status`.
     pub unsafe fn send(
         &self,
         gil: &Gil,
@@ -242,9 +212,7 @@ impl AdapterState {
                     Err(SendError::Finished)
                 };
             }
-            if !o.headers_sent {
-                o.apply_headers(status, &self.headers, self.content_length);
-            }
+            o.head(status, &self.headers, self.content_length);
             for data in chunks {
                 if o.complete() {
                     break;
@@ -261,26 +229,37 @@ impl AdapterState {
         })
     }
 
-    /// Sends `len` bytes of open file `fd` from `offset` as a file bucket
-    /// (sendfile or mmap), then FLUSH and EOS, so Apache has written it all
-    /// before the application can close the file. Requires `status`.
+    /// Sends `len` bytes of open file `fd` from `offset` without passing
+    /// through memory, ending the response; everything is written before
+    /// this returns, so the application may close the file. `Ok(false)`
+    /// when the transport cannot send files (nothing was sent: iterate the
+    /// file instead). Requires `status`.
     pub unsafe fn send_file(
         &self,
         gil: &Gil,
         fd: i32,
         offset: u64,
         len: u64,
-    ) -> Result<(), SendError> {
+    ) -> Result<bool, SendError> {
         let status = self
             .status
             .as_ref()
             .expect("start_response before body data");
         self.with_output(gil, |o| {
-            if !o.headers_sent {
-                o.apply_headers(status, &self.headers, self.content_length);
+            o.head(status, &self.headers, self.content_length);
+            let len = match o.content_length {
+                Some(cl) => cl.saturating_sub(o.bytes_sent).min(len),
+                None => len,
+            };
+            if len > 0 {
+                if !o.writer_mut().file(fd, offset, len) {
+                    return Ok(false);
+                }
+                o.bytes_sent += len;
+                o.sent_file = true;
             }
-            o.add_file(fd, offset, len);
-            o.pass(gil, Finish::FlushEos)
+            o.pass(gil, Finish::FlushEos)?;
+            Ok(true)
         })
     }
 
@@ -295,25 +274,23 @@ impl AdapterState {
         }
     }
 
+    /// Asks for the client connection to be closed after the response.
+    pub unsafe fn close_connection(&self, gil: &Gil) {
+        let _ = self.with_output(gil, |o| {
+            o.writer_mut().close_connection();
+            Ok(())
+        });
+    }
+
     /// Ends a response that already started but cannot be completed (an
-    /// exception mid-stream): an error bucket makes Apache's chunk filter
-    /// omit the final chunk and close the connection, so the client sees an
-    /// incomplete response rather than a short "complete" one.
+    /// exception mid-stream): the client sees it incomplete (no final chunk,
+    /// connection closed) rather than a short "complete" one.
     pub unsafe fn abort_response(&self, gil: &Gil) {
         let _ = self.with_output(gil, |o| {
             if o.eos_sent || o.client_gone {
                 return Ok(());
             }
-            let r = o.r;
-            (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-            let bb = o.brigade();
-            let e = ffi::ap_bucket_error_create(
-                ffi::HTTP_BAD_GATEWAY as i32,
-                ptr::null(),
-                (*r).pool,
-                (*bb).bucket_alloc,
-            );
-            ffi::rwsgi_brigade_insert_tail(bb, e);
+            o.writer_mut().abort();
             o.pass(gil, Finish::Eos)
         });
     }
@@ -321,14 +298,18 @@ impl AdapterState {
     /// Detaches the adapter from its finished request, waiting for any
     /// other thread's output to finish first: later calls raise, and the
     /// `write` callable's reference back to the adapter (a cycle) is
-    /// dropped so both are freed. Returns the final pass put off until the
-    /// GIL is released, if any. GIL held.
+    /// dropped so both are freed. Returns the final batch set aside to be
+    /// sent once the GIL is released, if any. GIL held.
     pub unsafe fn detach(&mut self, gil: &Gil) -> Option<FinalPass> {
         self.finished = true;
         let mut o = lock_output(gil, &self.out);
-        let last = (o.deferred && !o.r.is_null()).then(|| FinalPass { r: o.r, bb: o.bb });
+        let writer = o.writer.take();
+        let last = if o.deferred {
+            writer.map(FinalPass)
+        } else {
+            None
+        };
         o.deferred = false;
-        o.r = ptr::null_mut();
         drop(o);
         let w = std::mem::replace(&mut self.write_callable, ptr::null_mut());
         if !w.is_null() {
@@ -339,59 +320,26 @@ impl AdapterState {
 }
 
 impl Output {
+    fn writer_mut(&mut self) -> &mut dyn ResponseWriter {
+        self.writer.as_deref_mut().expect("checked by with_output")
+    }
+
     /// Whether no more body may be sent (Content-Length reached).
     fn complete(&self) -> bool {
         self.content_length.is_some_and(|cl| self.bytes_sent >= cl)
     }
 
-    /// Hands status and headers to Apache (`r->status`, `status_line`,
-    /// `headers_out`, `content_type`, `clength`).
-    unsafe fn apply_headers(
-        &mut self,
-        (code, line): &(u16, String),
-        headers: &[Header],
-        content_length: Option<u64>,
-    ) {
-        let r = self.r;
-        let pool = (*r).pool;
-        (*r).status = *code as _;
-        (*r).status_line = pool_latin1(pool, line);
-        // What mod_mime derived from the script's file name (`.py` is
-        // text/x-python, `.gz` an encoding, `.en` a language) describes the
-        // script, not the response: the response carries only what the
-        // application set.
-        (*r).content_type = ptr::null();
-        (*r).content_encoding = ptr::null();
-        (*r).content_languages = ptr::null_mut();
-        for (name, value, kind) in headers {
-            match kind {
-                HeaderKind::ContentType => {
-                    ffi::ap_set_content_type(r, pool_latin1(pool, value));
-                }
-                // At most MAX_CONTENT_LENGTH (validated): fits apr_off_t.
-                HeaderKind::ContentLength(n) => ffi::ap_set_content_length(r, *n as _),
-                HeaderKind::Other => {
-                    let k = apache::pstrdup(pool, name.as_bytes());
-                    let v = pool_latin1(pool, value);
-                    ffi::apr_table_addn((*r).headers_out, k, v);
-                }
-            }
+    /// Hands status and headers to the writer, once.
+    fn head(&mut self, status: &(u16, String), headers: &[Header], content_length: Option<u64>) {
+        if !self.headers_sent {
+            self.writer_mut().head(status, headers);
+            self.content_length = content_length;
+            self.headers_sent = true;
         }
-        self.content_length = content_length;
-        self.headers_sent = true;
     }
 
-    /// The brigade this request's output is built in (created on first use).
-    unsafe fn brigade(&mut self) -> *mut ffi::apr_bucket_brigade {
-        if self.bb.is_null() {
-            let r = self.r;
-            self.bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-        }
-        self.bb
-    }
-
-    /// Appends body data (no copy: a transient bucket) to the brigade,
-    /// truncated to what `Content-Length` still allows.
+    /// Adds body data (not copied), truncated to what `Content-Length` still
+    /// allows.
     ///
     /// # Safety
     /// `data` must stay alive and unchanged until the next [`pass`](Self::pass).
@@ -401,112 +349,38 @@ impl Output {
             None => data.len(),
         };
         if n > 0 {
-            let bb = self.brigade();
-            let b = ffi::apr_bucket_transient_create(
-                data.as_ptr() as *const c_char,
-                n as _,
-                (*bb).bucket_alloc,
-            );
-            ffi::rwsgi_brigade_insert_tail(bb, b);
+            self.writer_mut().data(&data[..n]);
             self.bytes_sent += n as u64;
             self.unflushed += n as u64;
         }
     }
 
-    /// Appends a file region as a file bucket. The descriptor must stay
-    /// open until the next [`pass`](Self::pass), which must use
-    /// `Finish::FlushEos`.
-    unsafe fn add_file(&mut self, fd: i32, offset: u64, len: u64) {
-        let len = match self.content_length {
-            Some(cl) => cl.saturating_sub(self.bytes_sent).min(len),
-            None => len,
-        };
-        if len > 0 {
-            let r = self.r;
-            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
-            let mut os_fd: ffi::apr_os_file_t = fd;
-            ffi::apr_os_file_put(
-                &mut file,
-                &mut os_fd,
-                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
-                (*r).pool,
-            );
-            let bb = self.brigade();
-            ffi::apr_brigade_insert_file(bb, file, offset as _, len as _, (*r).pool);
-            self.bytes_sent += len;
-            self.sent_file = true;
-        }
-    }
-
-    /// Copies the brigade's transient data into buckets of its own (the
-    /// request pool's lifetime), so it survives the Python objects it came
-    /// from. Fails if a bucket cannot be set aside.
-    unsafe fn set_aside(&mut self) -> bool {
-        let bb = self.bb;
-        let pool = (*self.r).pool;
-        let end = ffi::rwsgi_brigade_sentinel(bb);
-        let mut b = ffi::rwsgi_brigade_first(bb);
-        while b != end {
-            let rv = ffi::rwsgi_bucket_setaside(b, pool);
-            if rv != ffi::APR_SUCCESS as ffi::apr_status_t
-                && rv != ffi::APR_ENOTIMPL as ffi::apr_status_t
-            {
-                return false;
-            }
-            b = ffi::rwsgi_bucket_next(b);
-        }
-        true
-    }
-
-    /// Ends the brigade as `finish` says and passes it down Apache's output
-    /// filters with the GIL released, or, for a small final brigade without
-    /// files, sets its data aside for the request's [`FinalPass`].
+    /// Ends the batch as `finish` says and sends it with the GIL released,
+    /// or, for a small final batch without files, has it set aside for the
+    /// request's [`FinalPass`].
     unsafe fn pass(&mut self, gil: &Gil, finish: Finish) -> Result<(), SendError> {
         if self.client_gone {
-            return Err(SendError::ClientGone(0));
+            return Err(SendError::ClientGone);
         }
-        let bb = self.brigade();
-        let alloc = (*bb).bucket_alloc;
-        if finish == Finish::Flush || finish == Finish::FlushEos {
-            ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_flush_create(alloc));
-        }
-        if finish == Finish::Eos || finish == Finish::FlushEos {
-            ffi::rwsgi_brigade_insert_tail(bb, ffi::apr_bucket_eos_create(alloc));
+        if finish != Finish::Flush {
             self.eos_sent = true;
         }
-        if finish == Finish::Eos
-            && !self.sent_file
-            && self.unflushed < DEFERRED_PASS_LIMIT
-            && self.set_aside()
-        {
+        let deferrable =
+            finish == Finish::Eos && !self.sent_file && self.unflushed < DEFERRED_PASS_LIMIT;
+        if deferrable && self.writer_mut().set_aside(finish) {
             self.deferred = true;
             return Ok(());
         }
-        let r = self.r;
-        let rv = python::allow_threads(gil, || unsafe {
-            let rv = ffi::ap_pass_brigade((*r).output_filters, bb);
-            ffi::apr_brigade_cleanup(bb as *mut c_void);
-            rv
-        });
+        let writer = self.writer_mut();
+        let rv = python::allow_threads(gil, || writer.send(finish));
         if finish != Finish::Eos {
             self.unflushed = 0;
         }
-        if rv != ffi::APR_SUCCESS as ffi::apr_status_t || (*(*r).connection).aborted != 0 {
+        rv.map_err(|_| {
             self.client_gone = true;
-            return Err(SendError::ClientGone(rv));
-        }
-        Ok(())
+            SendError::ClientGone
+        })
     }
-}
-
-/// Copies validated text (every character <= U+00FF) into `pool` as latin-1
-/// bytes, the encoding PEP 3333 gives native strings on the wire.
-unsafe fn pool_latin1(pool: *mut ffi::apr_pool_t, text: &str) -> *mut c_char {
-    if text.is_ascii() {
-        return apache::pstrdup(pool, text.as_bytes());
-    }
-    let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
-    apache::pstrdup(pool, &bytes)
 }
 
 // ---- start_response ---------------------------------------------------------
@@ -743,7 +617,7 @@ unsafe extern "C" fn write(o: *mut PyObject, data: *mut PyObject) -> *mut PyObje
         // pass returns or its data is set aside.
         match st.send(&gil, &[bytes], Finish::Flush) {
             Ok(_) => Py_NewRef(Py_None()),
-            Err(SendError::ClientGone(_)) => {
+            Err(SendError::ClientGone) => {
                 object::raise(PyExc_OSError, "write(): the client closed the connection")
             }
             Err(SendError::Finished) => object::raise(

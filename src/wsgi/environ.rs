@@ -7,7 +7,6 @@
 
 use super::module::{mpm_multiprocess, mpm_threaded, Types};
 use crate::apache;
-use crate::config::RequestSettings;
 use crate::ffi;
 use crate::python::object::{self, Owned};
 use crate::python::{Keys, Runtime, MOD_WSGI_VERSION};
@@ -137,6 +136,8 @@ pub struct EnvironCache {
     headers: Vec<HeaderSlot>,
     application_group: CachedValue,
     callable_object: CachedValue,
+    /// Interned keys of daemon-mode environ pairs, by name.
+    pair_keys: std::collections::HashMap<Vec<u8>, Owned>,
 }
 
 /// Sets `environ[key]` to the `str` of `value` when it differs from what the
@@ -166,6 +167,23 @@ unsafe fn set_templated(
 }
 
 impl EnvironCache {
+    /// The interned `str` key for environ name `name` (latin-1), made once
+    /// (at most 512 names are remembered). GIL held.
+    unsafe fn key(&mut self, name: &[u8]) -> Owned {
+        if let Some(k) = self.pair_keys.get(name) {
+            return Owned::from_borrowed(k.as_ptr());
+        }
+        let k = object::latin1(name);
+        let mut p = k.into_ptr();
+        PyUnicode_InternInPlace(&mut p);
+        let k = Owned::from_owned(p);
+        if self.pair_keys.len() < 512 {
+            self.pair_keys
+                .insert(name.to_vec(), Owned::from_borrowed(k.as_ptr()));
+        }
+        k
+    }
+
     /// A new reference to the `str` of `value`, from `slot` when it holds
     /// the same bytes, else decoded (and remembered if short). GIL held.
     unsafe fn value(slot: &mut CachedValue, value: &[u8]) -> Owned {
@@ -296,33 +314,6 @@ impl EnvironSink for DictSink<'_> {
     }
 }
 
-/// Iterates an APR table's entries as `(key, value)` byte strings.
-///
-/// # Safety
-/// `t` must be a live table; the entries must not change while iterating.
-pub unsafe fn table_entries<'a>(
-    t: *const ffi::apr_table_t,
-) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-    // apr_table_elts() is a macro: an apr_table_t begins with its array header.
-    let arr = t as *const ffi::apr_array_header_t;
-    let (elts, n) = if arr.is_null() {
-        (std::ptr::null(), 0)
-    } else {
-        (
-            (*arr).elts as *const ffi::apr_table_entry_t,
-            (*arr).nelts as usize,
-        )
-    };
-    (0..n).filter_map(move |i| {
-        let e = &*elts.add(i);
-        if e.key.is_null() {
-            None
-        } else {
-            Some((apache::bytes(e.key), apache::bytes(e.val)))
-        }
-    })
-}
-
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `n` in `radix` (10 or 16) at the end of `buf`; returns the digits.
@@ -358,73 +349,135 @@ fn format_request_id(buf: &mut [u8; 48], pid: u32, n: u64) -> &[u8] {
     &buf[..len]
 }
 
-/// What the handler has worked out about a request before building its
-/// environ.
-pub struct RequestContext<'a> {
-    /// The request.
-    pub r: *mut ffi::request_rec,
-    /// Its effective mod_wsgi settings.
-    pub settings: &'a RequestSettings,
-    /// SCRIPT_NAME (decoded bytes).
-    pub script_name: &'a [u8],
-    /// PATH_INFO (decoded bytes).
-    pub path_info: &'a [u8],
+/// What the embedded handler has gathered about a request for its environ:
+/// byte strings borrowed from `request_rec` (no Apache pointers).
+pub struct Facts<'a> {
+    /// The CGI variables' inputs.
+    pub cgi: RequestFacts<'a>,
+    /// `r->subprocess_env` (SetEnv and other modules' variables); the
+    /// server's own keys win over these, as with mod_wsgi.
+    pub extra: Vec<(&'a [u8], &'a [u8])>,
     /// Expanded application group name (`mod_wsgi.application_group`).
     pub application_group: &'a str,
-    /// REQUEST_METHOD to present (HEAD may be mapped to GET).
-    pub method: &'a [u8],
+    /// `mod_wsgi.callable_object`.
+    pub callable_object: &'a str,
+    /// `mod_wsgi.script_reloading`.
+    pub script_reloading: bool,
+    /// `mod_wsgi.request_start`: microseconds since the Unix epoch.
+    pub request_start_us: u64,
 }
 
-/// Builds the environ dict of a request: `r->subprocess_env` (SetEnv and
-/// other modules' variables), the CGI variables, `wsgi.*` and `mod_wsgi.*`
-/// keys. `input` and `errors` become `wsgi.input` and `wsgi.errors`. GIL held.
+/// What an environ is made of.
+pub enum Source<'a> {
+    /// Embedded mode: the request's facts (the fast path, with cached
+    /// values and a templated base dict).
+    Facts(Facts<'a>),
+    /// Daemon mode: (name, value) pairs from the Apache child, in order,
+    /// later names winning (see [`for_each_pair`]), plus the daemon's own
+    /// `mod_wsgi.queue_start`/daemon keys among them.
+    Pairs(&'a [(&'a [u8], &'a [u8])]),
+}
+
+/// The next `mod_wsgi.request_id`: `<pid hex>-<per-process counter hex>`,
+/// unique within the server's lifetime.
+fn next_request_id(buf: &mut [u8; 48]) -> &[u8] {
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format_request_id(buf, std::process::id(), n)
+}
+
+/// Calls `f(name, value)` for every environ item of `facts` except
+/// `wsgi.input`/`wsgi.errors` and the constant `wsgi.*` keys, in an order
+/// where a later name wins: `r->subprocess_env` first, then the CGI
+/// variables, then `wsgi.url_scheme` and the `mod_wsgi.*` keys. Daemon mode
+/// sends these to the daemon (PEP 3333 native strings as latin-1 bytes).
+pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
+    for (k, v) in &facts.extra {
+        f(k, v);
+    }
+    struct Pairs<'f>(&'f mut dyn FnMut(&[u8], &[u8]), Vec<u8>, Vec<u8>);
+    impl EnvironSink for Pairs<'_> {
+        fn fixed(&mut self, key: CgiKey, value: &[u8]) {
+            (self.0)(key.as_str().as_bytes(), value);
+            match key {
+                CgiKey::ScriptName => self.1 = value.to_vec(),
+                CgiKey::PathInfo => self.2 = value.to_vec(),
+                _ => {}
+            }
+        }
+        fn header(&mut self, name: &[u8], value: &[u8]) {
+            if let Some(key) = header_env_name(name) {
+                (self.0)(key.as_bytes(), value);
+            }
+        }
+    }
+    let mut sink = Pairs(f, Vec::new(), Vec::new());
+    build_cgi_environ(&facts.cgi, &mut sink);
+    let Pairs(f, script_name, path_info) = sink;
+    let scheme: &[u8] = if facts.cgi.scheme.eq_ignore_ascii_case(b"https") {
+        b"https"
+    } else {
+        b"http"
+    };
+    f(b"wsgi.url_scheme", scheme);
+    f(
+        b"mod_wsgi.application_group",
+        facts.application_group.as_bytes(),
+    );
+    f(
+        b"mod_wsgi.callable_object",
+        facts.callable_object.as_bytes(),
+    );
+    f(
+        b"mod_wsgi.script_reloading",
+        if facts.script_reloading { b"1" } else { b"0" },
+    );
+    let mut buf = [0u8; 48];
+    f(b"mod_wsgi.request_id", next_request_id(&mut buf));
+    let mut buf = [0u8; 24];
+    f(
+        b"mod_wsgi.request_start",
+        format_decimal(&mut buf, facts.request_start_us),
+    );
+    f(b"mod_wsgi.script_name", &script_name);
+    f(b"mod_wsgi.path_info", &path_info);
+}
+
+/// Builds the environ dict of a request from `source`; `input` and
+/// `errors` become `wsgi.input` and `wsgi.errors`. GIL held.
 pub unsafe fn build_environ(
     rt: &Runtime,
-    cx: &RequestContext<'_>,
+    source: &Source<'_>,
     input: *mut PyObject,
     errors: *mut PyObject,
 ) -> Result<Owned, String> {
-    let r = cx.r;
     let env =
         Owned::new(PyDict_Copy(rt.base_environ.as_ptr())).ok_or("cannot copy base environ")?;
     let d = env.as_ptr();
-    let c = (*r).connection;
-    let useragent_addr = (*r).useragent_addr;
-    let remote_port = if useragent_addr.is_null() {
-        0
-    } else {
-        (*useragent_addr).port
-    };
-    let facts = RequestFacts {
-        method: cx.method,
-        protocol: apache::bytes((*r).protocol),
-        unparsed_uri: apache::bytes((*r).unparsed_uri),
-        query: apache::opt_bytes((*r).args),
-        script_name: cx.script_name,
-        path_info: cx.path_info,
-        server_name: apache::bytes(ffi::ap_get_server_name(r)),
-        server_port: ffi::ap_get_server_port(r),
-        server_addr: apache::bytes((*c).local_ip),
-        server_software: None,
-        server_signature: apache::bytes(ffi::ap_psignature(c"".as_ptr(), r)),
-        server_admin: apache::bytes((*(*r).server).server_admin),
-        remote_addr: apache::bytes((*r).useragent_ip),
-        remote_port,
-        remote_host: apache::opt_bytes(ffi::ap_get_useragent_host(
-            r,
-            ffi::REMOTE_HOST as i32,
-            std::ptr::null_mut(),
-        )),
-        remote_user: apache::opt_bytes((*r).user),
-        auth_type: apache::opt_bytes((*r).ap_auth_type),
-        document_root: apache::bytes(ffi::ap_document_root(r)),
-        context_prefix: apache::bytes(ffi::ap_context_prefix(r)),
-        context_document_root: apache::bytes(ffi::ap_context_document_root(r)),
-        script_filename: apache::bytes((*r).filename),
-        scheme: apache::bytes(ffi::rwsgi_http_scheme(r)),
-        headers: table_entries((*r).headers_in).collect(),
-        pass_authorization: cx.settings.pass_authorization,
-    };
+    let k = &rt.keys;
+    match source {
+        Source::Facts(facts) => set_from_facts(rt, d, facts)?,
+        Source::Pairs(pairs) => {
+            let cache = rt.environ_cache.get();
+            for (name, value) in pairs.iter() {
+                let key = cache.key(name);
+                let v = object::latin1(value);
+                if PyDict_SetItem(d, key.as_ptr(), v.as_ptr()) < 0 {
+                    return Err(format!(
+                        "cannot set environ[{:?}]",
+                        String::from_utf8_lossy(name)
+                    ));
+                }
+            }
+        }
+    }
+    PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
+    PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
+    Ok(env)
+}
+
+/// The embedded fast path: CGI variables with cached values over the
+/// templated base dict, then the server's other keys. GIL held.
+unsafe fn set_from_facts(rt: &Runtime, d: *mut PyObject, facts: &Facts<'_>) -> Result<(), String> {
     let mut sink = DictSink {
         dict: d,
         keys: &rt.keys,
@@ -434,13 +487,13 @@ pub unsafe fn build_environ(
         script_name: None,
         path_info: None,
     };
-    build_cgi_environ(&facts, &mut sink);
+    build_cgi_environ(&facts.cgi, &mut sink);
     if sink.failed {
         return Err("cannot set CGI variables in environ".into());
     }
     // Variables from SetEnv and other modules; the server's own keys win,
     // as with mod_wsgi (which adds the CGI variables over subprocess_env).
-    for (k, v) in table_entries((*r).subprocess_env) {
+    for (k, v) in &facts.extra {
         let key = object::latin1(k);
         if PyDict_Contains(d, key.as_ptr()) == 0 {
             let val = object::latin1(v);
@@ -448,25 +501,23 @@ pub unsafe fn build_environ(
         }
     }
     let k = &rt.keys;
-    let scheme = if facts.scheme.eq_ignore_ascii_case(b"https") {
+    let scheme = if facts.cgi.scheme.eq_ignore_ascii_case(b"https") {
         &k.https
     } else {
         &k.http
     };
     PyDict_SetItem(d, k.wsgi_url_scheme.as_ptr(), scheme.as_ptr());
-    PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
-    PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
     let template = rt.base_environ.as_ptr();
     for (key, slot, text) in [
         (
             &k.mod_wsgi_application_group,
             &mut sink.cache.application_group,
-            cx.application_group,
+            facts.application_group,
         ),
         (
             &k.mod_wsgi_callable_object,
             &mut sink.cache.callable_object,
-            cx.settings.callable_object.as_str(),
+            facts.callable_object,
         ),
     ] {
         if text.is_ascii() {
@@ -475,22 +526,21 @@ pub unsafe fn build_environ(
             PyDict_SetItem(d, key.as_ptr(), object::str_from(text).as_ptr());
         }
     }
-    let reloading = if cx.settings.script_reloading {
+    let reloading = if facts.script_reloading {
         &k.one
     } else {
         &k.zero
     };
     PyDict_SetItem(d, k.mod_wsgi_script_reloading.as_ptr(), reloading.as_ptr());
-    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut buf = [0u8; 48];
-    let id = format_request_id(&mut buf, std::process::id(), n);
+    let id = next_request_id(&mut buf);
     PyDict_SetItem(
         d,
         k.mod_wsgi_request_id.as_ptr(),
         object::latin1(id).as_ptr(),
     );
     let mut buf = [0u8; 24];
-    let start = format_decimal(&mut buf, (*r).request_time.max(0) as u64);
+    let start = format_decimal(&mut buf, facts.request_start_us);
     PyDict_SetItem(
         d,
         k.mod_wsgi_request_start.as_ptr(),
@@ -500,5 +550,5 @@ pub unsafe fn build_environ(
         PyDict_SetItem(d, k.mod_wsgi_script_name.as_ptr(), sn.as_ptr());
         PyDict_SetItem(d, k.mod_wsgi_path_info.as_ptr(), pi.as_ptr());
     }
-    Ok(env)
+    Ok(())
 }

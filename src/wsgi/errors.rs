@@ -13,8 +13,7 @@
 //! writes under another request's context.
 
 use super::module::{free_instance, type_slot};
-use crate::apache;
-use crate::ffi;
+use crate::apache::{self, LogTarget};
 use crate::python::object::{self, Owned};
 use crate::python::{log_lines, take_complete_lines};
 use pyo3_ffi::*;
@@ -25,18 +24,19 @@ use std::ptr;
 #[repr(C)]
 pub struct LogObject {
     ob_base: PyObject,
-    /// The request the lines are logged against; null once expired.
-    r: *mut ffi::request_rec,
+    /// Where the lines go (the request); `None` once expired.
+    target: Option<LogTarget>,
     /// Owned `Box<Vec<u8>>`: a partial line waiting for its newline.
     pending: *mut Vec<u8>,
     closed: bool,
 }
 
-/// Creates the `wsgi.errors` stream of request `r`. GIL held.
-pub unsafe fn new_log(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Option<Owned> {
+/// Creates the `wsgi.errors` stream of a request, logging to `target`.
+/// GIL held.
+pub unsafe fn new_log(tp: *mut PyTypeObject, target: LogTarget) -> Option<Owned> {
     let o = Owned::new(PyType_GenericAlloc(tp, 0))?;
     let log = o.as_ptr() as *mut LogObject;
-    (*log).r = r;
+    ptr::write(ptr::addr_of_mut!((*log).target), Some(target));
     (*log).pending = Box::into_raw(Box::default());
     (*log).closed = false;
     Some(o)
@@ -47,13 +47,13 @@ pub unsafe fn new_log(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Option
 pub unsafe fn expire(o: *mut PyObject) {
     let log = &mut *(o as *mut LogObject);
     flush_pending(log);
-    log.r = ptr::null_mut();
+    log.target = None;
 }
 
 unsafe fn flush_pending(log: &mut LogObject) {
-    if !log.r.is_null() && !log.pending.is_null() {
+    if let (Some(target), false) = (log.target, log.pending.is_null()) {
         let rest = std::mem::take(&mut *log.pending);
-        log_lines(log.r, &rest);
+        log_lines(target, &rest);
     }
 }
 
@@ -78,7 +78,7 @@ unsafe fn check_open(log: &LogObject) -> Result<(), ()> {
         );
         return Err(());
     }
-    if log.r.is_null() {
+    if log.target.is_none() {
         object::raise(
             PyExc_RuntimeError,
             "wsgi.errors of a finished request used: the log object has expired (each request has its own)",
@@ -91,8 +91,9 @@ unsafe fn check_open(log: &LogObject) -> Result<(), ()> {
 /// Logs `data` (UTF-8 text or raw bytes): complete lines now, a partial
 /// line when its newline comes, at flush or at the end of the request.
 unsafe fn write_bytes(log: &mut LogObject, data: &[u8]) {
-    if let Some(lines) = take_complete_lines(&mut *log.pending, data) {
-        log_lines(log.r, &lines);
+    if let (Some(lines), Some(target)) = (take_complete_lines(&mut *log.pending, data), log.target)
+    {
+        log_lines(target, &lines);
     }
 }
 

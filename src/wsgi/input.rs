@@ -1,13 +1,13 @@
 //! `wsgi.input` (PEP 3333 §Input and Error Streams), type `mod_wsgi.Input`:
 //! `read([size])`, `readline([size])`, `readlines([hint])`, iteration and
-//! `close()`, streamed from Apache's input filters (`ap_get_client_block`)
-//! with the GIL released during each read. Memory is bounded by what the
-//! application asks for: nothing is read ahead beyond one 8 KiB block for
-//! `readline`.
+//! `close()`, streamed from the request's [`BodyReader`] (embedded: Apache's
+//! input filters; daemon: the Apache child) with the GIL released during
+//! each read. Memory is bounded by what the application asks for: nothing
+//! is read ahead beyond one 8 KiB block for `readline`.
 
 use super::module::{free_instance, type_slot};
+use super::transport::BodyReader;
 use crate::apache;
-use crate::ffi;
 use crate::python::object::{self, Owned};
 use crate::python::{self, Gil};
 use pyo3_ffi::*;
@@ -24,20 +24,11 @@ const LINE_BLOCK: usize = 8192;
 /// Bytes read per call when the body length is unknown (chunked).
 const READ_BLOCK: usize = 65536;
 
-/// The request as body reads see it, behind a lock: null once the request
-/// has finished. A read from Apache happens with the lock held, and the end
-/// of the request takes it, so a thread blocked in `read()` when the
-/// request ends finishes that read and then gets an error; it never touches
-/// the freed request.
-type Source = Arc<Mutex<RequestPtr>>;
-
-/// A request pointer that may be used from whichever thread holds the
-/// [`Source`] lock.
-struct RequestPtr(*mut ffi::request_rec);
-
-// SAFETY: only dereferenced under the Source lock, while the request lives
-// (the request thread nulls it, under the lock, before the handler returns).
-unsafe impl Send for RequestPtr {}
+/// The request's body reader behind a lock: `None` once the request has
+/// finished. A read happens with the lock held, and the end of the request
+/// takes it, so a thread blocked in `read()` when the request ends finishes
+/// that read and then gets an error; it never touches the finished request.
+type Source = Arc<Mutex<Option<Box<dyn BodyReader>>>>;
 
 /// The end of a request's input, held by the request thread: dropping it
 /// (without the GIL, after the response went out) waits for a read still in
@@ -46,15 +37,18 @@ pub struct InputEnd(Source);
 
 impl Drop for InputEnd {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).0 = ptr::null_mut();
+        let reader = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(reader);
     }
 }
 
-/// State of one request's input stream.
+/// State of one request's input stream. GIL-protected, except `source`.
 pub struct InputState {
-    /// The request (GIL-protected view); null once the request has finished.
-    pub r: *mut ffi::request_rec,
+    /// Set when the request has finished: reads that start later raise.
+    finished: bool,
     source: Source,
+    /// Body bytes still to come when the length is known (Content-Length).
+    remaining: Option<u64>,
     /// Read-ahead from `readline`, consumed from `pos`.
     buf: Vec<u8>,
     pos: usize,
@@ -69,15 +63,22 @@ pub struct InputObject {
     pub state: *mut InputState,
 }
 
-/// Creates the `wsgi.input` object of request `r`. GIL held.
-pub unsafe fn new_input(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Option<Owned> {
+/// Creates the `wsgi.input` object of a request whose body comes from
+/// `reader`; `length` is its Content-Length in bytes, `None` when chunked.
+/// GIL held.
+pub unsafe fn new_input(
+    tp: *mut PyTypeObject,
+    reader: Box<dyn BodyReader>,
+    length: Option<u64>,
+) -> Option<Owned> {
     let o = Owned::new(PyType_GenericAlloc(tp, 0))?;
     (*(o.as_ptr() as *mut InputObject)).state = Box::into_raw(Box::new(InputState {
-        r,
-        source: Arc::new(Mutex::new(RequestPtr(r))),
+        finished: false,
+        source: Arc::new(Mutex::new(Some(reader))),
+        remaining: length,
         buf: Vec::new(),
         pos: 0,
-        eof: false,
+        eof: length == Some(0),
     }));
     Some(o)
 }
@@ -87,7 +88,7 @@ pub unsafe fn new_input(tp: *mut PyTypeObject, r: *mut ffi::request_rec) -> Opti
 /// GIL is released, waiting for a read already in progress. GIL held.
 pub unsafe fn detach(o: *mut PyObject) -> InputEnd {
     let st = &mut *(*(o as *mut InputObject)).state;
-    st.r = ptr::null_mut();
+    st.finished = true;
     InputEnd(Arc::clone(&st.source))
 }
 
@@ -101,7 +102,8 @@ unsafe extern "C" fn dealloc(o: *mut PyObject) {
 
 enum ReadError {
     Finished,
-    Apache,
+    /// The body could not be read; says what happened.
+    Body(String),
     /// A Python exception (MemoryError) is already set.
     Python,
 }
@@ -113,10 +115,9 @@ impl ReadError {
                 PyExc_OSError,
                 "wsgi.input was used after its request finished",
             ),
-            ReadError::Apache => object::raise(
-                PyExc_OSError,
-                "request body read error: the client disconnected, timed out, or sent a malformed body",
-            ),
+            ReadError::Body(why) => {
+                object::raise(PyExc_OSError, &format!("request body read error: {why}"))
+            }
             ReadError::Python => ptr::null_mut(),
         }
     }
@@ -127,20 +128,20 @@ impl InputState {
         self.buf.len() - self.pos
     }
 
-    /// Bytes of body Apache still has to deliver, when known (Content-Length).
-    unsafe fn known_remaining(&self) -> Option<usize> {
-        if self.r.is_null() || (*self.r).read_chunked != 0 {
+    /// Bytes of body still to come, when known (Content-Length).
+    fn known_remaining(&self) -> Option<usize> {
+        if self.finished {
             None
         } else {
-            Some((*self.r).remaining.max(0) as usize)
+            self.remaining.map(|n| n as usize)
         }
     }
 
-    /// Reads body bytes from Apache into `dst` with the GIL released once:
-    /// one `ap_get_client_block` call when `until_full` is false (what is
-    /// available, for `readline`), else until `dst` is full or the body ends
-    /// (`dst` must then not be reachable from Python meanwhile). Returns the
-    /// bytes read; 0 at the end of the body.
+    /// Reads body bytes into `dst` with the GIL released once: one read
+    /// when `until_full` is false (what is available, for `readline`), else
+    /// until `dst` is full or the body ends (`dst` must then not be
+    /// reachable from Python meanwhile). Returns the bytes read; 0 at the
+    /// end of the body.
     unsafe fn read_body(
         &mut self,
         gil: &Gil,
@@ -150,28 +151,21 @@ impl InputState {
         if self.eof || dst.is_empty() {
             return Ok(0);
         }
-        if self.r.is_null() {
+        if self.finished {
             return Err(ReadError::Finished);
         }
         let source = &self.source;
-        let (filled, end) = python::allow_threads(gil, || unsafe {
+        let (filled, end) = python::allow_threads(gil, || {
             let mut filled = 0usize;
             while filled < dst.len() {
-                let r = source.lock().unwrap_or_else(|e| e.into_inner());
-                if r.0.is_null() {
+                let mut reader = source.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(reader) = reader.as_mut() else {
                     return (filled, Some(Err(ReadError::Finished)));
-                }
-                let rest = &mut dst[filled..];
-                let n = ffi::ap_get_client_block(
-                    r.0,
-                    rest.as_mut_ptr() as *mut c_char,
-                    rest.len() as _,
-                );
-                drop(r);
-                match n {
-                    0 => return (filled, Some(Ok(()))),
-                    n if n < 0 => return (filled, Some(Err(ReadError::Apache))),
-                    n => filled += n as usize,
+                };
+                match reader.read(&mut dst[filled..]) {
+                    Ok(0) => return (filled, Some(Ok(()))),
+                    Ok(n) => filled += n,
+                    Err(why) => return (filled, Some(Err(ReadError::Body(why)))),
                 }
                 if !until_full {
                     break;
@@ -179,6 +173,9 @@ impl InputState {
             }
             (filled, None)
         });
+        if let Some(rem) = self.remaining.as_mut() {
+            *rem = rem.saturating_sub(filled as u64);
+        }
         match end {
             Some(Ok(())) => self.eof = true,
             Some(Err(e)) => {
@@ -211,7 +208,7 @@ impl InputState {
 
     /// `read(size)`; `size < 0` reads to the end of the body.
     unsafe fn read(&mut self, gil: &Gil, size: isize) -> Result<Owned, ReadError> {
-        if self.r.is_null() {
+        if self.finished {
             return Err(ReadError::Finished);
         }
         let buffered = self.buffered();
@@ -269,7 +266,7 @@ impl InputState {
     /// `readline(size)`: up to and including the next `\n`, at most `size`
     /// bytes when `size >= 0`.
     unsafe fn readline(&mut self, gil: &Gil, size: isize) -> Result<Owned, ReadError> {
-        if self.r.is_null() {
+        if self.finished {
             return Err(ReadError::Finished);
         }
         let limit = if size < 0 { usize::MAX } else { size as usize };

@@ -1,11 +1,14 @@
-//! Running one request through a WSGI application in embedded mode
-//! (PEP 3333): load the script, build the environ, call the application,
-//! send its response, always call `close()`.
+//! Running one request through a WSGI application (PEP 3333), whatever
+//! carries it: load the script, build the environ, call the application,
+//! send its response, always call `close()`. Embedded mode calls [`run`]
+//! from Apache's handler (`crate::apache::request`), daemon mode from a
+//! daemon process's connection loop (`crate::daemon`); the request's body
+//! and response go through the [`transport`] traits.
 //!
 //! Failures are reported as what they are: an error-log line with a stable
 //! `RWSGI` identifier naming the script, the value and the rule broken (plus
 //! the traceback), a 500 when nothing was sent yet, or a cut connection
-//! once the response has started. Apache keeps serving either way.
+//! once the response has started. The server keeps serving either way.
 
 pub mod adapter;
 pub mod environ;
@@ -13,217 +16,128 @@ pub mod errors;
 pub mod file_wrapper;
 pub mod input;
 pub mod module;
+pub mod transport;
 
-use crate::apache::{self, Level};
-use crate::config::RequestSettings;
-use crate::ffi;
+use crate::apache::{Level, LogTarget};
 use crate::python::object::{self, Owned};
-use crate::python::{self, Gil, GilGuard, Runtime};
+use crate::python::{self, Gil, Runtime};
 use adapter::{AdapterState, FinalPass, Finish, SendError};
 use pyo3_ffi::*;
-use rwsgi_core::directives::{expand_application_group, MapHeadToGet};
-use std::ffi::c_int;
 use std::ptr;
+use transport::{BodyReader, ResponseWriter};
 
-const HTTP_500: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-
-/// Serves request `r` with the WSGI script in `r->filename`, using
-/// `settings`. Returns the handler status for Apache: `OK` once a response
-/// was sent, or an HTTP error status for Apache to send (411, 500, ...).
-///
-/// # Safety
-/// `r` must be the live request of the calling handler hook.
-pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSettings) -> c_int {
-    // r->filename lives in the request pool, so it outlives this call.
-    let Some(script) = apache::opt_str((*r).filename) else {
-        apache::log_r(
-            r,
-            Level::Error,
-            0,
-            "RWSGI0007: WSGI script file name is not valid UTF-8",
-        );
-        return HTTP_500;
-    };
-    let rt = match python::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            apache::log_r(
-                r,
-                Level::Error,
-                0,
-                &format!("RWSGI0005: cannot run WSGI script {script:?}: Python is not available in this process: {e}"),
-            );
-            return HTTP_500;
-        }
-    };
-    let policy = if settings.chunked_request {
-        ffi::REQUEST_CHUNKED_DECHUNK
-    } else {
-        ffi::REQUEST_CHUNKED_ERROR
-    };
-    let rv = ffi::ap_setup_client_block(r, policy as c_int);
-    if rv != ffi::OK as c_int {
-        if rv == ffi::HTTP_LENGTH_REQUIRED as c_int {
-            apache::log_r(
-                r,
-                Level::Info,
-                0,
-                &format!("RWSGI0006: chunked request body to {script:?} refused with 411: WSGIChunkedRequest is Off"),
-            );
-        }
-        return rv;
-    }
-    if !settings.process_group.is_empty() {
-        apache::log_r(
-            r,
-            Level::Error,
-            0,
-            &format!(
-                "RWSGI0016: cannot run {script:?} in process group {:?}: daemon mode is not implemented yet",
-                settings.process_group
-            ),
-        );
-        return HTTP_500;
-    }
-    let gil = GilGuard::acquire(rt);
-    let outer = python::replace_current_request(r);
-    let (status, end) = run(&gil, rt, r, settings, script);
-    python::flush_application_output();
-    python::replace_current_request(outer);
-    drop(gil);
-    // The final brigade of a small response goes down the filter chain
-    // only now, without the GIL: filters may block or run sub-requests.
-    if let Some(last) = end.last_pass {
-        if last.send().is_err() {
-            log_client_gone(r, script);
-        }
-    }
-    // Then wait for a wsgi.input read still running in an application
-    // thread (the client may first need to see the response).
-    drop(end.input);
-    status
+/// A request as the WSGI core runs it.
+pub struct Request<'a> {
+    /// The WSGI script file.
+    pub script: &'a str,
+    /// Its modification time (microseconds), for `WSGIScriptReloading`.
+    pub script_mtime_us: i64,
+    /// Re-import the script when its modification time changes.
+    pub script_reloading: bool,
+    /// Name of the WSGI callable in the script.
+    pub callable_object: &'a str,
+    /// Where log lines about the request go.
+    pub log: LogTarget,
+    /// A response to HEAD: a body shorter than Content-Length is correct.
+    pub head_only: bool,
+    /// The environ's contents.
+    pub environ: environ::Source<'a>,
+    /// The request body, and its length in bytes (`None`: chunked).
+    pub body: (Box<dyn BodyReader>, Option<u64>),
+    /// Where the response goes.
+    pub output: Box<dyn ResponseWriter>,
 }
 
-/// What is left of a request once its Python part is over.
-struct RequestEnd {
-    /// The final pass, put off until the GIL is released.
+/// How a request ended, for the transport to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response was sent (or cut off after it started, or the client went
+    /// away): nothing more to send.
+    Sent,
+    /// It failed before anything was sent (logged): answer 500.
+    Failed,
+}
+
+/// What is left of a request once its Python part is over: done by the
+/// request thread after it released the GIL ([`RequestEnd::finish`]).
+pub struct RequestEnd {
+    /// The final batch of output, put off until the GIL is released.
     last_pass: Option<FinalPass>,
     /// The request's input, closed when dropped.
     input: Option<input::InputEnd>,
 }
 
 impl RequestEnd {
-    fn status_only() -> RequestEnd {
+    fn nothing() -> RequestEnd {
         RequestEnd {
             last_pass: None,
             input: None,
         }
     }
-}
 
-/// Whether HEAD should reach the application as GET (WSGIMapHEADToGET):
-/// with Auto, when an output filter before the protocol filters (content
-/// filters such as mod_deflate or mod_cache) could depend on the body.
-unsafe fn map_head(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
-    match mode {
-        MapHeadToGet::On => true,
-        MapHeadToGet::Off => false,
-        MapHeadToGet::Auto => {
-            let mut f = (*r).output_filters;
-            while !f.is_null() {
-                let frec = (*f).frec;
-                if !frec.is_null() && (*frec).ftype < ffi::ap_filter_type_AP_FTYPE_PROTOCOL {
-                    return true;
-                }
-                f = (*f).next;
+    /// Sends the final batch (its filters may block or, in embedded mode,
+    /// run sub-requests), then waits for a `wsgi.input` read still running
+    /// in an application thread (the client may first need to see the
+    /// response). Call without the GIL, before the request ends.
+    pub fn finish(self, log: LogTarget, script: &str) {
+        if let Some(last) = self.last_pass {
+            if last.send().is_err() {
+                log_client_gone(log, script);
             }
-            false
         }
+        drop(self.input);
     }
 }
 
-/// Runs the application for `r`. Returns the handler status and what is
-/// left to do once the GIL is released.
-unsafe fn run(
-    gil: &Gil,
-    rt: &Runtime,
-    r: *mut ffi::request_rec,
-    settings: &RequestSettings,
-    script: &str,
-) -> (c_int, RequestEnd) {
+/// Runs `req` with the GIL held. Returns the outcome and what is left to do
+/// once the GIL is released.
+pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, RequestEnd) {
+    let script = req.script;
     let module =
-        match python::script_module(gil, rt, script, (*r).finfo.mtime, settings.script_reloading) {
+        match python::script_module(gil, rt, script, req.script_mtime_us, req.script_reloading) {
             Ok(m) => m,
             Err(e) => {
-                python::log_exception(r, &format!("RWSGI0010: {e}"));
-                return (HTTP_500, RequestEnd::status_only());
+                python::log_exception(req.log, &format!("RWSGI0010: {e}"));
+                return (Outcome::Failed, RequestEnd::nothing());
             }
         };
-    let Some(app) = find_callable(rt, module.as_ptr(), &settings.callable_object) else {
+    let Some(app) = find_callable(rt, module.as_ptr(), req.callable_object) else {
         PyErr_Clear();
-        apache::log_r(
-            r,
+        req.log.log(
             Level::Error,
-            0,
             &format!(
                 "RWSGI0011: target WSGI script {script:?} does not contain WSGI application {:?}",
-                settings.callable_object
+                req.callable_object
             ),
         );
-        return (HTTP_500, RequestEnd::status_only());
+        return (Outcome::Failed, RequestEnd::nothing());
     };
-
-    let uri = apache::bytes((*r).uri);
-    let (script_name, path_info) =
-        rwsgi_core::environ::split_script_name(uri, apache::bytes((*r).path_info));
-    let server_name = apache::opt_str(ffi::ap_get_server_name(r)).unwrap_or("");
-    let application_group = expand_application_group(
-        &settings.application_group,
-        server_name,
-        ffi::ap_get_server_port(r),
-        &String::from_utf8_lossy(script_name),
-        |name| {
-            let c = std::ffi::CString::new(name).ok()?;
-            apache::opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
-        },
-    );
-    let method = apache::bytes((*r).method);
-    let method: &[u8] =
-        if (*r).header_only != 0 && method == b"HEAD" && map_head(r, settings.map_head_to_get) {
-            b"GET"
-        } else {
-            method
-        };
-    let cx = environ::RequestContext {
-        r,
-        settings,
-        script_name,
-        path_info,
-        application_group: &application_group,
-        method,
-    };
-
+    let (reader, length) = req.body;
     let (Some(input), Some(adapter), Some(errors)) = (
-        input::new_input(rt.input_type, r),
-        adapter::new_adapter(rt.adapter_type, r),
-        errors::new_log(rt.log_type, r),
+        input::new_input(rt.input_type, reader, length),
+        adapter::new_adapter(rt.adapter_type, req.output),
+        errors::new_log(rt.log_type, req.log),
     ) else {
-        python::log_exception(r, "RWSGI0008: cannot create request objects");
-        return (HTTP_500, RequestEnd::status_only());
+        python::log_exception(req.log, "RWSGI0008: cannot create request objects");
+        return (Outcome::Failed, RequestEnd::nothing());
     };
-    let status = match environ::build_environ(rt, &cx, input.as_ptr(), errors.as_ptr()) {
+    let outcome = match environ::build_environ(rt, &req.environ, input.as_ptr(), errors.as_ptr()) {
         Ok(env) => call_application(
             gil,
             rt,
-            r,
+            &req.log,
+            req.head_only,
             script,
             app.as_ptr(),
             env.as_ptr(),
             adapter.as_ptr(),
         ),
         Err(e) => {
-            python::log_exception(r, &format!("RWSGI0008: cannot build the WSGI environ: {e}"));
-            HTTP_500
+            python::log_exception(
+                req.log,
+                &format!("RWSGI0008: cannot build the WSGI environ: {e}"),
+            );
+            Outcome::Failed
         }
     };
     // The request ends here for every object the application may keep:
@@ -231,7 +145,7 @@ unsafe fn run(
     let input = Some(input::detach(input.as_ptr()));
     errors::expire(errors.as_ptr());
     let last_pass = adapter::state(adapter.as_ptr()).detach(gil);
-    (status, RequestEnd { last_pass, input })
+    (outcome, RequestEnd { last_pass, input })
 }
 
 /// The WSGI callable `name` of a script module: a lookup in the module's
@@ -276,59 +190,59 @@ enum BodyError {
     ClientGone,
 }
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn call_application(
     gil: &Gil,
     rt: &Runtime,
-    r: *mut ffi::request_rec,
+    log: &LogTarget,
+    head_only: bool,
     script: &str,
     app: *mut PyObject,
     env: *mut PyObject,
     adapter: *mut PyObject,
-) -> c_int {
+) -> Outcome {
     let args = [env, adapter];
     let result = PyObject_Vectorcall(app, args.as_ptr(), 2, ptr::null_mut());
     let st = adapter::state(adapter);
     let Some(result) = Owned::new(result) else {
         python::log_exception(
-            r,
+            *log,
             &format!("RWSGI0020: exception raised by WSGI application in {script:?}"),
         );
         return fail_response(gil, st);
     };
     let outcome = send_body(gil, rt, st, result.as_ptr(), script);
-    call_close(rt, r, script, result.as_ptr());
+    call_close(rt, log, script, result.as_ptr());
     match outcome {
         Ok(()) => {
-            if let Err(SendError::ClientGone(_)) = st.send(gil, &[], Finish::Eos) {
-                log_client_gone(r, script);
+            if let Err(SendError::ClientGone) = st.send(gil, &[], Finish::Eos) {
+                log_client_gone(*log, script);
             }
             let sent = st.progress(gil);
             // A HEAD response carries the GET's Content-Length and no body
             // (RFC 9110 §9.3.2): short is correct there.
             if let Some(cl) = sent.content_length {
-                if sent.bytes_sent < cl && !sent.client_gone && (*r).header_only == 0 {
-                    apache::log_r(
-                        r,
+                if sent.bytes_sent < cl && !sent.client_gone && !head_only {
+                    log.log(
                         Level::Warn,
-                        0,
                         &format!(
                             "RWSGI0025: WSGI application {script:?} declared Content-Length {cl} but produced {} bytes; \
                              the connection is closed after the response",
                             sent.bytes_sent
                         ),
                     );
-                    (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+                    st.close_connection(gil);
                 }
             }
-            ffi::OK as c_int
+            Outcome::Sent
         }
         Err(e) => {
             match e {
-                BodyError::Exception(msg) => python::log_exception(r, &msg),
-                BodyError::Rule(msg) => apache::log_r(r, Level::Error, 0, &msg),
+                BodyError::Exception(msg) => python::log_exception(*log, &msg),
+                BodyError::Rule(msg) => log.log(Level::Error, &msg),
                 BodyError::ClientGone => {
-                    log_client_gone(r, script);
-                    return ffi::OK as c_int;
+                    log_client_gone(*log, script);
+                    return Outcome::Sent;
                 }
             }
             fail_response(gil, st)
@@ -336,29 +250,27 @@ unsafe fn call_application(
     }
 }
 
-/// The handler status after a failure that was logged: a 500 when nothing
-/// was sent yet, else the started response is cut (see `abort_response`).
-unsafe fn fail_response(gil: &Gil, st: &mut AdapterState) -> c_int {
+/// The outcome after a failure that was logged: a 500 when nothing was
+/// sent yet, else the started response is cut (see `abort_response`).
+unsafe fn fail_response(gil: &Gil, st: &mut AdapterState) -> Outcome {
     if st.progress(gil).headers_sent {
         st.abort_response(gil);
-        ffi::OK as c_int
+        Outcome::Sent
     } else {
-        HTTP_500
+        Outcome::Failed
     }
 }
 
-unsafe fn log_client_gone(r: *mut ffi::request_rec, script: &str) {
-    apache::log_r(
-        r,
+fn log_client_gone(log: LogTarget, script: &str) {
+    log.log(
         Level::Info,
-        0,
         &format!("RWSGI0026: client closed the connection while {script:?} was sending its response; output stopped"),
     );
 }
 
 /// Calls `result.close()` if it exists (PEP 3333: always, whatever happened).
 /// Exceptions are logged (RWSGI0024).
-unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, result: *mut PyObject) {
+unsafe fn call_close(rt: &Runtime, log: &LogTarget, script: &str, result: *mut PyObject) {
     // Preserve an exception that is pending for the caller.
     if PyList_CheckExact(result) != 0
         || PyTuple_CheckExact(result) != 0
@@ -373,7 +285,7 @@ unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, resul
             let res = PyObject_CallNoArgs(close.as_ptr());
             if res.is_null() {
                 python::log_exception(
-                    r,
+                    *log,
                     &format!("RWSGI0024: exception in close() of the response of WSGI application {script:?}"),
                 );
             } else {
@@ -382,7 +294,7 @@ unsafe fn call_close(rt: &Runtime, r: *mut ffi::request_rec, script: &str, resul
         }
         Ok(None) => {}
         Err(()) => python::log_exception(
-            r,
+            *log,
             &format!("RWSGI0024: looking up close() of the response of WSGI application {script:?} failed"),
         ),
     }
@@ -533,8 +445,11 @@ unsafe fn send_file(
         return Err(never_started(script));
     }
     let len = (stat.st_size as u64).saturating_sub(offset);
-    // FLUSH before EOS: Apache must not keep file buckets (e.g. for the
-    // event MPM's write completion) after we return and the file is closed.
-    let r = st.send_file(gil, fd as i32, offset, len);
-    Ok(Some(r.map_err(|_| BodyError::ClientGone)))
+    // Everything is written before this returns (FLUSH before EOS): the
+    // application may close the file as soon as we return.
+    match st.send_file(gil, fd as i32, offset, len) {
+        Ok(true) => Ok(Some(Ok(()))),
+        Ok(false) => Ok(None),
+        Err(_) => Ok(Some(Err(BodyError::ClientGone))),
+    }
 }

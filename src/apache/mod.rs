@@ -1,9 +1,12 @@
 //! Small safe layer over the Apache/APR bindings: C strings, pool-owned Rust
-//! values, module configuration lookup and logging.
+//! values, module configuration lookup and logging ([`LogTarget`]), plus
+//! the embedded-mode request transport ([`request`]).
 //!
 //! Logging always passes the message as an argument to a literal `"%s"` format
 //! (in the C shim), never as a format string. Messages start with a stable
 //! `RWSGInnnn` identifier, documented in docs/errors.md.
+
+pub mod request;
 
 use crate::ffi;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -81,6 +84,73 @@ pub fn log_s(s: *const ffi::server_rec, level: Level, status: ffi::apr_status_t,
     }
 }
 
+/// Where log lines about a request go: against Apache's `request_rec` (the
+/// line carries `[client ...]`), against a server with a client tag of our
+/// own (daemon processes, which have no `request_rec`), or to the main
+/// server. Small and `Copy`, so a thread can keep "the request it serves".
+#[derive(Clone, Copy)]
+pub enum LogTarget {
+    /// The main server's log, no request context.
+    None,
+    /// A live request (embedded mode, or the Apache child of a daemon request).
+    Request(*const ffi::request_rec),
+    /// A server's log with a `[client ADDR]` tag (daemon processes).
+    Client(*const ffi::server_rec, ClientTag),
+}
+
+/// A client address as text (`127.0.0.1:51234`, at most 47 bytes), kept
+/// inline so [`LogTarget`] stays `Copy`.
+#[derive(Clone, Copy)]
+pub struct ClientTag {
+    len: u8,
+    text: [u8; 47],
+}
+
+impl ClientTag {
+    /// Tags lines with `addr` (cut to 47 bytes).
+    pub fn new(addr: &[u8]) -> ClientTag {
+        let mut text = [0u8; 47];
+        let n = addr.len().min(47);
+        text[..n].copy_from_slice(&addr[..n]);
+        ClientTag { len: n as u8, text }
+    }
+
+    /// The address text.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.text[..self.len as usize])
+    }
+}
+
+// SAFETY: a LogTarget is only used while what it points to lives (a request
+// during its handler, a server for the process's life); Apache's logging is
+// thread-safe.
+unsafe impl Send for LogTarget {}
+unsafe impl Sync for LogTarget {}
+
+impl From<*mut ffi::request_rec> for LogTarget {
+    /// A request's target; null is the main server.
+    fn from(r: *mut ffi::request_rec) -> LogTarget {
+        if r.is_null() {
+            LogTarget::None
+        } else {
+            LogTarget::Request(r)
+        }
+    }
+}
+
+impl LogTarget {
+    /// Logs `msg` at `level`.
+    pub fn log(&self, level: Level, msg: &str) {
+        match *self {
+            LogTarget::None => log_s(ptr::null(), level, 0, msg),
+            LogTarget::Request(r) => log_r(r, level, 0, msg),
+            LogTarget::Client(s, tag) => {
+                log_s(s, level, 0, &format!("[client {}] {msg}", tag.as_str()))
+            }
+        }
+    }
+}
+
 /// Borrows a NUL-terminated C string as bytes; null gives `None`.
 ///
 /// # Safety
@@ -108,6 +178,33 @@ pub unsafe fn bytes<'a>(p: *const c_char) -> &'a [u8] {
 /// As [`opt_bytes`].
 pub unsafe fn opt_str<'a>(p: *const c_char) -> Option<&'a str> {
     opt_bytes(p).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// Iterates an APR table's entries as `(key, value)` byte strings.
+///
+/// # Safety
+/// `t` must be a live table; the entries must not change while iterating.
+pub unsafe fn table_entries<'a>(
+    t: *const ffi::apr_table_t,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    // apr_table_elts() is a macro: an apr_table_t begins with its array header.
+    let arr = t as *const ffi::apr_array_header_t;
+    let (elts, n) = if arr.is_null() {
+        (std::ptr::null(), 0)
+    } else {
+        (
+            (*arr).elts as *const ffi::apr_table_entry_t,
+            (*arr).nelts as usize,
+        )
+    };
+    (0..n).filter_map(move |i| {
+        let e = &*elts.add(i);
+        if e.key.is_null() {
+            None
+        } else {
+            Some((bytes(e.key), bytes(e.val)))
+        }
+    })
 }
 
 /// Copies `s` into `pool` as a NUL-terminated string (`apr_pstrmemdup`).

@@ -1,0 +1,399 @@
+//! Embedded mode's side of a request: the handler's entry
+//! ([`handle_request`]), the environ's facts read from `request_rec`
+//! ([`gather_facts`], shared with daemon mode, whose Apache child sends them
+//! on), and the transport over Apache's input filters ([`ApacheReader`])
+//! and output brigades ([`ApacheWriter`]).
+
+use super::{bytes, opt_bytes, opt_str, pstrdup, table_entries, Level, LogTarget};
+use crate::config::RequestSettings;
+use crate::ffi;
+use crate::python::{self, GilGuard};
+use crate::wsgi::environ::Facts;
+use crate::wsgi::transport::{BodyReader, Finish, Gone, Header, ResponseWriter};
+use crate::wsgi::{self, Outcome};
+use rwsgi_core::directives::{expand_application_group, MapHeadToGet};
+use rwsgi_core::environ::{split_script_name, RequestFacts};
+use rwsgi_core::validate::HeaderKind;
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr;
+
+const HTTP_500: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+
+/// Serves request `r` with the WSGI script in `r->filename`, using
+/// `settings`: in this process (embedded mode), or relayed to the daemon
+/// processes of `settings.process_group`. Returns the handler status for
+/// Apache: `OK` once a response was sent, or an HTTP error status for
+/// Apache to send (411, 500, 503, ...).
+///
+/// # Safety
+/// `r` must be the live request of the calling handler hook.
+pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSettings) -> c_int {
+    let log = LogTarget::Request(r);
+    // r->filename lives in the request pool, so it outlives this call.
+    let Some(script) = opt_str((*r).filename) else {
+        log.log(
+            Level::Error,
+            "RWSGI0007: WSGI script file name is not valid UTF-8",
+        );
+        return HTTP_500;
+    };
+    let policy = if settings.chunked_request {
+        ffi::REQUEST_CHUNKED_DECHUNK
+    } else {
+        ffi::REQUEST_CHUNKED_ERROR
+    };
+    let rv = ffi::ap_setup_client_block(r, policy as c_int);
+    if rv != ffi::OK as c_int {
+        if rv == ffi::HTTP_LENGTH_REQUIRED as c_int {
+            log.log(
+                Level::Info,
+                &format!("RWSGI0006: chunked request body to {script:?} refused with 411: WSGIChunkedRequest is Off"),
+            );
+        }
+        return rv;
+    }
+    if !settings.process_group.is_empty() {
+        log.log(
+            Level::Error,
+            &format!(
+                "RWSGI0016: cannot run {script:?} in process group {:?}: daemon mode is not implemented yet",
+                settings.process_group
+            ),
+        );
+        return HTTP_500;
+    }
+    let rt = match python::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            log.log(
+                Level::Error,
+                &format!("RWSGI0005: cannot run WSGI script {script:?}: Python is not available in this process: {e}"),
+            );
+            return HTTP_500;
+        }
+    };
+    let application_group = application_group(r, settings);
+    let facts = gather_facts(r, settings, &application_group);
+    let req = wsgi::Request {
+        script,
+        script_mtime_us: (*r).finfo.mtime,
+        script_reloading: settings.script_reloading,
+        callable_object: &settings.callable_object,
+        log,
+        head_only: (*r).header_only != 0,
+        environ: wsgi::environ::Source::Facts(facts),
+        body: (Box::new(ApacheReader(r)), body_length(r)),
+        output: Box::new(ApacheWriter::new(r)),
+    };
+    let gil = GilGuard::acquire(rt);
+    let outer = python::replace_log_target(log);
+    let (outcome, end) = wsgi::run(&gil, rt, req);
+    python::flush_application_output();
+    python::replace_log_target(outer);
+    drop(gil);
+    end.finish(log, script);
+    match outcome {
+        Outcome::Sent => ffi::OK as c_int,
+        Outcome::Failed => HTTP_500,
+    }
+}
+
+/// The request body's length in bytes (Content-Length), `None` when chunked.
+///
+/// # Safety
+/// `r` must be live, after `ap_setup_client_block`.
+pub unsafe fn body_length(r: *mut ffi::request_rec) -> Option<u64> {
+    ((*r).read_chunked == 0).then(|| (*r).remaining.max(0) as u64)
+}
+
+/// The expanded application group of `r` (`mod_wsgi.application_group`).
+///
+/// # Safety
+/// `r` must be live.
+pub unsafe fn application_group(r: *mut ffi::request_rec, settings: &RequestSettings) -> String {
+    let uri = bytes((*r).uri);
+    let (script_name, _) = split_script_name(uri, bytes((*r).path_info));
+    let server_name = opt_str(ffi::ap_get_server_name(r)).unwrap_or("");
+    expand_application_group(
+        &settings.application_group,
+        server_name,
+        ffi::ap_get_server_port(r),
+        &String::from_utf8_lossy(script_name),
+        |name| {
+            let c = std::ffi::CString::new(name).ok()?;
+            opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
+        },
+    )
+}
+
+/// Whether HEAD should reach the application as GET (WSGIMapHEADToGET):
+/// with Auto, when an output filter before the protocol filters (content
+/// filters such as mod_deflate or mod_cache) could depend on the body.
+unsafe fn map_head(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
+    match mode {
+        MapHeadToGet::On => true,
+        MapHeadToGet::Off => false,
+        MapHeadToGet::Auto => {
+            let mut f = (*r).output_filters;
+            while !f.is_null() {
+                let frec = (*f).frec;
+                if !frec.is_null() && (*frec).ftype < ffi::ap_filter_type_AP_FTYPE_PROTOCOL {
+                    return true;
+                }
+                f = (*f).next;
+            }
+            false
+        }
+    }
+}
+
+/// Reads what the environ of `r` is made of: CGI inputs, `subprocess_env`,
+/// and the mod_wsgi settings. The byte strings borrow from `r` (its pool).
+///
+/// # Safety
+/// `r` must be live for `'a`.
+pub unsafe fn gather_facts<'a>(
+    r: *mut ffi::request_rec,
+    settings: &'a RequestSettings,
+    application_group: &'a str,
+) -> Facts<'a> {
+    let c = (*r).connection;
+    let useragent_addr = (*r).useragent_addr;
+    let remote_port = if useragent_addr.is_null() {
+        0
+    } else {
+        (*useragent_addr).port
+    };
+    let (script_name, path_info) = split_script_name(bytes((*r).uri), bytes((*r).path_info));
+    let method = bytes((*r).method);
+    let method: &[u8] =
+        if (*r).header_only != 0 && method == b"HEAD" && map_head(r, settings.map_head_to_get) {
+            b"GET"
+        } else {
+            method
+        };
+    let cgi = RequestFacts {
+        method,
+        protocol: bytes((*r).protocol),
+        unparsed_uri: bytes((*r).unparsed_uri),
+        query: opt_bytes((*r).args),
+        script_name,
+        path_info,
+        server_name: bytes(ffi::ap_get_server_name(r)),
+        server_port: ffi::ap_get_server_port(r),
+        server_addr: bytes((*c).local_ip),
+        server_software: None,
+        server_signature: bytes(ffi::ap_psignature(c"".as_ptr(), r)),
+        server_admin: bytes((*(*r).server).server_admin),
+        remote_addr: bytes((*r).useragent_ip),
+        remote_port,
+        remote_host: opt_bytes(ffi::ap_get_useragent_host(
+            r,
+            ffi::REMOTE_HOST as i32,
+            ptr::null_mut(),
+        )),
+        remote_user: opt_bytes((*r).user),
+        auth_type: opt_bytes((*r).ap_auth_type),
+        document_root: bytes(ffi::ap_document_root(r)),
+        context_prefix: bytes(ffi::ap_context_prefix(r)),
+        context_document_root: bytes(ffi::ap_context_document_root(r)),
+        script_filename: bytes((*r).filename),
+        scheme: bytes(ffi::rwsgi_http_scheme(r)),
+        headers: table_entries((*r).headers_in).collect(),
+        pass_authorization: settings.pass_authorization,
+    };
+    Facts {
+        cgi,
+        extra: table_entries((*r).subprocess_env).collect(),
+        application_group,
+        callable_object: &settings.callable_object,
+        script_reloading: settings.script_reloading,
+        request_start_us: (*r).request_time.max(0) as u64,
+    }
+}
+
+/// The request body from Apache's input filters (`ap_get_client_block`).
+pub struct ApacheReader(pub *mut ffi::request_rec);
+
+// SAFETY: used by one thread at a time (the WSGI core's input lock), only
+// while the request lives (the core drops it before the handler returns).
+unsafe impl Send for ApacheReader {}
+
+impl BodyReader for ApacheReader {
+    fn read(&mut self, dst: &mut [u8]) -> Result<usize, String> {
+        // SAFETY: see the Send impl; dst is writable for its length.
+        let n = unsafe {
+            ffi::ap_get_client_block(self.0, dst.as_mut_ptr() as *mut c_char, dst.len() as _)
+        };
+        if n < 0 {
+            return Err("the client disconnected, timed out, or sent a malformed body".to_string());
+        }
+        Ok(n as usize)
+    }
+}
+
+/// The response down Apache's output filters: status and headers into
+/// `request_rec`, body as buckets in one brigade of the request pool.
+pub struct ApacheWriter {
+    r: *mut ffi::request_rec,
+    bb: *mut ffi::apr_bucket_brigade,
+}
+
+// SAFETY: used by one thread at a time (the WSGI core's output lock), only
+// while the request lives (the core drops it before the handler returns).
+unsafe impl Send for ApacheWriter {}
+
+impl ApacheWriter {
+    /// The writer of request `r`.
+    ///
+    /// # Safety
+    /// `r` must be live while the writer is used.
+    pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheWriter {
+        let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+        ApacheWriter { r, bb }
+    }
+
+    unsafe fn end(&mut self, finish: Finish) {
+        let alloc = (*self.bb).bucket_alloc;
+        if finish != Finish::Eos {
+            ffi::rwsgi_brigade_insert_tail(self.bb, ffi::apr_bucket_flush_create(alloc));
+        }
+        if finish != Finish::Flush {
+            ffi::rwsgi_brigade_insert_tail(self.bb, ffi::apr_bucket_eos_create(alloc));
+        }
+    }
+
+    unsafe fn pass(&mut self) -> Result<(), Gone> {
+        let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.bb);
+        ffi::apr_brigade_cleanup(self.bb as *mut c_void);
+        if rv != ffi::APR_SUCCESS as ffi::apr_status_t || (*(*self.r).connection).aborted != 0 {
+            return Err(Gone);
+        }
+        Ok(())
+    }
+}
+
+/// Copies validated text (every character <= U+00FF) into `pool` as latin-1
+/// bytes, the encoding PEP 3333 gives native strings on the wire.
+unsafe fn pool_latin1(pool: *mut ffi::apr_pool_t, text: &str) -> *mut c_char {
+    if text.is_ascii() {
+        return pstrdup(pool, text.as_bytes());
+    }
+    let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+    pstrdup(pool, &bytes)
+}
+
+impl ResponseWriter for ApacheWriter {
+    fn head(&mut self, (code, line): &(u16, String), headers: &[Header]) {
+        // SAFETY: the request is live (see the Send impl).
+        unsafe {
+            let r = self.r;
+            let pool = (*r).pool;
+            (*r).status = *code as _;
+            (*r).status_line = pool_latin1(pool, line);
+            // What mod_mime derived from the script's file name (`.py` is
+            // text/x-python, `.gz` an encoding, `.en` a language) describes
+            // the script, not the response: the response carries only what
+            // the application set.
+            (*r).content_type = ptr::null();
+            (*r).content_encoding = ptr::null();
+            (*r).content_languages = ptr::null_mut();
+            for (name, value, kind) in headers {
+                match kind {
+                    HeaderKind::ContentType => {
+                        ffi::ap_set_content_type(r, pool_latin1(pool, value));
+                    }
+                    // At most MAX_CONTENT_LENGTH (validated): fits apr_off_t.
+                    HeaderKind::ContentLength(n) => ffi::ap_set_content_length(r, *n as _),
+                    HeaderKind::Other => {
+                        let k = pstrdup(pool, name.as_bytes());
+                        let v = pool_latin1(pool, value);
+                        ffi::apr_table_addn((*r).headers_out, k, v);
+                    }
+                }
+            }
+        }
+    }
+
+    unsafe fn data(&mut self, data: &[u8]) {
+        let b = ffi::apr_bucket_transient_create(
+            data.as_ptr() as *const c_char,
+            data.len() as _,
+            (*self.bb).bucket_alloc,
+        );
+        ffi::rwsgi_brigade_insert_tail(self.bb, b);
+    }
+
+    fn file(&mut self, fd: i32, offset: u64, len: u64) -> bool {
+        // SAFETY: the request is live; APR does not close the descriptor
+        // (apr_os_file_put registers no cleanup).
+        unsafe {
+            let pool = (*self.r).pool;
+            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
+            let mut os_fd: ffi::apr_os_file_t = fd;
+            ffi::apr_os_file_put(
+                &mut file,
+                &mut os_fd,
+                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
+                pool,
+            );
+            ffi::apr_brigade_insert_file(self.bb, file, offset as _, len as _, pool);
+        }
+        true
+    }
+
+    fn send(&mut self, finish: Finish) -> Result<(), Gone> {
+        // SAFETY: the request is live.
+        unsafe {
+            self.end(finish);
+            self.pass()
+        }
+    }
+
+    fn set_aside(&mut self, finish: Finish) -> bool {
+        // SAFETY: the request is live; transient buckets copy their bytes
+        // into buckets of their own.
+        unsafe {
+            let pool = (*self.r).pool;
+            let end = ffi::rwsgi_brigade_sentinel(self.bb);
+            let mut b = ffi::rwsgi_brigade_first(self.bb);
+            while b != end {
+                let rv = ffi::rwsgi_bucket_setaside(b, pool);
+                if rv != ffi::APR_SUCCESS as ffi::apr_status_t
+                    && rv != ffi::APR_ENOTIMPL as ffi::apr_status_t
+                {
+                    return false;
+                }
+                b = ffi::rwsgi_bucket_next(b);
+            }
+            self.end(finish);
+        }
+        true
+    }
+
+    fn send_deferred(&mut self) -> Result<(), Gone> {
+        // SAFETY: the request is live.
+        unsafe { self.pass() }
+    }
+
+    fn abort(&mut self) {
+        // SAFETY: the request is live. An error bucket makes Apache's chunk
+        // filter omit the final chunk and close the connection.
+        unsafe {
+            let r = self.r;
+            (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+            let e = ffi::ap_bucket_error_create(
+                ffi::HTTP_BAD_GATEWAY as i32,
+                ptr::null(),
+                (*r).pool,
+                (*self.bb).bucket_alloc,
+            );
+            ffi::rwsgi_brigade_insert_tail(self.bb, e);
+        }
+    }
+
+    fn close_connection(&mut self) {
+        // SAFETY: the request is live.
+        unsafe { (*(*self.r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE }
+    }
+}
