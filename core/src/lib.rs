@@ -2,6 +2,8 @@
 //! can be decided without Apache or a Python interpreter, so `cargo test` can
 //! check it directly.
 //!
+//! - [`daemon_config`]: `WSGIDaemonProcess name [options]` parsed into a
+//!   typed, validated daemon process group configuration.
 //! - [`directives`]: parsing of mod_wsgi configuration directive arguments.
 //! - [`environ`]: the CGI part of the WSGI environ (PEP 3333 §environ), built
 //!   from a neutral description of a request.
@@ -10,6 +12,7 @@
 //! - [`wire`]: the daemon-mode wire protocol (frames between an Apache child
 //!   and a daemon process).
 
+pub mod daemon_config;
 pub mod directives;
 pub mod environ;
 pub mod validate;
