@@ -24,6 +24,11 @@ use thiserror::Error;
 /// Bytes of a frame header: type (u8) and payload length (u32, big-endian).
 pub const HEADER_LEN: usize = 5;
 
+/// [`Request::flags`] bit: the client asked for HEAD (Apache's
+/// `r->header_only`; the application may see GET): a body shorter than
+/// Content-Length is correct.
+pub const FLAG_HEAD: u32 = 1;
+
 /// Protocol version carried in every [`Frame::Request`]; a daemon refuses
 /// other versions (a module and daemon from different builds).
 pub const VERSION: u16 = 1;
@@ -132,6 +137,10 @@ pub struct Request<'a> {
     /// Modification time of the WSGI script (Apache's `r->finfo.mtime`),
     /// microseconds, for `WSGIScriptReloading`.
     pub script_mtime_us: i64,
+    /// Request body length in bytes (Content-Length); `None`: chunked.
+    pub body_length: Option<u64>,
+    /// [`FLAG_HEAD`] and future flags.
+    pub flags: u32,
     /// The WSGI script file.
     pub script: &'a [u8],
     /// Environ items (name, value) in order; later names win.
@@ -295,6 +304,11 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
                 request_start_us: f.u64()?,
                 queue_start_us: f.u64()?,
                 script_mtime_us: f.u64()? as i64,
+                body_length: match f.u64()? {
+                    u64::MAX => None,
+                    n => Some(n),
+                },
+                flags: f.u32()?,
                 script: f.bytes()?,
                 environ: f.pairs()?,
             })
@@ -375,24 +389,23 @@ impl Encoder {
         self.buf.extend_from_slice(b);
     }
 
-    /// Starts a [`Frame::Request`]; add environ items with
-    /// [`RequestWriter::item`] and finish with [`RequestWriter::finish`].
-    pub fn request(
-        &mut self,
-        id: u64,
-        request_start_us: u64,
-        queue_start_us: u64,
-        script_mtime_us: i64,
-        script: &[u8],
-    ) -> RequestWriter<'_> {
+    /// Starts a [`Frame::Request`] with the fixed fields of `head` (its
+    /// `environ` is ignored); add environ items with [`RequestWriter::item`]
+    /// and finish with [`RequestWriter::finish`].
+    pub fn request(&mut self, head: &Request<'_>) -> RequestWriter<'_> {
         let at = self.begin(kind::REQUEST);
-        self.buf.extend_from_slice(&VERSION.to_be_bytes());
-        self.buf.extend_from_slice(&id.to_be_bytes());
-        self.buf.extend_from_slice(&request_start_us.to_be_bytes());
-        self.buf.extend_from_slice(&queue_start_us.to_be_bytes());
-        self.buf
-            .extend_from_slice(&(script_mtime_us as u64).to_be_bytes());
-        self.bytes(script);
+        for field in [
+            &VERSION.to_be_bytes()[..],
+            &head.id.to_be_bytes(),
+            &head.request_start_us.to_be_bytes(),
+            &head.queue_start_us.to_be_bytes(),
+            &(head.script_mtime_us as u64).to_be_bytes(),
+            &head.body_length.unwrap_or(u64::MAX).to_be_bytes(),
+            &head.flags.to_be_bytes(),
+        ] {
+            self.buf.extend_from_slice(field);
+        }
+        self.bytes(head.script);
         let count_at = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
         RequestWriter {
@@ -510,15 +523,22 @@ impl RequestWriter<'_> {
 mod tests {
     use super::*;
 
+    fn head(script: &[u8]) -> Request<'_> {
+        Request {
+            id: 7,
+            request_start_us: 1_700_000_000_000_000,
+            queue_start_us: 1_700_000_000_000_100,
+            script_mtime_us: -5,
+            body_length: Some(5),
+            flags: FLAG_HEAD,
+            script,
+            environ: Vec::new(),
+        }
+    }
+
     fn all_frames() -> Vec<u8> {
         let mut e = Encoder::new();
-        let mut w = e.request(
-            7,
-            1_700_000_000_000_000,
-            1_700_000_000_000_100,
-            -5,
-            b"/srv/app.wsgi",
-        );
+        let mut w = e.request(&head(b"/srv/app.wsgi"));
         w.item(b"REQUEST_METHOD", b"GET");
         w.item(b"HTTP_X_LATIN", b"caf\xe9");
         w.item(b"EMPTY", b"");
@@ -561,6 +581,8 @@ mod tests {
                 request_start_us: 1_700_000_000_000_000,
                 queue_start_us: 1_700_000_000_000_100,
                 script_mtime_us: -5,
+                body_length: Some(5),
+                flags: FLAG_HEAD,
                 script: b"/srv/app.wsgi",
                 environ: vec![
                     (&b"REQUEST_METHOD"[..], &b"GET"[..]),
@@ -603,6 +625,21 @@ mod tests {
                 message: b"RuntimeError: boom"
             }
         );
+    }
+
+    #[test]
+    fn chunked_body_length() {
+        let mut e = Encoder::new();
+        let h = Request {
+            body_length: None,
+            flags: 0,
+            ..head(b"s")
+        };
+        e.request(&h).finish();
+        match decode(&e.buf, &Limits::default()).unwrap().unwrap().0 {
+            Frame::Request(r) => assert_eq!((r.body_length, r.flags), (None, 0)),
+            f => panic!("{f:?}"),
+        }
     }
 
     #[test]
@@ -654,7 +691,7 @@ mod tests {
         );
         // A pair count far beyond the payload cannot reserve memory.
         let mut e = Encoder::new();
-        e.request(1, 0, 0, 0, b"s").finish();
+        e.request(&head(b"s")).finish();
         let n = e.buf.len();
         e.buf[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(
@@ -663,7 +700,7 @@ mod tests {
         ));
         // Wrong version.
         let mut e = Encoder::new();
-        e.request(1, 0, 0, 0, b"s").finish();
+        e.request(&head(b"s")).finish();
         e.buf[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&9u16.to_be_bytes());
         assert_eq!(decode(&e.buf, &l), Err(WireError::Version(9)));
         // Trailing bytes inside a payload.

@@ -11,7 +11,7 @@ fn reencode(frame: &Frame<'_>) -> Vec<u8> {
     let mut e = Encoder::new();
     match frame {
         Frame::Request(r) => {
-            let mut w = e.request(r.id, r.request_start_us, r.queue_start_us, r.script_mtime_us, r.script);
+            let mut w = e.request(r);
             for (k, v) in &r.environ {
                 w.item(k, v);
             }
