@@ -729,6 +729,12 @@ def goals(data):
     add("module alone 64 KiB response: rwsgi/apache-static-64k", "rwsgi-alone", "apache-static", "r64k", 0.90)
     add("module alone 64 KiB POST echo: rwsgi/mod_wsgi", "rwsgi-alone", "mod_wsgi-alone", "post64k", 1.20)
     add("express embedded 64 KiB POST echo: rwsgi/mod_wsgi", "rwsgi-express", "mod_wsgi-express", "post64k", 1.20)
+    # Daemon mode (issue goals): >= 2.0x mod_wsgi-express daemon; >= 0.70x rwsgi embedded.
+    add("express daemon hello c16: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "hello16", 2.00)
+    add("express daemon hello c64: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "hello64", 2.00)
+    add("rwsgi daemon/embedded hello c16", "rwsgi-express-daemon", "rwsgi-express", "hello16", 0.70)
+    add("express daemon 64 KiB response: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "r64k", 2.00)
+    add("express daemon 64 KiB POST echo: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "post64k", 2.00)
     add("module alone 1 MiB wsgi.file_wrapper: rwsgi/apache-static-1m", "rwsgi-alone", "apache-static", "file1m", 0.90)
     for a, b, label in (("rwsgi-express", "mod_wsgi-express", "express embedded"),
                         ("rwsgi-alone", "mod_wsgi-alone", "module alone")):
@@ -882,6 +888,7 @@ copied with generated data files to a world-readable directory):
 | `rwsgi-express` | `{cmdlines.get('rwsgi-express', 'rwsgi-express setup-server ...')}` then `apachectl start` |
 | `mod_wsgi-express` | `{cmdlines.get('mod_wsgi-express', 'mod_wsgi-express setup-server ...')}` then `apachectl start` |
 | `mod_wsgi-express-daemon` | `{cmdlines.get('mod_wsgi-express-daemon', 'mod_wsgi-express setup-server ...')}` (daemon mode, mod_wsgi-express's default) |
+| `rwsgi-express-daemon` | `{cmdlines.get('rwsgi-express-daemon', 'rwsgi-express setup-server ...')}` (daemon mode, rwsgi-express's default) |
 | `apache-static` | hand-written minimal httpd.conf (below), no WSGI module; serves `hello.txt` (12 B), `64k.bin`, `1m.bin` |
 | `rwsgi-alone` | the same httpd.conf plus `LoadModule wsgi_module target/release/mod_rwsgi.so`, `WSGIPythonHome`, `WSGIScriptAlias / app.py`, `WSGIApplicationGroup %{{GLOBAL}}` |
 | `mod_wsgi-alone` | the same with mod_wsgi 6.1.1's module (path from `mod_wsgi-express module-config`) |
@@ -949,7 +956,8 @@ def main():
     ap.add_argument("--warmup", type=float, help="seconds of warm-up before each run (default 2, smoke 1)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 2, smoke 1)")
     ap.add_argument("--servers", help="comma-separated subset of: rwsgi-express, mod_wsgi-express, "
-                    "mod_wsgi-express-daemon, apache-static, rwsgi-alone, mod_wsgi-alone, gunicorn, granian")
+                    "rwsgi-express-daemon, mod_wsgi-express-daemon, apache-static, rwsgi-alone, mod_wsgi-alone, "
+                    "gunicorn, granian")
     ap.add_argument("--workloads", help="comma-separated subset of: " + ",".join(WORKLOADS_BY_KEY))
     ap.add_argument("--callgrind-n", help="N1,N2 for callgrind (default 200,2200; smoke 20,220)")
     ap.add_argument("--callgrind-repeats", type=int, help="callgrind repetitions (default 2, smoke 1)")
@@ -1056,6 +1064,9 @@ def main():
     all_servers.append(ExpressApache(
         "mod_wsgi-express-daemon", "mod_wsgi-express (daemon mode)", next(port),
         work / "mod_wsgi-express-daemon", str(mw_express), app, flags))
+    all_servers.append(ExpressApache(
+        "rwsgi-express-daemon", "rwsgi-express (daemon mode, its default)", next(port),
+        work / "rwsgi-express-daemon", str(express), app, flags + ["--python-home", str(VENV)]))
     gport, grport = next(port), next(port)
     all_servers.append(PythonServer(
         "gunicorn", "gunicorn gthread", gport, work / "gunicorn",
@@ -1067,7 +1078,7 @@ def main():
         [str(VENV / "bin" / "granian"), "--interface", "wsgi", "--http", "1", "--host", "127.0.0.1",
          "--port", str(grport), "--workers", str(PROCESSES), "--blocking-threads", str(THREADS),
          "--working-dir", str(apps), "--log-level", "warning", "app:application"]))
-    order = ["rwsgi-express", "mod_wsgi-express", "mod_wsgi-express-daemon", "apache-static",
+    order = ["rwsgi-express", "mod_wsgi-express", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "apache-static",
              "rwsgi-alone", "mod_wsgi-alone", "gunicorn", "granian"]
     all_servers.sort(key=lambda srv: order.index(srv.key.replace("-c64", "")))
 

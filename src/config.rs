@@ -8,6 +8,7 @@
 
 use crate::apache::{self, cs, pool_box};
 use crate::ffi;
+use rwsgi_core::daemon_config::{parse_daemon_process, DaemonProcess};
 use rwsgi_core::directives::{
     self, is_embedded_group, AliasOptions, DirectiveError, ImportScript, MapHeadToGet, ScriptAlias,
 };
@@ -34,7 +35,7 @@ pub struct ServerConfig {
 /// server's default directory record for directives at server level).
 #[derive(Debug, Default, Clone)]
 pub struct DirConfig {
-    /// `WSGIProcessGroup` (only `%{GLOBAL}` until daemon mode exists).
+    /// `WSGIProcessGroup` (`%{GLOBAL}` = embedded, or a daemon group).
     pub process_group: Option<String>,
     /// `WSGIApplicationGroup` (default `%{RESOURCE}`).
     pub application_group: Option<String>,
@@ -222,14 +223,19 @@ unsafe fn srv<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConfig {
     &mut *apache::module_config::<ServerConfig>((*(*cmd).server).module_config)
 }
 
-fn daemon_not_supported(directive: &'static str, group: &str) -> DirectiveError {
-    DirectiveError {
-        directive,
-        message: format!(
-            "process group {group:?}: daemon mode (WSGIDaemonProcess) is not implemented in this version of rwsgi; \
-             use %{{GLOBAL}} or remove the option to run the application embedded in Apache's processes"
-        ),
-    }
+/// The `WSGIDaemonProcess` groups of the configuration being read (all
+/// virtual hosts: group names are server-wide), in order. Cleared at the
+/// start of each configuration pass (`reset_daemons`).
+static DAEMONS: std::sync::Mutex<Vec<DaemonProcess>> = std::sync::Mutex::new(Vec::new());
+
+/// Forgets the groups of a previous configuration pass (pre_config).
+pub fn reset_daemons() {
+    DAEMONS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The `WSGIDaemonProcess` groups of the configuration just read.
+pub fn daemons() -> Vec<DaemonProcess> {
+    DAEMONS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 macro_rules! handler {
@@ -264,11 +270,6 @@ unsafe fn add_alias(
         "WSGIScriptAlias"
     };
     let alias = ScriptAlias::parse(arg_str(d, args)?, is_match)?;
-    if let Some(group) = &alias.options.process_group {
-        if !is_embedded_group(group) {
-            return Err(daemon_not_supported(d, group));
-        }
-    }
     srv(cmd).aliases.push(alias);
     Ok(())
 }
@@ -359,10 +360,6 @@ handler!(cmd_import_script, |cmd, cfg, args| {
         });
     }
     let script = directives::parse_import_script(arg_str("WSGIImportScript", args)?)?;
-    let group = script.options.process_group.as_deref().unwrap_or("");
-    if !is_embedded_group(group) {
-        return Err(daemon_not_supported("WSGIImportScript", group));
-    }
     srv(cmd).import_scripts.push(script);
     Ok(())
 });
@@ -387,20 +384,24 @@ unsafe fn dir<'a>(cfg: *mut c_void) -> &'a mut DirConfig {
 
 handler!(cmd_process_group, |cmd, cfg, w| {
     let g = arg_str("WSGIProcessGroup", w)?;
-    if !is_embedded_group(g) {
-        return Err(daemon_not_supported("WSGIProcessGroup", g));
-    }
     dir(cfg).process_group = Some(g.to_string());
     Ok(())
 });
 
 handler!(cmd_daemon_process, |cmd, cfg, args| {
-    let name = arg_str("WSGIDaemonProcess", args)?
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    Err(daemon_not_supported("WSGIDaemonProcess", &name))
+    let group = parse_daemon_process(arg_str("WSGIDaemonProcess", args)?)?;
+    let mut all = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    if all.iter().any(|g| g.name == group.name) {
+        return Err(DirectiveError {
+            directive: "WSGIDaemonProcess",
+            message: format!(
+                "process group {:?} is defined twice; group names are unique across the whole server",
+                group.name
+            ),
+        });
+    }
+    all.push(group);
+    Ok(())
 });
 
 handler!(cmd_application_group, |cmd, cfg, w| {
@@ -500,7 +501,7 @@ pub static COMMANDS: CommandTable<15> = CommandTable([
     command(c"WSGIProcessGroup", cmd_process_group, ffi::cmd_how_TAKE1, DIRS,
         c"Process group of the application (%{GLOBAL} = embedded mode)"),
     command(c"WSGIDaemonProcess", cmd_daemon_process, ffi::cmd_how_RAW_ARGS, RSRC,
-        c"Daemon process group (not implemented yet)"),
+        c"Daemon process group: WSGIDaemonProcess name [processes=N threads=N user=U ...]"),
     command(c"WSGIApplicationGroup", cmd_application_group, ffi::cmd_how_TAKE1, DIRS,
         c"Application group (interpreter) name: %{GLOBAL}, %{SERVER}, %{RESOURCE}, %{ENV:var} or a name"),
     command(c"WSGICallableObject", cmd_callable_object, ffi::cmd_how_TAKE1, DIRS,

@@ -12,6 +12,7 @@
 
 mod apache;
 mod config;
+mod daemon;
 #[allow(clippy::all)]
 mod ffi;
 mod python;
@@ -54,6 +55,7 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         ffi::ap_hook_pre_config(Some(pre_config), ptr::null(), ptr::null(), middle);
         ffi::ap_hook_post_config(Some(post_config), ptr::null(), ptr::null(), middle);
         ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
+        ffi::ap_hook_test_config(Some(test_config), ptr::null(), ptr::null(), middle);
         // As mod_wsgi: after mod_alias (so Alias wins for static files), before
         // mod_userdir and mod_vhost_alias.
         static PRED: [SyncPtr; 2] = [SyncPtr(c"mod_alias.c".as_ptr()), SyncPtr(ptr::null())];
@@ -88,22 +90,27 @@ unsafe extern "C" fn pre_config(
     apache::guard(
         "pre_config",
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
-        || match python::check_libpython() {
-            Ok(()) => ffi::OK as c_int,
-            Err(msg) => {
-                apache::log_s(ptr::null(), Level::Crit, 0, &msg);
-                ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+        || {
+            config::reset_daemons();
+            match python::check_libpython() {
+                Ok(()) => ffi::OK as c_int,
+                Err(msg) => {
+                    apache::log_s(ptr::null(), Level::Crit, 0, &msg);
+                    ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+                }
             }
         },
     )
 }
 
-/// post_config: announce the module in the server banner and log start-up.
+/// post_config: announce the module in the server banner; in the pass that
+/// really starts the server, check the daemon groups and start their
+/// processes (failing start-up with the reason).
 unsafe extern "C" fn post_config(
     pconf: *mut ffi::apr_pool_t,
     _plog: *mut ffi::apr_pool_t,
     _ptemp: *mut ffi::apr_pool_t,
-    _s: *mut ffi::server_rec,
+    s: *mut ffi::server_rec,
 ) -> c_int {
     apache::guard(
         "post_config",
@@ -116,9 +123,65 @@ unsafe extern "C" fn post_config(
             );
             let c = apache::pstrdup(pconf, banner.as_bytes());
             ffi::ap_add_version_component(pconf, c);
+            if let Err(e) = check_daemons(s) {
+                apache::log_s(s, Level::Crit, 0, &e);
+                return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+            }
+            if daemon::supervisor::is_real_start() {
+                let cfg: &'static ServerConfig = config::server_config(s);
+                if let Err(e) = daemon::supervisor::start(pconf, s, cfg, config::daemons()) {
+                    apache::log_s(
+                        s,
+                        Level::Crit,
+                        0,
+                        &format!("RWSGI0048: cannot start daemon mode: {e}"),
+                    );
+                    return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+                }
+            }
             ffi::OK as c_int
         },
     )
+}
+
+/// test_config (`apachectl configtest`): the checks post_config makes.
+unsafe extern "C" fn test_config(_pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+    apache::guard("test_config", (), || unsafe {
+        if let Err(e) = check_daemons(s) {
+            apache::log_s(s, Level::Crit, 0, &e);
+            // configtest reports failure through its exit status.
+            libc::_exit(1);
+        }
+    })
+}
+
+/// Checks what the directives alone could not: no daemon group would run
+/// application code as root, and every `process-group=` of a
+/// `WSGIScriptAlias` names a configured group.
+unsafe fn check_daemons(s: *mut ffi::server_rec) -> Result<(), String> {
+    let daemons = config::daemons();
+    for d in &daemons {
+        daemon::process::check_not_root(d)?;
+    }
+    let mut server = s;
+    while !server.is_null() {
+        let cfg: &ServerConfig = config::server_config(server);
+        for alias in &cfg.aliases {
+            if let Some(g) = alias.options.process_group.as_deref() {
+                if !rwsgi_core::directives::is_embedded_group(g)
+                    && !g.starts_with("%{")
+                    && !daemons.iter().any(|d| d.name == g)
+                {
+                    return Err(format!(
+                        "RWSGI0046: WSGIScriptAlias for {:?} names process-group={g:?}, but no WSGIDaemonProcess {g:?} is configured",
+                        alias.target
+                    ));
+                }
+            }
+        }
+        server = (*server).next;
+    }
+    Ok(())
 }
 
 /// child_init: start Python in this Apache child unless WSGIRestrictEmbedded
@@ -186,19 +249,6 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     };
     if !HANDLER_NAMES.contains(&h) {
         return ffi::DECLINED;
-    }
-    let scfg: &ServerConfig = config::server_config((*r).server);
-    if scfg.restrict_embedded == Some(true) {
-        apache::log_r(
-            r,
-            Level::Error,
-            0,
-            &format!(
-                "RWSGI0009: cannot run {:?}: embedded mode is disabled by WSGIRestrictEmbedded On and daemon mode is not available",
-                apache::opt_str((*r).filename).unwrap_or("")
-            ),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
     match (*r).finfo.filetype {
         ffi::apr_filetype_e_APR_NOFILE => {

@@ -16,6 +16,8 @@ Environment knobs:
                     runs pytest, else /var/tmp/rwsgi-test-venv)
   RWSGI_TEST_MPMS   comma-separated MPMs for the core suite (default
                     event,worker,prefork)
+  RWSGI_TEST_MODES  comma-separated modes for the core suite (default
+                    embedded,daemon)
   RWSGI_KEEP_TMP=1  keep the temporary directory (apps, server roots, logs)
   RWSGI_TEST_REFERENCE=mod_wsgi
                     check the tests themselves against the reference
@@ -52,6 +54,10 @@ BUILD_HINT = (
 )
 
 MPMS = [m.strip() for m in os.environ.get("RWSGI_TEST_MPMS", "event,worker,prefork").split(",") if m.strip()]
+# Operating modes the core suite runs in: embedded (the application in
+# Apache's children, --embedded-mode) and daemon (rwsgi-express's default:
+# a WSGIDaemonProcess group that Apache's children relay to).
+MODES = [m.strip() for m in os.environ.get("RWSGI_TEST_MODES", "embedded,daemon").split(",") if m.strip()]
 
 # A variable put into Apache's process environment: it must never show up in
 # the WSGI environ (the module does not copy os.environ into it).
@@ -321,15 +327,16 @@ def run(cmd, env=None, timeout=60, input=None):
 class Server:
     """One Apache instance configured by `rwsgi-express setup-server`."""
 
-    def __init__(self, ws, name, script, mpm="event", args=(), user=True):
+    def __init__(self, ws, name, script, mpm="event", args=(), user=True, mode="embedded"):
         self.ws = ws
         self.name = name
         self.script = Path(script)
         self.mpm = mpm
+        self.mode = mode
         self.args = [str(a) for a in args]
         self.host = "127.0.0.1"
         self.port = free_port()
-        self.root = ws.servers / f"{name}-{mpm}-{uuid.uuid4().hex[:6]}"
+        self.root = ws.servers / f"{name}-{mpm}-{mode}-{uuid.uuid4().hex[:6]}"
         self.user = user
         self.started = False
         self.setup_output = ""
@@ -346,6 +353,8 @@ class Server:
             cmd += ["--user", APACHE_USER, "--group", APACHE_GROUP]
         if self.mpm:
             cmd += ["--server-mpm", self.mpm]
+        if self.mode == "embedded" and "--embedded-mode" not in self.args:
+            cmd += ["--embedded-mode"]
         return [str(c) for c in cmd] + self.args
 
     def setup(self, check=True):
@@ -500,13 +509,13 @@ class Servers:
         self.ws = ws
         self.all = []
 
-    def create(self, name, script, mpm="event", args=(), user=True):
-        srv = Server(self.ws, name, script, mpm=mpm, args=args, user=user)
+    def create(self, name, script, mpm="event", args=(), user=True, mode="embedded"):
+        srv = Server(self.ws, name, script, mpm=mpm, args=args, user=user, mode=mode)
         self.all.append(srv)
         return srv
 
-    def start(self, name, script, mpm="event", args=(), user=True):
-        srv = self.create(name, script, mpm, args, user)
+    def start(self, name, script, mpm="event", args=(), user=True, mode="embedded"):
+        srv = self.create(name, script, mpm, args, user, mode)
         try:
             srv.setup()
             srv.start()
@@ -516,8 +525,8 @@ class Servers:
         return srv
 
     @contextlib.contextmanager
-    def running(self, name, script, mpm="event", args=()):
-        srv = self.start(name, script, mpm, args)
+    def running(self, name, script, mpm="event", args=(), mode="embedded"):
+        srv = self.start(name, script, mpm, args, mode=mode)
         try:
             yield srv
         finally:
@@ -569,28 +578,35 @@ def mpm(request):
     return request.param
 
 
+@pytest.fixture(scope="session", params=MODES)
+def wsgi_mode(request):
+    """The operating mode of the core servers: embedded or daemon."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def core_script(ws):
     return ws.apps / "core" / "app.wsgi"
 
 
 @pytest.fixture(scope="session")
-def core_server(servers, ws, mpm, core_script):
-    """The core test app mounted at '/', no chunked requests, no body size limit."""
+def core_server(servers, ws, mpm, wsgi_mode, core_script):
+    """The core test app mounted at '/', no chunked requests, no body size
+    limit, in each mode."""
     srv = servers.start("core", core_script, mpm,
-                        ["--log-level", "info", "--limit-request-body", "0"])
+                        ["--log-level", "info", "--limit-request-body", "0"], mode=wsgi_mode)
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="session")
-def alt_server(servers, ws, mpm, core_script):
+def alt_server(servers, ws, mpm, wsgi_mode, core_script):
     """The core test app mounted at /app, with chunked requests allowed,
     WSGIPassAuthorization On (include file) and the default 10 MiB
     --limit-request-body."""
     srv = servers.start("alt", core_script, mpm, [
         "--mount-point", "/app", "--chunked-request", "--log-level", "info",
-        "--include-file", ws.apps / "core" / "passauth.conf"])
+        "--include-file", ws.apps / "core" / "passauth.conf"], mode=wsgi_mode)
     yield srv
     srv.stop()
 

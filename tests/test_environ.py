@@ -7,6 +7,12 @@ import pytest
 from conftest import CANARY_NAME, CANARY_VALUE, dechunk, python_home, split_response
 
 
+def expected_group(srv):
+    """mod_wsgi.process_group: '' embedded, rwsgi-express's daemon group
+    (named localhost:PORT, as mod_wsgi-express names it) in daemon mode."""
+    return "" if srv.mode == "embedded" else f"localhost:{srv.port}"
+
+
 def get_env(srv, path="/env", **kw):
     r = srv.get(path, **kw)
     assert r.status_code == 200, f"{r.status_code} {r.text[:2000]}\n{srv.error_log_tail()}"
@@ -109,10 +115,16 @@ def test_wsgi_keys(core_server, mpm):
     env = get_env(core_server, "/env")
     assert env["wsgi.version"] == {"type": "tuple", "value": [1, 0]}
     assert env["wsgi.url_scheme"] == "http"
-    assert env["wsgi.multithread"] is (mpm != "prefork")
-    assert isinstance(env["wsgi.multiprocess"], bool)
-    if mpm == "prefork":
+    if core_server.mode == "daemon":
+        # rwsgi-express's group: processes=1 threads=5, processes given
+        # explicitly (mod_wsgi then reports multiprocess, as it does).
+        assert env["wsgi.multithread"] is True
         assert env["wsgi.multiprocess"] is True
+    else:
+        assert env["wsgi.multithread"] is (mpm != "prefork")
+        assert isinstance(env["wsgi.multiprocess"], bool)
+        if mpm == "prefork":
+            assert env["wsgi.multiprocess"] is True
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
     extra = env["_extra"]
@@ -126,7 +138,7 @@ def test_wsgi_keys(core_server, mpm):
 
 def test_mod_wsgi_keys(core_server):
     env = get_env(core_server, "/env/some/path")
-    assert env["mod_wsgi.process_group"] == ""
+    assert env["mod_wsgi.process_group"] == expected_group(core_server)
     assert env["mod_wsgi.application_group"] == ""
     version = env["mod_wsgi.version"]
     assert version["type"] == "tuple" and version["value"]
@@ -147,7 +159,7 @@ def test_import_mod_wsgi(core_server):
     assert isinstance(info, dict), info
     assert info["version"]["type"] == "tuple"
     assert info["version"] == get_env(core_server, "/env")["mod_wsgi.version"]
-    assert info["process_group"] == ""
+    assert info["process_group"] == expected_group(core_server)
     assert info["application_group"] == ""
 
 

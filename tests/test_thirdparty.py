@@ -14,7 +14,7 @@ Authorization header to reach the application: rwsgi-express writes
 `WSGIPassAuthorization On`, as mod_wsgi-express does (without it they get a
 401).
 
-Each app is served once per entry of MODES (below), under the event MPM.
+Each app is served in both modes (conftest's MODES), under the event MPM.
 """
 
 import base64
@@ -30,32 +30,28 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 
-from conftest import APACHE_GROUP, APACHE_USER, python_home, run
+from conftest import APACHE_GROUP, APACHE_USER, MODES, python_home, run
 
 # --------------------------------------------------------------------------
 # Serving modes
 # --------------------------------------------------------------------------
 
-# Every app below is served once per entry of MODES, with these extra
-# rwsgi-express options. Only embedded mode exists today. When daemon mode
-# lands, add its launcher flag here, e.g.
-#     "daemon": ["--daemon-mode"],     # whatever the flag is called then
-# and every third-party app is then also run in daemon mode: this is the
-# only place to change. (The event MPM only, to keep the suite's time low.)
-MODES = {
-    "embedded": ["--embedded-mode"],
-}
+# Every app below is served once per mode of the core suite (conftest's
+# MODES: embedded, and daemon, rwsgi-express's default), under the event MPM
+# only, to keep the suite's time low.
 MPM = "event"
 
 
-@pytest.fixture(scope="module", params=list(MODES))
+@pytest.fixture(scope="module", params=MODES)
 def mode(request):
+    """This module's own mode parameter (module-scoped: each app's server
+    is started once per mode)."""
     return request.param
 
 
 def start_app(servers, name, script, mode, args=()):
     return servers.start(f"{name}-{mode}", script, MPM,
-                         [*MODES[mode], "--log-level", "info", *args])
+                         ["--log-level", "info", *args], mode=mode)
 
 
 def thirdparty_src(ws):

@@ -8,7 +8,7 @@ CRASH_SIGNS = ("Segmentation fault", "exit signal", "panicked at", "Fatal Python
 
 
 @pytest.mark.parametrize("which", ["core_server", "alt_server"])
-def test_servers_healthy(request, mpm, which):
+def test_servers_healthy(request, mpm, wsgi_mode, which):
     srv = request.getfixturevalue(which)
     r = srv.get("/app/env" if which == "alt_server" else "/env")
     assert r.status_code == 200

@@ -88,6 +88,7 @@ mod kind {
     pub const DATA: u8 = 0x12;
     pub const END: u8 = 0x13;
     pub const FAILED: u8 = 0x14;
+    pub const HELLO: u8 = 0x20;
 }
 
 /// What a [`Frame::Failed`] reports about the application's failure, and so
@@ -186,6 +187,13 @@ pub enum Frame<'a> {
     },
     /// Daemon → child: the response is complete.
     End,
+    /// Daemon → child, once per connection, first: who accepted it (the
+    /// peer credentials of a UNIX socket name whoever created the
+    /// listening socket, the Apache parent).
+    Hello {
+        /// The daemon process's pid.
+        pid: u32,
+    },
     /// Daemon → child: the request failed; the daemon has logged why.
     Failed {
         /// What the child should answer.
@@ -278,7 +286,7 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
         kind::REQUEST | kind::RESPONSE => limits.max_head,
         kind::BODY | kind::DATA => limits.max_data,
         kind::BODY_END | kind::END => 0,
-        kind::READ => 4,
+        kind::READ | kind::HELLO => 4,
         kind::BODY_ERROR | kind::FAILED => 4096,
         other => return Err(WireError::UnknownType(other)),
     };
@@ -345,6 +353,7 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
             }
         }
         kind::END => Frame::End,
+        kind::HELLO => Frame::Hello { pid: f.u32()? },
         kind::FAILED => {
             let reason = FailReason::from_u8(f.u8()?)
                 .ok_or(WireError::Malformed(kind, "unknown failure reason"))?;
@@ -470,6 +479,13 @@ impl Encoder {
         self.end(at);
     }
 
+    /// [`Frame::Hello`].
+    pub fn hello(&mut self, pid: u32) {
+        let at = self.begin(kind::HELLO);
+        self.buf.extend_from_slice(&pid.to_be_bytes());
+        self.end(at);
+    }
+
     /// [`Frame::End`].
     pub fn end_response(&mut self) {
         let at = self.begin(kind::END);
@@ -556,6 +572,7 @@ mod tests {
         e.data(b"", true);
         e.end_response();
         e.failed(FailReason::Application, b"RuntimeError: boom");
+        e.hello(4242);
         e.buf
     }
 
@@ -573,7 +590,8 @@ mod tests {
     fn round_trip() {
         let buf = all_frames();
         let frames = decode_all(&buf);
-        assert_eq!(frames.len(), 10);
+        assert_eq!(frames.len(), 11);
+        assert_eq!(frames[10], Frame::Hello { pid: 4242 });
         assert_eq!(
             frames[0],
             Frame::Request(Request {

@@ -53,12 +53,13 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         return rv;
     }
     if !settings.process_group.is_empty() {
+        return crate::daemon::relay::handle_request(r, settings, script);
+    }
+    let scfg: &crate::config::ServerConfig = crate::config::server_config((*r).server);
+    if scfg.restrict_embedded == Some(true) {
         log.log(
             Level::Error,
-            &format!(
-                "RWSGI0016: cannot run {script:?} in process group {:?}: daemon mode is not implemented yet",
-                settings.process_group
-            ),
+            &format!("RWSGI0009: cannot run {script:?}: embedded mode is disabled by WSGIRestrictEmbedded On; delegate it to a daemon process group (WSGIProcessGroup)"),
         );
         return HTTP_500;
     }
@@ -261,6 +262,13 @@ impl ApacheWriter {
         if finish != Finish::Flush {
             ffi::rwsgi_brigade_insert_tail(self.bb, ffi::apr_bucket_eos_create(alloc));
         }
+    }
+
+    /// Passes what was added so far without FLUSH or EOS (daemon mode's
+    /// relay of an unflushed block; Apache sets aside what it keeps).
+    pub fn pass_plain(&mut self) -> Result<(), Gone> {
+        // SAFETY: the request is live.
+        unsafe { self.pass() }
     }
 
     unsafe fn pass(&mut self) -> Result<(), Gone> {

@@ -279,8 +279,6 @@ pub struct Runtime {
     pub file_wrapper_type: *mut PyTypeObject,
     /// `mod_wsgi.Log` (wsgi.errors).
     pub log_type: *mut PyTypeObject,
-    /// The main server, for log lines outside any request.
-    pub server: *mut ffi::server_rec,
     /// Interned names of WSGI callables seen so far (GIL-protected).
     pub callable_names: crate::wsgi::environ::GilCell<Vec<(String, Owned)>>,
     /// Environ values reused across requests (GIL-protected).
@@ -343,13 +341,47 @@ fn program_and_home(home: Option<&str>) -> (String, Option<String>) {
 /// Errors are logged (RWSGI0003/0004) and remembered: requests then fail with
 /// a 500 that names the start-up error.
 pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
-    if let Err(e) = init_inner(s, cfg) {
+    let opts = InitOptions {
+        python_home: cfg.python_home.clone(),
+        python_path: cfg.python_path.clone(),
+        import_scripts: cfg
+            .import_scripts
+            .iter()
+            .filter(|i| {
+                rwsgi_core::directives::is_embedded_group(
+                    i.options.process_group.as_deref().unwrap_or(""),
+                )
+            })
+            .map(|i| i.path.clone())
+            .collect(),
+        info: crate::wsgi::module::ProcessInfo::embedded(),
+    };
+    if let Err(e) = init_inner(&opts) {
         apache::log_s(s, Level::Crit, 0, &e);
         let _ = INIT_ERROR.set(e);
     }
 }
 
-fn init_inner(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<(), String> {
+/// How to start Python in a process.
+pub struct InitOptions {
+    /// `WSGIPythonHome` (embedded) or the group's `python-home`.
+    pub python_home: Option<String>,
+    /// `WSGIPythonPath` (plus the group's `python-path` in a daemon).
+    pub python_path: Vec<String>,
+    /// Scripts to import at start (`WSGIImportScript` of this process group).
+    pub import_scripts: Vec<String>,
+    /// What the process is, for `mod_wsgi` and the environ.
+    pub info: crate::wsgi::module::ProcessInfo,
+}
+
+/// Starts Python in a daemon process (after the fork and after privileges
+/// were dropped), as [`init_embedded`] does in an Apache child. Errors are
+/// returned (the daemon logs them and exits).
+pub fn init_daemon(opts: &InitOptions) -> Result<(), String> {
+    init_inner(opts)
+}
+
+fn init_inner(cfg: &InitOptions) -> Result<(), String> {
     let (program, home) = program_and_home(cfg.python_home.as_deref());
     for path in std::iter::once(&program).chain(home.iter()) {
         check_readable(path)?;
@@ -388,7 +420,7 @@ fn init_inner(s: *mut ffi::server_rec, cfg: &ServerConfig) -> Result<(), String>
         }
         let main_ts = PyThreadState_Get();
         TSTATE.set(main_ts);
-        let result = setup_interpreter(s, cfg);
+        let result = setup_interpreter(cfg);
         match result {
             Ok(rt) => {
                 let _ = RUNTIME.set(RuntimeCell(rt));
@@ -453,11 +485,8 @@ unsafe fn status_message(st: &PyStatus) -> String {
 }
 
 /// Runs the bootstrap code and builds the [`Runtime`]. GIL held.
-unsafe fn setup_interpreter(
-    s: *mut ffi::server_rec,
-    cfg: &ServerConfig,
-) -> Result<Runtime, String> {
-    let module = crate::wsgi::module::create_mod_wsgi_module()?;
+unsafe fn setup_interpreter(cfg: &InitOptions) -> Result<Runtime, String> {
+    let module = crate::wsgi::module::create_mod_wsgi_module(&cfg.info)?;
     let sys_modules = PySys_GetObject(c"modules".as_ptr());
     if sys_modules.is_null()
         || PyDict_SetItemString(sys_modules, c"mod_wsgi".as_ptr(), module.as_ptr()) < 0
@@ -498,7 +527,7 @@ unsafe fn setup_interpreter(
             .ok_or("WSGIPythonPath: site.addsitedir failed")?;
     }
     let keys = make_keys();
-    let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types)?;
+    let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types, &cfg.info)?;
     Ok(Runtime {
         interp: PyInterpreterState_Get(),
         keys,
@@ -510,7 +539,6 @@ unsafe fn setup_interpreter(
         adapter_type: types.adapter,
         file_wrapper_type: types.file_wrapper,
         log_type: types.log,
-        server: s,
         environ_cache: crate::wsgi::environ::GilCell::new(Default::default()),
         callable_names: crate::wsgi::environ::GilCell::new(Vec::new()),
     })
@@ -542,15 +570,13 @@ fn make_keys() -> Keys {
 }
 
 /// Imports the `WSGIImportScript` scripts at process start. GIL held.
-unsafe fn import_scripts(cfg: &ServerConfig) {
+unsafe fn import_scripts(cfg: &InitOptions) {
     let Ok(rt) = runtime() else { return };
-    for script in &cfg.import_scripts {
-        if let Err(e) = load_script_locked(rt, &script.path, None) {
-            apache::log_s(
-                rt.server,
-                Level::Error,
-                0,
-                &format!("RWSGI0012: WSGIImportScript {:?} failed: {e}", script.path),
+    for path in &cfg.import_scripts {
+        if let Err(e) = load_script_locked(rt, path, None) {
+            log_exception(
+                LogTarget::None,
+                &format!("RWSGI0012: WSGIImportScript {path:?} failed: {e}"),
             );
         }
     }

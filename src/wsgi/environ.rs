@@ -5,7 +5,7 @@
 //! per request; CGI variables come from `rwsgi_core::environ` (unit-tested)
 //! with interned keys; values are latin-1 decoded `str`.
 
-use super::module::{mpm_multiprocess, mpm_threaded, Types};
+use super::module::{ProcessInfo, Types};
 use crate::apache;
 use crate::ffi;
 use crate::python::object::{self, Owned};
@@ -52,12 +52,16 @@ unsafe fn tuple3(v: (i64, i64, i64)) -> Owned {
 }
 
 /// Builds the per-interpreter base environ: `wsgi.version` (1, 0),
-/// `wsgi.multithread`, `wsgi.multiprocess` (from the MPM), `wsgi.run_once`
+/// `wsgi.multithread`, `wsgi.multiprocess` (from `info`), `wsgi.run_once`
 /// False, `wsgi.input_terminated` True, `wsgi.file_wrapper`,
-/// `mod_wsgi.version`, `mod_wsgi.process_group` ('' = embedded),
+/// `mod_wsgi.version`, `mod_wsgi.process_group` (from `info`),
 /// `mod_wsgi.request_handler`, `mod_wsgi.handler_script`,
 /// `mod_wsgi.ignore_activity`, `apache.version`, `SERVER_SOFTWARE`. GIL held.
-pub unsafe fn make_base_environ(keys: &Keys, types: &Types) -> Result<Owned, String> {
+pub unsafe fn make_base_environ(
+    keys: &Keys,
+    types: &Types,
+    info: &ProcessInfo,
+) -> Result<Owned, String> {
     // Room for every key a request sets, so the per-request copy (which
     // clones this dict's hash table) never has to grow.
     let d = Owned::new(_PyDict_NewPresized(96)).ok_or("dict")?;
@@ -85,18 +89,26 @@ pub unsafe fn make_base_environ(keys: &Keys, types: &Types) -> Result<Owned, Str
     PyTuple_SetItem(version.as_ptr(), 0, PyLong_FromLong(1));
     PyTuple_SetItem(version.as_ptr(), 1, PyLong_FromLong(0));
     set(p, "wsgi.version", version.as_ptr())?;
-    set(p, "wsgi.multithread", PyBool_FromLong(mpm_threaded() as _))?;
+    set(
+        p,
+        "wsgi.multithread",
+        PyBool_FromLong(info.multithread as _),
+    )?;
     set(
         p,
         "wsgi.multiprocess",
-        PyBool_FromLong(mpm_multiprocess() as _),
+        PyBool_FromLong(info.multiprocess as _),
     )?;
     set(p, "wsgi.run_once", Py_False())?;
     set(p, "wsgi.input_terminated", Py_True())?;
     set(p, "wsgi.file_wrapper", types.file_wrapper as *mut PyObject)?;
     set(p, "mod_wsgi.version", tuple3(MOD_WSGI_VERSION).as_ptr())?;
     set(p, "apache.version", tuple3(apache_version()).as_ptr())?;
-    set(p, "mod_wsgi.process_group", keys.empty.as_ptr())?;
+    set(
+        p,
+        "mod_wsgi.process_group",
+        object::str_from(&info.process_group).as_ptr(),
+    )?;
     set(
         p,
         "mod_wsgi.request_handler",
@@ -368,6 +380,8 @@ pub struct Facts<'a> {
 }
 
 /// What an environ is made of.
+// Made once per request on the stack: boxing Facts would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Source<'a> {
     /// Embedded mode: the request's facts (the fast path, with cached
     /// values and a templated base dict).

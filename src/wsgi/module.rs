@@ -67,21 +67,43 @@ fn mpm_query(what: u32) -> i64 {
     v as i64
 }
 
-/// Whether Apache runs several request threads per process (`wsgi.multithread`).
-pub fn mpm_threaded() -> bool {
-    mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i64
-        && mpm_query(ffi::AP_MPMQ_MAX_THREADS) > 1
+/// What a process running Python is, as `mod_wsgi` and the environ report
+/// it: embedded (an Apache child; the MPM's sizes) or a daemon process of a
+/// group (its `processes`/`threads`).
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    /// `mod_wsgi.process_group` ('' = embedded).
+    pub process_group: String,
+    /// `wsgi.multithread`.
+    pub multithread: bool,
+    /// `wsgi.multiprocess`.
+    pub multiprocess: bool,
+    /// `mod_wsgi.maximum_processes`.
+    pub maximum_processes: i64,
+    /// `mod_wsgi.threads_per_process`.
+    pub threads_per_process: i64,
 }
 
-/// Whether Apache may run several child processes (`wsgi.multiprocess`).
-pub fn mpm_multiprocess() -> bool {
-    mpm_query(ffi::AP_MPMQ_MAX_DAEMONS) > 1
+impl ProcessInfo {
+    /// An Apache child in embedded mode, from the MPM.
+    pub fn embedded() -> ProcessInfo {
+        let threads = mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1);
+        ProcessInfo {
+            process_group: String::new(),
+            multithread: mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i64
+                && threads > 1,
+            multiprocess: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS) > 1,
+            maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1),
+            threads_per_process: threads,
+        }
+    }
 }
 
-/// Creates the `mod_wsgi` module: `version` (tuple), `process_group` and
-/// `application_group` ('' in embedded mode, the main interpreter),
-/// `maximum_processes`, `threads_per_process`, `rwsgi_version`. GIL held.
-pub unsafe fn create_mod_wsgi_module() -> Result<Owned, String> {
+/// Creates the `mod_wsgi` module: `version` (tuple), `process_group` (''
+/// in embedded mode), `application_group` ('', the main interpreter),
+/// `maximum_processes`, `threads_per_process`, `rwsgi_version`, as `info`
+/// says. GIL held.
+pub unsafe fn create_mod_wsgi_module(info: &ProcessInfo) -> Result<Owned, String> {
     let def = ptr::addr_of_mut!(MODULE_DEF);
     (*def).m_methods = ptr::addr_of_mut!(MODULE_METHODS) as *mut PyMethodDef;
     let m = Owned::new(PyModule_Create(def)).ok_or("cannot create module mod_wsgi")?;
@@ -98,19 +120,15 @@ pub unsafe fn create_mod_wsgi_module() -> Result<Owned, String> {
         c"rwsgi_version",
         object::str_from(env!("CARGO_PKG_VERSION")),
     );
-    add(c"process_group", object::str_from(""));
+    add(c"process_group", object::str_from(&info.process_group));
     add(c"application_group", object::str_from(""));
     add(
         c"maximum_processes",
-        Owned::from_owned(PyLong_FromLongLong(
-            mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1),
-        )),
+        Owned::from_owned(PyLong_FromLongLong(info.maximum_processes)),
     );
     add(
         c"threads_per_process",
-        Owned::from_owned(PyLong_FromLongLong(
-            mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1),
-        )),
+        Owned::from_owned(PyLong_FromLongLong(info.threads_per_process)),
     );
     Ok(m)
 }

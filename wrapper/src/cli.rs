@@ -150,11 +150,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DIRECTORY-PATH")]
     pub python_home: Option<PathBuf>,
 
-    /// Number of Apache child processes (each embeds a Python interpreter).
+    /// Number of daemon processes running the application (with --embedded-mode: Apache child processes).
     #[arg(long, default_value_t = 1, value_name = "NUMBER")]
     pub processes: u32,
 
-    /// Number of request threads in each child process.
+    /// Number of request threads in each daemon process (with --embedded-mode: each Apache child).
     #[arg(long, default_value_t = 5, value_name = "NUMBER")]
     pub threads: u32,
 
@@ -166,7 +166,7 @@ pub struct ServerArgs {
     #[arg(long = "server-mpm", value_enum, value_name = "NAME")]
     pub server_mpm: Vec<Mpm>,
 
-    /// Run the application inside the Apache child processes (currently the only mode, hence the default).
+    /// Run the application inside the Apache child processes instead of daemon processes (the default is daemon mode, as mod_wsgi-express).
     #[arg(long)]
     pub embedded_mode: bool,
 

@@ -275,6 +275,11 @@ pub struct ServerConfig {
     pub callable_object: String,
     /// `application-group=` of `WSGIScriptAlias`.
     pub application_group: String,
+    /// Daemon mode (the default; `None` with `--embedded-mode`): the
+    /// `WSGIDaemonProcess` group the application runs in, named
+    /// `localhost:PORT` as mod_wsgi-express names it, with `--processes`
+    /// processes of `--threads` threads.
+    pub daemon_group: Option<String>,
     /// `--working-directory`.
     pub working_directory: PathBuf,
     /// `--python-path`s, absolute.
@@ -929,6 +934,7 @@ impl ServerConfig {
             script_name,
             callable_object,
             application_group: a.application_group.clone(),
+            daemon_group: (!a.embedded_mode).then(|| format!("localhost:{port}")),
             working_directory,
             python_paths,
             url_aliases,

@@ -172,11 +172,14 @@ mod tests {
             format!("LoadModule wsgi_module \"{}/mod_rwsgi.so\"", m.display()),
             format!("WSGIPythonHome \"{}\"", f.path("py").display()),
             format!("WSGIPythonPath \"{}\"", f.path("app").display()),
-            "WSGIRestrictEmbedded Off".into(),
+            // Daemon mode by default, as mod_wsgi-express.
+            "WSGIRestrictEmbedded On".into(),
+            "WSGIPassAuthorization On".into(),
+            "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP}".into(),
             format!("<Directory \"{}\">", f.path("app").display()),
             "<Files \"app.wsgi\">".into(),
             format!(
-                "WSGIScriptAlias / \"{}\" application-group=%{{GLOBAL}} callable-object=application",
+                "WSGIScriptAlias / \"{}\" application-group=%{{GLOBAL}} callable-object=application process-group=localhost:8000",
                 f.path("app/app.wsgi").display()
             ),
         ] {
@@ -208,6 +211,14 @@ mod tests {
     }
 
     #[test]
+    fn embedded_mode_has_no_daemon_group() {
+        let f = Fixture::new();
+        let (_, t) = conf(&f, &["app.wsgi", "--embedded-mode"]);
+        assert!(has_line(&t, "WSGIRestrictEmbedded Off"), "{t}");
+        assert!(!t.contains("WSGIDaemonProcess") && !t.contains("process-group="), "{t}");
+    }
+
+    #[test]
     fn options_reach_the_config() {
         let f = Fixture::new();
         let inc = f.path("extra.conf");
@@ -219,6 +230,7 @@ mod tests {
             &f,
             &[
                 "app.wsgi",
+                "--embedded-mode",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -319,6 +331,7 @@ mod tests {
         let f = Fixture::new();
         let c = f
             .config(&[
+                "--embedded-mode",
                 "--application-type",
                 "module",
                 "pkg.wsgi",

@@ -100,7 +100,13 @@ pub fn summary(c: &ServerConfig) -> String {
     lines.extend([
         format!("Application        : {app} at {}", c.mount_point),
         format!("Python Home        : {}", c.python_home.display()),
-        format!("Operating Mode     : embedded ({} MPM)", c.mpm.name()),
+        match &c.daemon_group {
+            Some(g) => format!(
+                "Operating Mode     : daemon (process group {g}; Apache's {} MPM relays)",
+                c.mpm.name()
+            ),
+            None => format!("Operating Mode     : embedded ({} MPM)", c.mpm.name()),
+        },
         format!(
             "Processes/Threads  : {} x {} (up to {} simultaneous requests)",
             c.processes,

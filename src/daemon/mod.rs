@@ -1,0 +1,176 @@
+//! Daemon mode (mod_wsgi's `WSGIDaemonProcess`): process groups forked and
+//! supervised by the Apache parent ([`supervisor`]), each daemon process
+//! running the application with a pool of threads behind one listening
+//! UNIX socket per group ([`process`], [`serve`]), and Apache's children
+//! relaying requests to them over pooled connections ([`relay`]), speaking
+//! the wire protocol of `rwsgi_core::wire` (docs/daemon-protocol.md).
+
+pub mod process;
+pub mod relay;
+pub mod serve;
+pub mod supervisor;
+
+use rwsgi_core::daemon_config::DaemonProcess;
+use rwsgi_core::wire::{self, Frame, Limits, WireError};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// One configured process group of this server generation.
+#[derive(Debug)]
+pub struct Group {
+    /// The `WSGIDaemonProcess` settings.
+    pub config: DaemonProcess,
+    /// The group's listening socket.
+    pub socket_path: PathBuf,
+    /// Its descriptor (in the Apache parent and the group's daemons).
+    pub listen_fd: i32,
+    /// Timeout of reads and writes between an Apache child and a daemon
+    /// (`socket-timeout`, else Apache's `Timeout`).
+    pub socket_timeout: Duration,
+    /// uid Apache's children run as: the only peer (besides root) a daemon
+    /// accepts connections from.
+    pub child_uid: u32,
+}
+
+/// The process groups of the running configuration (set by the Apache
+/// parent in post_config; inherited by Apache's children and daemons).
+static GROUPS: RwLock<Vec<Arc<Group>>> = RwLock::new(Vec::new());
+
+/// The group named `name`, if configured.
+pub fn group(name: &str) -> Option<Arc<Group>> {
+    GROUPS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|g| g.config.name == name)
+        .cloned()
+}
+
+/// All groups of the running configuration.
+pub fn groups() -> Vec<Arc<Group>> {
+    GROUPS.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn set_groups(groups: Vec<Arc<Group>>) {
+    *GROUPS.write().unwrap_or_else(|e| e.into_inner()) = groups;
+}
+
+/// Limits both sides decode frames with: `header-buffer-size` bounds the
+/// request and response heads (at least 1 MiB here, as environs with big
+/// cookies need it), data blocks at most 1 MiB.
+pub fn limits(group: &DaemonProcess) -> Limits {
+    Limits {
+        max_head: group.header_buffer_size.max(1 << 20),
+        max_data: 1 << 20,
+    }
+}
+
+/// Largest body block asked for or sent at once, in bytes.
+pub const BLOCK: usize = 64 * 1024;
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The peer closed the connection before a frame started.
+    Closed,
+    /// Reading failed (timeout: `WouldBlock`/`TimedOut`), or the peer closed
+    /// the connection inside a frame.
+    Io(io::Error),
+    /// The bytes are not a valid frame.
+    Wire(WireError),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Closed => write!(f, "connection closed"),
+            FrameError::Io(e) if is_timeout(e) => write!(f, "timed out"),
+            FrameError::Io(e) => write!(f, "{e}"),
+            FrameError::Wire(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+/// Whether an I/O error is a socket timeout (SO_RCVTIMEO/SO_SNDTIMEO).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// One end of a connection: frames read through a buffer, written whole.
+pub struct Conn {
+    reader: BufReader<UnixStream>,
+    frame: Vec<u8>,
+    limits: Limits,
+}
+
+impl Conn {
+    /// Wraps a connected stream.
+    pub fn new(stream: UnixStream, limits: Limits) -> Conn {
+        Conn {
+            reader: BufReader::with_capacity(BLOCK + 64, stream),
+            frame: Vec::new(),
+            limits,
+        }
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> &UnixStream {
+        self.reader.get_ref()
+    }
+
+    /// Whether bytes of a next frame are already buffered.
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
+    /// Reads the next frame (blocking, up to the socket's timeout). The
+    /// frame borrows this connection's buffer until the next read.
+    pub fn read_frame(&mut self) -> Result<Frame<'_>, FrameError> {
+        let mut head = [0u8; wire::HEADER_LEN];
+        let mut got = 0;
+        while got < head.len() {
+            match self.reader.read(&mut head[got..]) {
+                Ok(0) if got == 0 => return Err(FrameError::Closed),
+                Ok(0) => {
+                    return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FrameError::Io(e)),
+            }
+        }
+        // The header alone decides the type and checks the length against
+        // the limits, before anything is allocated.
+        if let Err(e) = wire::decode(&head, &self.limits) {
+            return Err(FrameError::Wire(e));
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        self.frame.clear();
+        self.frame.extend_from_slice(&head);
+        self.frame.resize(wire::HEADER_LEN + len, 0);
+        self.reader
+            .read_exact(&mut self.frame[wire::HEADER_LEN..])
+            .map_err(FrameError::Io)?;
+        match wire::decode(&self.frame, &self.limits) {
+            Ok(Some((frame, _))) => Ok(frame),
+            Ok(None) => unreachable!("a whole frame was read"),
+            Err(e) => Err(FrameError::Wire(e)),
+        }
+    }
+
+    /// The bytes of the frame last read (header and payload).
+    pub fn frame_bytes(&self) -> &[u8] {
+        &self.frame
+    }
+
+    /// Writes encoded frames.
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+}

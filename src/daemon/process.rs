@@ -1,0 +1,516 @@
+//! A daemon process of a process group, from the fork in the Apache parent
+//! to its exit: shed what it inherited from Apache (listening sockets,
+//! signal handlers), take the group's identity (user, groups, umask,
+//! working directory, process title), start Python, then serve: one poller
+//! thread watches the group's listening socket and the idle pooled
+//! connections (epoll), and `threads` workers each serve one request at a
+//! time from the connections that became readable. An idle connection
+//! holds no thread. SIGTERM (Apache stopping or restarting) drains: no new
+//! request starts, those running get up to `shutdown-timeout`.
+
+use super::serve::{self, ConnState, Context, SharedConn};
+use super::{Conn, Group};
+use crate::apache::{self, Level};
+use crate::ffi;
+use crate::python;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use nix::unistd::{Gid, Uid};
+use rwsgi_core::daemon_config::Principal;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a daemon process ends: the exit status the Apache parent reads back
+/// (see `supervisor`), so it can tell an exit from a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    /// Drained after SIGTERM, or recycled.
+    Normal = 0,
+    /// Could not take the group's identity or start Python.
+    Startup = 3,
+}
+
+fn log(msg: &str) {
+    apache::log_s(std::ptr::null(), Level::Error, 0, msg);
+}
+
+/// Ends the daemon process: marks the exit as ours for the Apache parent
+/// and leaves without running any of Apache's exit code.
+pub fn exit(slot: &super::supervisor::SlotInfo, code: ExitCode) -> ! {
+    slot.mark_exit(code as i32);
+    // SAFETY: _exit ends the process at once.
+    unsafe { libc::_exit(code as i32) }
+}
+
+/// Runs the daemon process `slot` of `group` in the freshly forked child.
+/// Never returns.
+///
+/// # Safety
+/// Call in the child right after the fork from the Apache parent, where no
+/// other thread exists.
+pub unsafe fn run(
+    slot: &super::supervisor::SlotInfo,
+    group: Arc<Group>,
+    server: *mut ffi::server_rec,
+    cfg: &crate::config::ServerConfig,
+    delay: Duration,
+) -> ! {
+    // Apache's signal handlers (restart, graceful) are the parent's: here
+    // the signals must reach our own wait below.
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGWINCH,
+    ] {
+        let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+    }
+    let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    let mut mask = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        mask.add(sig);
+    }
+    let _ = mask.thread_block();
+    // Apache's listening sockets and the other groups' sockets are not ours.
+    ffi::ap_close_listeners();
+    for other in super::groups() {
+        if other.listen_fd != group.listen_fd {
+            libc::close(other.listen_fd);
+        }
+    }
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    let name = group.config.name.clone();
+    set_title(&group.config.display_title());
+    if let Err(e) = take_identity(&group) {
+        log(&format!(
+            "RWSGI0042: daemon process of group {name:?} (pid {}) cannot start: {e}",
+            std::process::id()
+        ));
+        exit(slot, ExitCode::Startup);
+    }
+    let mut python_path = cfg.python_path.clone();
+    python_path.extend(group.config.python_path.iter().cloned());
+    let opts = python::InitOptions {
+        python_home: group
+            .config
+            .python_home
+            .clone()
+            .or_else(|| cfg.python_home.clone()),
+        python_path,
+        import_scripts: cfg
+            .import_scripts
+            .iter()
+            .filter(|i| i.options.process_group.as_deref() == Some(name.as_str()))
+            .map(|i| i.path.clone())
+            .collect(),
+        info: crate::wsgi::module::ProcessInfo {
+            process_group: name.clone(),
+            multithread: group.config.threads > 1,
+            multiprocess: group.config.processes > 1 || group.config.processes_given,
+            maximum_processes: group.config.processes as i64,
+            threads_per_process: group.config.threads.max(1) as i64,
+        },
+    };
+    if let Err(e) = python::init_daemon(&opts) {
+        log(&format!(
+            "RWSGI0043: daemon process of group {name:?} (pid {}) cannot start Python: {e}",
+            std::process::id()
+        ));
+        exit(slot, ExitCode::Startup);
+    }
+    let Ok(rt) = python::runtime() else {
+        exit(slot, ExitCode::Startup)
+    };
+    apache::log_s(
+        server,
+        Level::Info,
+        0,
+        &format!(
+            "RWSGI0044: daemon process {} of group {name:?} started ({} threads)",
+            std::process::id(),
+            group.config.threads
+        ),
+    );
+    let cx = Arc::new(Context {
+        rt,
+        group: Arc::clone(&group),
+        server,
+        restarts: slot.restarts(),
+    });
+    let pool = Arc::new(Pool::new(&group));
+    for _ in 0..group.config.threads.max(1) {
+        let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
+        std::thread::spawn(move || pool.work(&cx));
+    }
+    {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || pool.poll());
+    }
+    let _ = mask.wait();
+    pool.shutdown(group.config.shutdown_timeout);
+    python::shutdown();
+    exit(slot, ExitCode::Normal)
+}
+
+/// Sets the process title shown by ps: the comm name (15 bytes) and, in
+/// place, the command line Apache was started with.
+unsafe fn set_title(title: &str) {
+    if let Ok(c) = std::ffi::CString::new(title) {
+        libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+    let process = (*ffi::ap_server_conf).process;
+    if process.is_null() || (*process).argc < 1 {
+        return;
+    }
+    let argv = (*process).argv as *const *mut libc::c_char;
+    let first = *argv;
+    let last = *argv.add((*process).argc as usize - 1);
+    let end = last.add(libc::strlen(last));
+    let room = end.offset_from(first) as usize;
+    // The argument strings must be one contiguous block to be rewritten.
+    if room == 0 || room > 64 * 1024 {
+        return;
+    }
+    let n = title.len().min(room);
+    std::ptr::copy_nonoverlapping(title.as_ptr(), first as *mut u8, n);
+    std::ptr::write_bytes(first.add(n), 0, room + 1 - n);
+}
+
+fn resolve_user(p: &Principal) -> Result<nix::unistd::User, String> {
+    let found = match p {
+        Principal::Name(n) => nix::unistd::User::from_name(n),
+        Principal::Id(id) => nix::unistd::User::from_uid(Uid::from_raw(*id)),
+    };
+    found
+        .map_err(|e| format!("looking up user {p:?}: {e}"))?
+        .ok_or_else(|| format!("user {p:?} does not exist"))
+}
+
+fn resolve_group(p: &Principal) -> Result<Gid, String> {
+    match p {
+        Principal::Id(id) => Ok(Gid::from_raw(*id)),
+        Principal::Name(n) => nix::unistd::Group::from_name(n)
+            .map_err(|e| format!("looking up group {n:?}: {e}"))?
+            .map(|g| g.gid)
+            .ok_or_else(|| format!("group {n:?} does not exist")),
+    }
+}
+
+/// The user a group's daemons run as: `user=`, else Apache's `User`
+/// (when Apache runs as root; otherwise the user Apache runs as).
+pub fn daemon_user(
+    group: &rwsgi_core::daemon_config::DaemonProcess,
+) -> Result<nix::unistd::User, String> {
+    match &group.user {
+        Some(p) => resolve_user(p),
+        None if Uid::effective().is_root() => {
+            // SAFETY: mod_unixd's configuration is set once the
+            // configuration is read.
+            resolve_user(&Principal::Id(unsafe { ffi::ap_unixd_config.user_id }))
+        }
+        None => resolve_user(&Principal::Id(Uid::effective().as_raw())),
+    }
+}
+
+/// Fails when a group's daemons would run application code as root.
+pub fn check_not_root(group: &rwsgi_core::daemon_config::DaemonProcess) -> Result<(), String> {
+    let user = daemon_user(group)
+        .map_err(|e| format!("RWSGI0042: WSGIDaemonProcess {:?}: {e}", group.name))?;
+    if user.uid.is_root() {
+        return Err(format!(
+            "RWSGI0042: WSGIDaemonProcess {:?} would run the application as root: set user= on it (or Apache's User) to an unprivileged user",
+            group.name
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the group's identity: groups, user (never root), umask, working
+/// directory.
+unsafe fn take_identity(group: &Group) -> Result<(), String> {
+    let user = daemon_user(&group.config)?;
+    let gid = match &group.config.group {
+        Some(g) => resolve_group(g)?,
+        None if group.config.user.is_some() => user.gid,
+        None => Gid::from_raw(ffi::ap_unixd_config.group_id),
+    };
+    if user.uid.is_root() {
+        return Err(format!(
+            "it would run as root; set user= on WSGIDaemonProcess {:?} (or Apache's User) to an unprivileged user",
+            group.config.name
+        ));
+    }
+    if Uid::effective().is_root() {
+        let mut gids = vec![gid];
+        for g in &group.config.supplementary_groups {
+            gids.push(resolve_group(g)?);
+        }
+        nix::unistd::setgroups(&gids).map_err(|e| format!("setgroups: {e}"))?;
+        nix::unistd::setgid(gid).map_err(|e| format!("setgid({gid}): {e}"))?;
+        nix::unistd::setuid(user.uid).map_err(|e| format!("setuid({}): {e}", user.uid))?;
+    } else if Uid::effective() != user.uid {
+        return Err(format!(
+            "user {} requested but Apache does not run as root",
+            user.name
+        ));
+    }
+    if let Some(mask) = group.config.umask {
+        libc::umask(mask as libc::mode_t);
+    }
+    let home = group
+        .config
+        .home
+        .clone()
+        .unwrap_or_else(|| user.dir.display().to_string());
+    if std::env::set_current_dir(&home).is_err() {
+        // mod_wsgi falls back to / when the user's home is not usable.
+        if group.config.home.is_some() {
+            return Err(format!("cannot change to home directory {home:?}"));
+        }
+        let _ = std::env::set_current_dir("/");
+    }
+    std::env::set_var("HOME", &user.dir);
+    std::env::set_var("USER", &user.name);
+    std::env::set_var("LOGNAME", &user.name);
+    Ok(())
+}
+
+/// The connections of a daemon process and the threads serving them.
+struct Pool {
+    epoll: Epoll,
+    listener: UnixListener,
+    socket_timeout: Duration,
+    child_uid: u32,
+    group: String,
+    /// Connections, idle (registered with epoll) or being served.
+    conns: Mutex<HashMap<RawFd, SharedConn>>,
+    ready: Mutex<VecDeque<RawFd>>,
+    ready_cv: Condvar,
+    busy: AtomicUsize,
+    stopping: AtomicBool,
+    limits: rwsgi_core::wire::Limits,
+}
+
+/// epoll data of the listening socket (connections use their descriptor).
+const LISTENER: u64 = u64::MAX;
+
+impl Pool {
+    fn new(group: &Group) -> Pool {
+        // SAFETY: the listening descriptor belongs to this process now.
+        let listener = unsafe { UnixListener::from_raw_fd(group.listen_fd) };
+        let _ = listener.set_nonblocking(true);
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll_create");
+        epoll
+            .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+            .expect("epoll_ctl");
+        Pool {
+            epoll,
+            listener,
+            socket_timeout: group.socket_timeout,
+            child_uid: group.child_uid,
+            group: group.config.name.clone(),
+            conns: Mutex::new(HashMap::new()),
+            ready: Mutex::new(VecDeque::new()),
+            ready_cv: Condvar::new(),
+            busy: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            limits: super::limits(&group.config),
+        }
+    }
+
+    fn arm(&self, fd: RawFd) {
+        // SAFETY: fd is an open connection held in `conns`.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
+        let _ = self
+            .epoll
+            .modify(bfd, &mut EpollEvent::new(flags, fd as u64));
+    }
+
+    /// The poller thread: accepts connections (checking the peer's uid)
+    /// and hands readable ones to the workers.
+    fn poll(&self) {
+        let mut events = [EpollEvent::empty(); 64];
+        while !self.stopping.load(Ordering::Relaxed) {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(200u16)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for ev in &events[..n] {
+                if ev.data() == LISTENER {
+                    self.accept_all();
+                } else {
+                    let fd = ev.data() as RawFd;
+                    self.ready
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(fd);
+                    self.ready_cv.notify_one();
+                }
+            }
+        }
+    }
+
+    fn accept_all(&self) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            let peer = getsockopt(&stream, sockopt::PeerCredentials);
+            let uid = peer.as_ref().map(|c| c.uid()).unwrap_or(u32::MAX);
+            if uid != self.child_uid && uid != 0 {
+                let pid = peer.map(|c| c.pid()).unwrap_or(0);
+                log(&format!(
+                    "RWSGI0045: daemon process {} of group {:?} refused a connection from uid {uid} (pid {pid}): only Apache's children (uid {}) may connect",
+                    std::process::id(),
+                    self.group,
+                    self.child_uid
+                ));
+                continue;
+            }
+            let _ = stream.set_nonblocking(false);
+            let t = Some(self.socket_timeout).filter(|t| !t.is_zero());
+            let _ = stream.set_read_timeout(t);
+            let _ = stream.set_write_timeout(t);
+            let mut hello = rwsgi_core::wire::Encoder::new();
+            hello.hello(std::process::id());
+            if std::io::Write::write_all(&mut &stream, &hello.buf).is_err() {
+                continue;
+            }
+            let fd = stream.as_raw_fd();
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
+            let conn = Arc::new(Mutex::new(ConnState {
+                conn: Conn::new(stream, self.limits),
+                broken: false,
+            }));
+            self.conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fd, conn);
+            // SAFETY: fd is the stream just stored in `conns`.
+            let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let _ = self.epoll.add(bfd, EpollEvent::new(flags, fd as u64));
+        }
+    }
+
+    /// A worker thread: serves requests from readable connections.
+    fn work(&self, cx: &Context) {
+        loop {
+            let fd = {
+                let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(fd) = q.pop_front() {
+                        break fd;
+                    }
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    q = self
+                        .ready_cv
+                        .wait_timeout(q, Duration::from_millis(200))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            };
+            let Some(conn) = self
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&fd)
+                .cloned()
+            else {
+                continue;
+            };
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            let mut keep = true;
+            // Serve what is buffered without going back to epoll.
+            loop {
+                if self.stopping.load(Ordering::Relaxed) {
+                    serve::refuse_for_shutdown(
+                        &mut conn.lock().unwrap_or_else(|e| e.into_inner()).conn,
+                    );
+                    keep = false;
+                    break;
+                }
+                if !serve::serve_one(&conn, cx) {
+                    keep = false;
+                    break;
+                }
+                if !conn
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .conn
+                    .has_buffered()
+                {
+                    break;
+                }
+            }
+            if keep {
+                self.arm(fd);
+            } else {
+                let removed = self
+                    .conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&fd);
+                if let Some(c) = removed {
+                    // SAFETY: fd is this connection's descriptor, still open.
+                    let _ = self.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
+                    drop(c);
+                }
+            }
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Stops taking requests, answers those waiting on idle connections
+    /// with "shutting down" (the Apache child retries them elsewhere), and
+    /// waits up to `timeout` for the requests running.
+    fn shutdown(&self, timeout: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.epoll.delete(&self.listener);
+        let deadline = Instant::now() + timeout.max(Duration::from_millis(100));
+        while self.busy.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let idle: Vec<SharedConn> = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for c in idle {
+            if let Ok(mut st) = c.try_lock() {
+                let fd = st.conn.stream().as_raw_fd();
+                let mut pfd = [libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) } > 0 {
+                    let _ = setsockopt(
+                        st.conn.stream(),
+                        sockopt::ReceiveTimeout,
+                        &nix::sys::time::TimeVal::new(1, 0),
+                    );
+                    serve::refuse_for_shutdown(&mut st.conn);
+                }
+                let _ = st.conn.stream().shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}

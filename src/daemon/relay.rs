@@ -1,0 +1,433 @@
+//! The Apache child's side of a daemon-mode request: the environ is
+//! assembled here, where `request_rec` is, sent to a daemon process of the
+//! group over a pooled connection (one per Apache thread and group, kept
+//! for the next request), and the daemon's frames are relayed: body read
+//! from the client only as the application asks for it, the response
+//! passed down Apache's output filters as it comes.
+//!
+//! Every failure is answered and logged as what it is: 503 when no daemon
+//! can be reached (socket path, errno, group), 502 when the daemon died
+//! (pid, and the signal or exit status the Apache parent saw), 504 when it
+//! did not answer within `socket-timeout`.
+
+use super::{is_timeout, supervisor, Conn, FrameError, Group, BLOCK};
+use crate::apache::request::{
+    application_group, body_length, gather_facts, ApacheReader, ApacheWriter,
+};
+use crate::apache::{Level, LogTarget};
+use crate::config::RequestSettings;
+use crate::ffi;
+use crate::wsgi::environ::for_each_pair;
+use crate::wsgi::transport::{BodyReader, Finish, Header, ResponseWriter};
+use rwsgi_core::validate::{validate_header, validate_status, HeaderKind};
+use rwsgi_core::wire::{self, Encoder, FailReason, Frame};
+use std::cell::RefCell;
+use std::ffi::c_int;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const OK: c_int = ffi::OK as c_int;
+
+/// A pooled connection to a daemon process.
+struct Pooled {
+    group: String,
+    conn: Conn,
+    pid: i32,
+}
+
+thread_local! {
+    // Connections kept by this Apache thread for its next requests (the
+    // module is linked -z nodelete, so the destructor's code stays mapped).
+    static POOL: RefCell<Vec<Pooled>> = const { RefCell::new(Vec::new()) };
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether a pooled connection is still usable: nothing to read (a closed
+/// connection reads as EOF, a stray byte is a protocol error).
+fn idle_and_open(conn: &Conn) -> bool {
+    let mut pfd = [libc::pollfd {
+        fd: conn.stream().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) == 0 }
+}
+
+/// A connection to `group`: a pooled one, else a new one (retrying while
+/// the daemons start, up to `connect-timeout`). The flag says it is fresh.
+fn connection(group: &Group) -> Result<(Pooled, bool), String> {
+    let pooled = POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let i = p.iter().position(|c| c.group == group.config.name)?;
+        Some(p.swap_remove(i))
+    });
+    if let Some(c) = pooled {
+        if idle_and_open(&c.conn) {
+            return Ok((c, false));
+        }
+    }
+    connect(group).map(|c| (c, true))
+}
+
+fn connect(group: &Group) -> Result<Pooled, String> {
+    let deadline = Instant::now() + group.config.connect_timeout.max(Duration::from_millis(100));
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match UnixStream::connect(&group.socket_path) {
+            Ok(stream) => {
+                let t = Some(group.socket_timeout).filter(|t| !t.is_zero());
+                let _ = stream.set_read_timeout(t);
+                let _ = stream.set_write_timeout(t);
+                let mut conn = Conn::new(stream, super::limits(&group.config));
+                // The daemon that accepted says who it is.
+                let pid = match conn.read_frame() {
+                    Ok(Frame::Hello { pid }) => pid as i32,
+                    Ok(other) => {
+                        return Err(format!("the daemon sent {other:?} instead of its hello"))
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "connected to {:?} but no daemon process answered: {e}",
+                            group.socket_path
+                        ))
+                    }
+                };
+                return Ok(Pooled {
+                    group: group.config.name.clone(),
+                    conn,
+                    pid,
+                });
+            }
+            // The daemons are (re)starting or their backlog is full: wait.
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNREFUSED | libc::ENOENT | libc::EAGAIN)
+                    ) =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot connect to {:?}: {e} (errno {}) after {:.1} s",
+                    group.socket_path,
+                    e.raw_os_error().unwrap_or(0),
+                    group.config.connect_timeout.as_secs_f64()
+                ))
+            }
+        }
+    }
+}
+
+/// Serves request `r` by relaying it to the daemon processes of
+/// `settings.process_group`. Returns the handler status.
+///
+/// # Safety
+/// `r` must be the live request of the calling handler, after
+/// `ap_setup_client_block`.
+pub unsafe fn handle_request(
+    r: *mut ffi::request_rec,
+    settings: &RequestSettings,
+    script: &str,
+) -> c_int {
+    let log = LogTarget::Request(r);
+    let name = &settings.process_group;
+    let Some(group) = super::group(name) else {
+        log.log(
+            Level::Error,
+            &format!("RWSGI0046: cannot run {script:?}: no WSGIDaemonProcess named {name:?} is configured (WSGIProcessGroup or process-group=)"),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    let app_group = application_group(r, settings);
+    let facts = gather_facts(r, settings, &app_group);
+    let mut enc = Encoder::new();
+    let head = wire::Request {
+        id: 0,
+        request_start_us: (*r).request_time.max(0) as u64,
+        queue_start_us: now_us(),
+        script_mtime_us: (*r).finfo.mtime,
+        body_length: body_length(r),
+        flags: if (*r).header_only != 0 {
+            wire::FLAG_HEAD
+        } else {
+            0
+        },
+        script: script.as_bytes(),
+        environ: Vec::new(),
+    };
+    let mut w = enc.request(&head);
+    for_each_pair(&facts, &mut |k, v| w.item(k, v));
+    let size = w.finish();
+    let limits = super::limits(&group.config);
+    if size > limits.max_head as usize {
+        log.log(
+            Level::Error,
+            &format!("RWSGI0034: request to {script:?} refused: its environ takes {size} bytes, more than the {} bytes a daemon accepts (header-buffer-size)", limits.max_head),
+        );
+        return ffi::HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE as c_int;
+    }
+    // A request is retried on a new connection only when the daemon did
+    // not run it: the pooled connection failed before it was sent, or the
+    // daemon answered "shutting down".
+    for _attempt in 0..4 {
+        let (mut pooled, fresh) = match connection(&group) {
+            Ok(c) => c,
+            Err(e) => {
+                log.log(
+                    Level::Error,
+                    &format!("RWSGI0030: cannot reach the daemon processes of group {name:?} for {script:?}: {e}"),
+                );
+                return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
+            }
+        };
+        if let Err(e) = pooled.conn.write_all(&enc.buf) {
+            if fresh {
+                log.log(
+                    Level::Error,
+                    &format!("RWSGI0030: cannot send the request for {script:?} to daemon process {} of group {name:?}: {e}", pooled.pid),
+                );
+                return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
+            }
+            continue;
+        }
+        match relay(r, &group, &mut pooled, script) {
+            Relayed::Done { keep } => {
+                if keep {
+                    POOL.with(|p| p.borrow_mut().push(pooled));
+                }
+                return OK;
+            }
+            Relayed::Retry => continue,
+            Relayed::Status(s) => return s,
+        }
+    }
+    log.log(
+        Level::Error,
+        &format!("RWSGI0030: the daemon processes of group {name:?} kept shutting down while {script:?} was sent to them"),
+    );
+    ffi::HTTP_SERVICE_UNAVAILABLE as c_int
+}
+
+/// How relaying one request ended.
+enum Relayed {
+    /// Answered (or cut off, or the client went away); `keep`: the
+    /// connection can serve the next request.
+    Done { keep: bool },
+    /// The daemon did not run it (shutting down): send it elsewhere.
+    Retry,
+    /// Nothing was sent: Apache answers with this status.
+    Status(c_int),
+}
+
+/// Relays the frames of one request until its end.
+unsafe fn relay(
+    r: *mut ffi::request_rec,
+    group: &Arc<Group>,
+    pooled: &mut Pooled,
+    script: &str,
+) -> Relayed {
+    let log = LogTarget::Request(r);
+    let name = &group.config.name;
+    let mut writer = ApacheWriter::new(r);
+    let mut reader = ApacheReader(r);
+    let mut started = false;
+    let mut declared: Option<u64> = None;
+    let mut relayed: u64 = 0;
+    let mut block = Vec::new();
+    loop {
+        let frame = match pooled.conn.read_frame() {
+            Ok(f) => f,
+            Err(e) => return daemon_failed(r, group, pooled.pid, script, &e, started),
+        };
+        match frame {
+            Frame::Read(n) => {
+                block.resize((n as usize).min(BLOCK), 0);
+                let mut enc = Encoder::new();
+                match reader.read(&mut block) {
+                    Ok(0) => enc.body_end(),
+                    Ok(k) => enc.body(&block[..k]),
+                    Err(why) => enc.body_error(why.as_bytes()),
+                }
+                if let Err(e) = pooled.conn.write_all(&enc.buf) {
+                    return daemon_failed(
+                        r,
+                        group,
+                        pooled.pid,
+                        script,
+                        &FrameError::Io(e),
+                        started,
+                    );
+                }
+            }
+            Frame::Response(head) => match checked_head(&head) {
+                Ok((status, headers)) => {
+                    declared = headers.iter().rev().find_map(|(_, _, k)| match k {
+                        HeaderKind::ContentLength(n) => Some(*n),
+                        _ => None,
+                    });
+                    writer.head(&status, &headers);
+                    started = true;
+                }
+                Err(e) => {
+                    log.log(
+                            Level::Error,
+                            &format!("RWSGI0035: daemon process {} of group {name:?} sent an invalid response head for {script:?}: {e}", pooled.pid),
+                        );
+                    return Relayed::Status(ffi::HTTP_BAD_GATEWAY as c_int);
+                }
+            },
+            Frame::Data { data, flush } => {
+                if !started {
+                    continue;
+                }
+                writer.data(data);
+                relayed += data.len() as u64;
+                let sent = if flush {
+                    writer.send(Finish::Flush)
+                } else {
+                    writer.pass_plain()
+                };
+                if sent.is_err() {
+                    // Closing the connection tells the daemon: its next
+                    // write fails and the application stops.
+                    log.log(
+                        Level::Info,
+                        &format!("RWSGI0026: client closed the connection while {script:?} was sending its response; output stopped"),
+                    );
+                    return Relayed::Done { keep: false };
+                }
+            }
+            Frame::End => {
+                if !started {
+                    return Relayed::Status(ffi::HTTP_BAD_GATEWAY as c_int);
+                }
+                if declared.is_some_and(|cl| relayed < cl) && (*r).header_only == 0 {
+                    writer.close_connection();
+                }
+                let _ = writer.send(Finish::Eos);
+                return Relayed::Done { keep: true };
+            }
+            Frame::Failed { reason, message } => {
+                if reason == FailReason::Shutdown && !started {
+                    return Relayed::Retry;
+                }
+                log.log(
+                    Level::Info,
+                    &format!(
+                        "RWSGI0031: daemon process {} of group {name:?} failed {script:?}: {} (its log line says why)",
+                        pooled.pid,
+                        String::from_utf8_lossy(message)
+                    ),
+                );
+                if !started {
+                    return Relayed::Status(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int);
+                }
+                writer.abort();
+                let _ = writer.send(Finish::Eos);
+                return Relayed::Done { keep: true };
+            }
+            other => {
+                log.log(
+                    Level::Error,
+                    &format!("RWSGI0035: daemon process {} of group {name:?} sent an unexpected {other:?} frame for {script:?}", pooled.pid),
+                );
+                if started {
+                    writer.abort();
+                    let _ = writer.send(Finish::Eos);
+                    return Relayed::Done { keep: false };
+                }
+                return Relayed::Status(ffi::HTTP_BAD_GATEWAY as c_int);
+            }
+        }
+    }
+}
+
+/// The daemon's status and headers, checked again here (the daemon runs as
+/// another user: nothing it sends reaches the client unchecked).
+fn checked_head(head: &wire::Response<'_>) -> Result<((u16, String), Vec<Header>), String> {
+    let latin1 = |b: &[u8]| -> String { b.iter().map(|&c| c as char).collect() };
+    let line = latin1(head.status_line);
+    let code = validate_status(&line).map_err(|e| e.to_string())?;
+    if code != head.status {
+        return Err(format!(
+            "status {} does not match status line {line:?}",
+            head.status
+        ));
+    }
+    let mut headers = Vec::with_capacity(head.headers.len());
+    for (k, v) in &head.headers {
+        let (k, v) = (latin1(k), latin1(v));
+        let kind = validate_header(&k, &v).map_err(|e| e.to_string())?;
+        headers.push((k, v, kind));
+    }
+    Ok(((code, line), headers))
+}
+
+/// The connection to the daemon failed mid-request: say what happened to
+/// the daemon (timed out, or died and how) and answer 504/502, or cut the
+/// response if it had started.
+unsafe fn daemon_failed(
+    r: *mut ffi::request_rec,
+    group: &Group,
+    pid: i32,
+    script: &str,
+    err: &FrameError,
+    started: bool,
+) -> Relayed {
+    let log = LogTarget::Request(r);
+    let name = &group.config.name;
+    let (status, what) = match err {
+        FrameError::Io(e) if is_timeout(e) => (
+            ffi::HTTP_GATEWAY_TIME_OUT,
+            format!(
+                "RWSGI0033: daemon process {pid} of group {name:?} did not answer {script:?} within socket-timeout ({} s)",
+                group.socket_timeout.as_secs()
+            ),
+        ),
+        FrameError::Wire(e) => (
+            ffi::HTTP_BAD_GATEWAY,
+            format!("RWSGI0035: daemon process {pid} of group {name:?} broke the protocol while serving {script:?}: {e}"),
+        ),
+        _ => {
+            // The Apache parent learns how the daemon died when the MPM
+            // reaps it (within about a second).
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            let mut death = supervisor::death_of(pid);
+            while death.is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                death = supervisor::death_of(pid);
+            }
+            let how = match death {
+                Some(d) => format!("{}{}", d.describe(), d.hint()),
+                None if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() => {
+                    "has exited".to_string()
+                }
+                None => format!("closed the connection ({err})"),
+            };
+            (
+                ffi::HTTP_BAD_GATEWAY,
+                format!("RWSGI0032: daemon process {pid} of group {name:?} {how} while serving {script:?}"),
+            )
+        }
+    };
+    log.log(Level::Error, &what);
+    if started {
+        let mut w = ApacheWriter::new(r);
+        w.abort();
+        let _ = w.send(Finish::Eos);
+        return Relayed::Done { keep: false };
+    }
+    Relayed::Status(status as c_int)
+}

@@ -1,0 +1,442 @@
+//! The Apache parent's side of daemon mode: at post_config (before any
+//! thread exists, never in the first configuration pass or configtest) it
+//! binds one listening UNIX socket per process group in a private
+//! directory, forks the groups' daemon processes and registers them with
+//! Apache (`apr_proc_other_child_register`), so their deaths are reported
+//! by the MPM's maintenance loop: each is logged as what it was (exit
+//! status, or signal by name with a hint) and the process restarted, with a
+//! back-off when it keeps dying at start. When the configuration pool is
+//! cleared (graceful restart, restart, stop) the daemons get SIGTERM, up to
+//! `shutdown-timeout` to drain, then SIGKILL; the socket is removed.
+//!
+//! A small shared memory area (made before the forks) lets a daemon mark
+//! its own exits, so the parent can tell `exit(9)` from SIGKILL (the MPM
+//! passes only the number), and records recent deaths for Apache's
+//! children, whose 502 then says how the daemon died.
+
+use super::{process, set_groups, Group};
+use crate::apache::{self, Level};
+use crate::config::ServerConfig;
+use crate::ffi;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Recent daemon deaths remembered for Apache's children.
+const DEATHS: usize = 64;
+/// Daemon slots a configuration may have (sum of all groups' processes).
+const MAX_SLOTS: usize = 1024;
+
+/// How a daemon process ended, as the parent saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    /// It exited with this status.
+    Exit(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl Death {
+    /// `exited with status 3` / `was killed by signal 9 (SIGKILL)`.
+    pub fn describe(self) -> String {
+        match self {
+            Death::Exit(code) => format!("exited with status {code}"),
+            Death::Signal(n) => {
+                let name = nix::sys::signal::Signal::try_from(n)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {n}"));
+                format!("was killed by signal {n} ({name})")
+            }
+        }
+    }
+
+    /// What the cause usually is, for the end of a log line ("" if nothing
+    /// helps).
+    pub fn hint(self) -> &'static str {
+        match self {
+            Death::Signal(libc::SIGKILL) => {
+                " (the kernel's OOM killer, a memory-limit or an administrator may have sent it)"
+            }
+            Death::Signal(
+                libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGABRT,
+            ) => " (a crash in native code: a C extension or the interpreter)",
+            _ => "",
+        }
+    }
+}
+
+/// The shared memory area.
+#[repr(C)]
+struct Shared {
+    /// Per slot: the exit status a daemon marked before exiting, or -1.
+    exits: [AtomicI32; MAX_SLOTS],
+    /// Ring of recent deaths: pid, then kind (1 exit, 2 signal) << 32 | code.
+    death_pid: [AtomicI32; DEATHS],
+    death_how: [AtomicU64; DEATHS],
+    next_death: AtomicUsize,
+}
+
+/// Set once Apache announced a restart or stop: dead daemons are not
+/// replaced any more (the next generation starts its own).
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+static SHARED: std::sync::atomic::AtomicPtr<Shared> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+fn shared() -> Option<&'static Shared> {
+    // SAFETY: set once per configuration generation to a mapping that stays
+    // for the process's life.
+    unsafe { SHARED.load(Ordering::Acquire).as_ref() }
+}
+
+/// How daemon process `pid` died, if the parent has seen it die.
+pub fn death_of(pid: i32) -> Option<Death> {
+    let sh = shared()?;
+    (0..DEATHS).find_map(|i| {
+        (sh.death_pid[i].load(Ordering::Acquire) == pid).then(|| {
+            let how = sh.death_how[i].load(Ordering::Acquire);
+            let code = (how & 0xffff_ffff) as i32;
+            if how >> 32 == 1 {
+                Death::Exit(code)
+            } else {
+                Death::Signal(code)
+            }
+        })
+    })
+}
+
+fn record_death(pid: i32, death: Death) {
+    let Some(sh) = shared() else { return };
+    let i = sh.next_death.fetch_add(1, Ordering::AcqRel) % DEATHS;
+    let how = match death {
+        Death::Exit(c) => (1u64 << 32) | c as u32 as u64,
+        Death::Signal(n) => (2u64 << 32) | n as u32 as u64,
+    };
+    sh.death_pid[i].store(0, Ordering::Release);
+    sh.death_how[i].store(how, Ordering::Release);
+    sh.death_pid[i].store(pid, Ordering::Release);
+}
+
+/// One daemon process of a group: which one, and its history.
+pub struct SlotInfo {
+    group: Arc<Group>,
+    index: usize,
+    slot: usize,
+    proc_: *mut ffi::apr_proc_t,
+    started: Instant,
+    restarts: u64,
+    quick_deaths: u32,
+    pconf: *mut ffi::apr_pool_t,
+    server: *mut ffi::server_rec,
+    cfg: *const ServerConfig,
+}
+
+impl SlotInfo {
+    /// Marks that this daemon process exits on purpose with `code`.
+    pub fn mark_exit(&self, code: i32) {
+        if let Some(sh) = shared() {
+            sh.exits[self.slot].store(code, Ordering::Release);
+        }
+    }
+
+    /// How many times this slot's process was restarted before.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    fn pid(&self) -> i32 {
+        // SAFETY: proc_ lives in pconf with the slot.
+        unsafe { (*self.proc_).pid }
+    }
+}
+
+/// Slots of the current generation (the parent's bookkeeping).
+struct Slots(Vec<*mut SlotInfo>);
+
+fn log(s: *const ffi::server_rec, level: Level, msg: &str) {
+    apache::log_s(s, level, 0, msg);
+}
+
+/// Whether this is the configuration pass that really starts the server
+/// (not the first pass Apache makes to check the configuration).
+pub fn is_real_start() -> bool {
+    // SAFETY: ap_state_query only reads Apache's state.
+    unsafe {
+        ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int)
+            != ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int
+    }
+}
+
+fn bind_socket(path: &std::path::Path, backlog: u32, uid: u32, gid: u32) -> Result<i32, String> {
+    let _ = std::fs::remove_file(path);
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("socket(): {e}"))?;
+    let addr = UnixAddr::new(path).map_err(|e| format!("socket path {path:?}: {e}"))?;
+    socket::bind(fd.as_raw_fd(), &addr).map_err(|e| format!("bind({path:?}): {e}"))?;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .map_err(|e| format!("chown({path:?}): {e}"))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("chmod({path:?}): {e}"))?;
+    let backlog = socket::Backlog::new(backlog.clamp(1, 65535) as i32)
+        .map_err(|e| format!("listen backlog: {e}"))?;
+    socket::listen(&fd, backlog).map_err(|e| format!("listen({path:?}): {e}"))?;
+    Ok(fd.into_raw_fd())
+}
+
+/// Sets up this generation's process groups: sockets, shared memory,
+/// daemons. Errors name the group, the path and the system error.
+///
+/// # Safety
+/// Call from post_config in the Apache parent (no other thread exists).
+pub unsafe fn start(
+    pconf: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+    cfg: &'static ServerConfig,
+    daemons: Vec<rwsgi_core::daemon_config::DaemonProcess>,
+) -> Result<(), String> {
+    set_groups(Vec::new());
+    STOPPING.store(false, Ordering::SeqCst);
+    if daemons.is_empty() {
+        return Ok(());
+    }
+    let child_uid = ffi::ap_unixd_config.user_id;
+    let child_gid = ffi::ap_unixd_config.group_id;
+    let dir = apache::opt_str(ffi::ap_runtime_dir_relative(pconf, c"rwsgi".as_ptr()))
+        .ok_or("the runtime directory is not valid UTF-8")?
+        .to_string();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create socket directory {dir:?}: {e}"))?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| format!("chmod {dir:?}: {e}"))?;
+    std::os::unix::fs::chown(&dir, Some(child_uid), Some(child_gid))
+        .map_err(|e| format!("chown {dir:?}: {e}"))?;
+    let apache_timeout = Duration::from_micros((*s).timeout.max(0) as u64);
+    let mut groups = Vec::new();
+    for d in daemons {
+        let safe: String = d
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = std::path::PathBuf::from(format!("{dir}/{}.{safe}.sock", std::process::id()));
+        let fd = bind_socket(&path, d.listen_backlog, child_uid, child_gid)
+            .map_err(|e| format!("WSGIDaemonProcess {:?}: {e}", d.name))?;
+        groups.push(Arc::new(Group {
+            socket_timeout: d.socket_timeout_or(apache_timeout),
+            config: d,
+            socket_path: path,
+            listen_fd: fd,
+            child_uid,
+        }));
+    }
+    set_groups(groups.clone());
+    let size = std::mem::size_of::<Shared>();
+    let mem = libc::mmap(
+        std::ptr::null_mut(),
+        size,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+        -1,
+        0,
+    );
+    if mem == libc::MAP_FAILED {
+        return Err(format!(
+            "mmap of {size} bytes: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    SHARED.store(mem as *mut Shared, Ordering::Release);
+    let mut slots = Vec::new();
+    for g in &groups {
+        for index in 0..g.config.processes as usize {
+            if slots.len() == MAX_SLOTS {
+                return Err(format!("more than {MAX_SLOTS} daemon processes configured"));
+            }
+            let size = std::mem::size_of::<ffi::apr_proc_t>();
+            let proc_ = ffi::apr_palloc(pconf, size) as *mut ffi::apr_proc_t;
+            std::ptr::write_bytes(proc_ as *mut u8, 0, size);
+            let slot = Box::into_raw(Box::new(SlotInfo {
+                group: Arc::clone(g),
+                index,
+                slot: slots.len(),
+                proc_,
+                started: Instant::now(),
+                restarts: 0,
+                quick_deaths: 0,
+                pconf,
+                server: s,
+                cfg,
+            }));
+            slots.push(slot);
+            spawn(slot, Duration::ZERO);
+        }
+    }
+    let slots = apache::pool_box(pconf, Slots(slots));
+    ffi::apr_pool_cleanup_register(
+        pconf,
+        slots as *const c_void,
+        Some(stop_all),
+        Some(ffi::apr_pool_cleanup_null),
+    );
+    Ok(())
+}
+
+/// Forks the daemon process of `slot`, which starts after `delay`.
+unsafe fn spawn(slot: *mut SlotInfo, delay: Duration) {
+    let st = &mut *slot;
+    st.mark_exit(-1);
+    let rv = ffi::apr_proc_fork(st.proc_, st.pconf);
+    if rv == ffi::APR_INCHILD as ffi::apr_status_t {
+        process::run(st, Arc::clone(&st.group), st.server, &*st.cfg, delay);
+    }
+    if rv != ffi::APR_INPARENT as ffi::apr_status_t {
+        log(
+            st.server,
+            Level::Crit,
+            &format!(
+                "RWSGI0047: cannot fork daemon process {} of group {:?}: {}",
+                st.index,
+                st.group.config.name,
+                std::io::Error::last_os_error()
+            ),
+        );
+        return;
+    }
+    st.started = Instant::now() + delay;
+    ffi::apr_proc_other_child_register(
+        st.proc_,
+        Some(on_child_event),
+        slot as *mut c_void,
+        std::ptr::null_mut(),
+        st.pconf,
+    );
+}
+
+/// Apache's report about a daemon process: on death, log how and restart.
+unsafe extern "C" fn on_child_event(reason: c_int, data: *mut c_void, status: c_int) {
+    apache::guard("daemon process event", (), || unsafe {
+        let slot = data as *mut SlotInfo;
+        let st = &mut *slot;
+        match reason as u32 {
+            ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
+                ffi::apr_proc_other_child_unregister(data);
+                let pid = st.pid();
+                let marked = shared()
+                    .map(|sh| sh.exits[st.slot].load(Ordering::Acquire))
+                    .unwrap_or(-1);
+                let death = if marked >= 0 || status > 64 || status == 0 {
+                    Death::Exit(if marked >= 0 { marked } else { status })
+                } else {
+                    Death::Signal(status)
+                };
+                record_death(pid, death);
+                let lived = st.started.elapsed();
+                st.quick_deaths = if lived < Duration::from_secs(5) {
+                    st.quick_deaths + 1
+                } else {
+                    0
+                };
+                // 0, 1, 2, 4, 8, 10 s: no fork storm when the app cannot start.
+                let delay = match st.quick_deaths {
+                    0 | 1 => Duration::ZERO,
+                    n => Duration::from_secs((1u64 << (n - 2).min(4)).min(10)),
+                };
+                let stopping = STOPPING.load(Ordering::SeqCst);
+                log(
+                    st.server,
+                    if death == Death::Exit(0) || stopping {
+                        Level::Info
+                    } else {
+                        Level::Error
+                    },
+                    &format!(
+                        "RWSGI0040: daemon process {pid} of group {:?} {} after {:.1} s{}{}",
+                        st.group.config.name,
+                        death.describe(),
+                        lived.as_secs_f64(),
+                        death.hint(),
+                        if stopping {
+                            "; Apache is restarting or stopping".to_string()
+                        } else if delay.is_zero() {
+                            "; starting a new one".to_string()
+                        } else {
+                            format!(
+                                "; starting a new one in {} s (it keeps dying at start)",
+                                delay.as_secs()
+                            )
+                        }
+                    ),
+                );
+                if !STOPPING.load(Ordering::SeqCst) {
+                    st.restarts += 1;
+                    spawn(slot, delay);
+                }
+            }
+            ffi::APR_OC_REASON_RESTART => {
+                // Apache restarts or stops: the configuration pool's cleanup
+                // stops this generation's daemons; none is replaced now.
+                STOPPING.store(true, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    })
+}
+
+/// pconf cleanup: stops this generation's daemons (SIGTERM, up to their
+/// shutdown-timeout, SIGKILL) and removes the sockets.
+unsafe extern "C" fn stop_all(data: *mut c_void) -> ffi::apr_status_t {
+    apache::guard("stop daemon processes", (), || unsafe {
+        let slots = &*(data as *const Slots);
+        STOPPING.store(true, Ordering::SeqCst);
+        let mut wait = Duration::ZERO;
+        let mut pids = Vec::new();
+        for &slot in &slots.0 {
+            let st = &*slot;
+            ffi::apr_proc_other_child_unregister(slot as *mut c_void);
+            let pid = nix::unistd::Pid::from_raw(st.pid());
+            if st.pid() > 0
+                && nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok()
+            {
+                pids.push(pid);
+            }
+            wait = wait.max(st.group.config.shutdown_timeout);
+        }
+        let deadline = Instant::now() + wait + Duration::from_secs(1);
+        while !pids.is_empty() && Instant::now() < deadline {
+            pids.retain(|&p| {
+                matches!(
+                    nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+                    Ok(nix::sys::wait::WaitStatus::StillAlive)
+                )
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(p, None);
+        }
+        for g in super::groups() {
+            libc::close(g.listen_fd);
+            let _ = std::fs::remove_file(&g.socket_path);
+        }
+        set_groups(Vec::new());
+        for &slot in &slots.0 {
+            drop(Box::from_raw(slot));
+        }
+    });
+    ffi::APR_SUCCESS as ffi::apr_status_t
+}
