@@ -458,7 +458,8 @@ pub fn parse_daemon_process(args: &str) -> Result<DaemonProcess, DirectiveError>
                 let user = principal(o, v)?;
                 if user == Principal::Name("root".into()) || user == Principal::Id(0) {
                     return Err(err(format!(
-                        "user={v:?} refused: daemon processes may not run as root"
+                        "process group {:?}: user={v:?} refused: daemon processes never run application code as root; set user= to an unprivileged user",
+                        dp.name
                     )));
                 }
                 dp.user = Some(user);
@@ -696,7 +697,7 @@ mod tests {
             ("g response-buffer-size=1024", "or at least 65536 bytes, got \"1024\""),
             ("g response-flush-delay=5ms", "expects a whole number of milliseconds, got \"5ms\""),
             ("g server-metrics=yes", "server-metrics expects On or Off, got \"yes\""),
-            ("g user=root", "user=\"root\" refused: daemon processes may not run as root"),
+            ("g user=root", "process group \"g\": user=\"root\" refused: daemon processes never run application code as root; set user= to an unprivileged user"),
             ("g user=#0", "user=\"#0\" refused"),
             ("g group=#abc", "group expects a name or #number (a numeric id), got \"#abc\""),
             ("g supplementary-groups=a,,b", "empty group name in \"a,,b\""),

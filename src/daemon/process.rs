@@ -61,6 +61,7 @@ pub unsafe fn run(
     cfg: &crate::config::ServerConfig,
     delay: Duration,
 ) -> ! {
+    slot.adopt();
     // Apache's signal handlers (restart, graceful) are the parent's: here
     // the signals must reach our own wait below.
     for sig in [

@@ -120,6 +120,29 @@ fn record_death(pid: i32, death: Death) {
     sh.death_pid[i].store(pid, Ordering::Release);
 }
 
+/// In a daemon process: its slot, for [`mark_current_exit`].
+static CURRENT_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Marks that this daemon process is exiting with `status` (called by its
+/// exit paths: ours, `exit()` through `on_exit`, Python's `os._exit`), so
+/// the Apache parent reports an exit, not a signal of the same number. Does
+/// nothing outside a daemon process.
+pub fn mark_current_exit(status: i32) {
+    let slot = CURRENT_SLOT.load(Ordering::Acquire);
+    if let (Some(sh), true) = (shared(), slot < MAX_SLOTS) {
+        sh.exits[slot].store(status & 0xff, Ordering::Release);
+    }
+}
+
+extern "C" {
+    /// glibc's on_exit(3): like atexit, but the handler gets the status.
+    fn on_exit(f: unsafe extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+}
+
+unsafe extern "C" fn on_exit_mark(status: c_int, _arg: *mut c_void) {
+    mark_current_exit(status);
+}
+
 /// One daemon process of a group: which one, and its history.
 pub struct SlotInfo {
     group: Arc<Group>,
@@ -129,6 +152,9 @@ pub struct SlotInfo {
     started: Instant,
     restarts: u64,
     quick_deaths: u32,
+    /// Whether the process is registered with apr_proc_other_child (APR
+    /// crashes when asked to unregister what it does not hold).
+    registered: bool,
     pconf: *mut ffi::apr_pool_t,
     server: *mut ffi::server_rec,
     cfg: *const ServerConfig,
@@ -139,6 +165,16 @@ impl SlotInfo {
     pub fn mark_exit(&self, code: i32) {
         if let Some(sh) = shared() {
             sh.exits[self.slot].store(code, Ordering::Release);
+        }
+    }
+
+    /// In the forked daemon process: makes its exits identifiable
+    /// ([`mark_current_exit`]), including `exit()` by native code.
+    pub fn adopt(&self) {
+        CURRENT_SLOT.store(self.slot, Ordering::Release);
+        // SAFETY: registers a plain function with glibc's on_exit.
+        unsafe {
+            on_exit(on_exit_mark, std::ptr::null_mut());
         }
     }
 
@@ -277,6 +313,7 @@ pub unsafe fn start(
                 started: Instant::now(),
                 restarts: 0,
                 quick_deaths: 0,
+                registered: false,
                 pconf,
                 server: s,
                 cfg,
@@ -286,12 +323,9 @@ pub unsafe fn start(
         }
     }
     let slots = apache::pool_box(pconf, Slots(slots));
-    ffi::apr_pool_cleanup_register(
-        pconf,
-        slots as *const c_void,
-        Some(stop_all),
-        Some(ffi::apr_pool_cleanup_null),
-    );
+    // A pre-cleanup runs before any other cleanup of pconf, so every
+    // registration with apr_proc_other_child is still in place.
+    ffi::apr_pool_pre_cleanup_register(pconf, slots as *const c_void, Some(stop_all));
     Ok(())
 }
 
@@ -317,6 +351,7 @@ unsafe fn spawn(slot: *mut SlotInfo, delay: Duration) {
         return;
     }
     st.started = Instant::now() + delay;
+    st.registered = true;
     ffi::apr_proc_other_child_register(
         st.proc_,
         Some(on_child_event),
@@ -334,6 +369,7 @@ unsafe extern "C" fn on_child_event(reason: c_int, data: *mut c_void, status: c_
         match reason as u32 {
             ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
                 ffi::apr_proc_other_child_unregister(data);
+                st.registered = false;
                 let pid = st.pid();
                 let marked = shared()
                     .map(|sh| sh.exits[st.slot].load(Ordering::Acquire))
@@ -405,8 +441,11 @@ unsafe extern "C" fn stop_all(data: *mut c_void) -> ffi::apr_status_t {
         let mut wait = Duration::ZERO;
         let mut pids = Vec::new();
         for &slot in &slots.0 {
-            let st = &*slot;
-            ffi::apr_proc_other_child_unregister(slot as *mut c_void);
+            let st = &mut *slot;
+            if st.registered {
+                ffi::apr_proc_other_child_unregister(slot as *mut c_void);
+                st.registered = false;
+            }
             let pid = nix::unistd::Pid::from_raw(st.pid());
             if st.pid() > 0
                 && nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok()

@@ -3,6 +3,7 @@
 # Only start-up and error paths live here; the request path is in Rust.
 import hashlib
 import io
+import os
 import sys
 import traceback
 import types
@@ -100,6 +101,20 @@ def add_python_path(paths):
 
 # wsgi.errors (mod_wsgi.Log, one per request) is a text stream.
 io.TextIOBase.register(mod_wsgi.Log)
+
+# In a daemon process, os._exit(n) must read as an exit with status n, not
+# as signal n (the Apache parent is told only the number).
+_os_exit = os._exit
+
+
+def _exit(status):
+    try:
+        mod_wsgi._mark_exit(status)
+    finally:
+        _os_exit(status)
+
+
+os._exit = _exit
 
 sys.argv = ["mod_wsgi"]
 sys.stdout = make_log_stream("<stdout>")

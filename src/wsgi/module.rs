@@ -32,7 +32,26 @@ unsafe extern "C" fn log_write(_m: *mut PyObject, arg: *mut PyObject) -> *mut Py
     })
 }
 
-static mut MODULE_METHODS: [PyMethodDef; 2] = [
+unsafe extern "C" fn mark_exit(_m: *mut PyObject, arg: *mut PyObject) -> *mut PyObject {
+    crate::apache::guard("mod_wsgi._mark_exit", ptr::null_mut(), || unsafe {
+        let n = PyLong_AsLong(arg);
+        if n == -1 && !PyErr_Occurred().is_null() {
+            return ptr::null_mut();
+        }
+        crate::daemon::supervisor::mark_current_exit(n as i32);
+        Py_NewRef(Py_None())
+    })
+}
+
+static mut MODULE_METHODS: [PyMethodDef; 3] = [
+    PyMethodDef {
+        ml_name: c"_mark_exit".as_ptr(),
+        ml_meth: PyMethodDefPointer {
+            PyCFunction: mark_exit,
+        },
+        ml_flags: METH_O,
+        ml_doc: c"Record the status of an os._exit() in a daemon process (internal).".as_ptr(),
+    },
     PyMethodDef {
         ml_name: c"_log_write".as_ptr(),
         ml_meth: PyMethodDefPointer {

@@ -1,0 +1,162 @@
+"""Daemon mode's own behaviour (the core suite runs in both modes already):
+daemon processes dying mid-request are reported as what happened and
+replaced, identities and sockets are as configured, root is refused."""
+
+import os
+import stat
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import APACHE_USER, child_pids, wait_until
+
+
+@pytest.fixture(scope="module")
+def daemon_server(servers, ws):
+    srv = servers.start("daemon", ws.apps / "daemon" / "app.wsgi", "event",
+                        ["--processes", "2", "--threads", "3", "--log-level", "info"],
+                        mode="daemon")
+    yield srv
+    srv.stop()
+
+
+def daemon_pids(srv):
+    """Pids of the server's daemon processes (children titled (wsgi:...))."""
+    out = []
+    for pid in child_pids(srv.pid()):
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+        except OSError:
+            continue
+        if comm.startswith("(wsgi:"):
+            out.append(pid)
+    return out
+
+
+def uid_of(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+
+
+def test_runs_in_daemon_processes_as_the_user(daemon_server):
+    r = daemon_server.get("/")
+    assert r.status_code == 200, daemon_server.error_log_tail()
+    info = r.json()
+    pids = daemon_pids(daemon_server)
+    assert len(pids) == 2, pids
+    assert info["pid"] in pids
+    assert info["group"] == f"localhost:{daemon_server.port}"
+    assert info["multithread"] is True
+    nobody = __import__("pwd").getpwnam(APACHE_USER).pw_uid
+    assert info["uid"] == nobody
+    assert all(uid_of(p) == nobody for p in pids)
+    # ps shows the group, as mod_wsgi's display-name=%{GROUP}.
+    cmdline = open(f"/proc/{pids[0]}/cmdline", "rb").read()
+    assert cmdline.startswith(f"(wsgi:localhost:{daemon_server.port})".encode()), cmdline
+
+
+def test_daemons_do_not_hold_apaches_listening_socket(daemon_server):
+    port_hex = f"{daemon_server.port:04X}"
+    inodes = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(":" + port_hex) and fields[3] == "0A":
+            inodes.add(fields[9])
+    assert inodes
+    for pid in daemon_pids(daemon_server):
+        links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert not any(f"socket:[{i}]" in links for i in inodes), (pid, links)
+
+
+def test_socket_private_to_apaches_user(daemon_server):
+    d = daemon_server.root / "rwsgi"
+    st = d.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o700
+    nobody = __import__("pwd").getpwnam(APACHE_USER).pw_uid
+    assert st.st_uid == nobody
+    socks = list(d.glob("*.sock"))
+    assert len(socks) == 1, socks
+    s = socks[0].stat()
+    assert stat.S_ISSOCK(s.st_mode) and stat.S_IMODE(s.st_mode) == 0o600 and s.st_uid == nobody
+
+
+def slow_request(srv, out, t=5):
+    try:
+        r = requests.get(srv.url(f"/sleep?t={t}"), timeout=30)
+        out["status"] = r.status_code
+    except requests.RequestException as e:
+        out["error"] = repr(e)
+
+
+def test_daemon_killed_mid_request_is_a_502_naming_sigkill(daemon_server):
+    mark = daemon_server.log_mark()
+    before = daemon_pids(daemon_server)
+    out = {}
+    t = threading.Thread(target=slow_request, args=(daemon_server, out))
+    t.start()
+    # Find the daemon serving it: the one with a thread asleep in the app.
+    time.sleep(1.0)
+    victim = None
+    for pid in before:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                wchan = open(f"/proc/{pid}/task/{tid}/wchan").read()
+            except OSError:
+                continue
+            if "hrtimer" in wchan or "nanosleep" in wchan or "clock" in wchan:
+                victim = pid
+    victim = victim or before[0]
+    os.kill(victim, 9)
+    t.join()
+    log = daemon_server.wait_for_log(mark, "RWSGI0040", f"{victim}")
+    if out.get("status") is not None:
+        assert out["status"] == 502, out
+        assert "RWSGI0032" in log and f"daemon process {victim} " in log and "SIGKILL" in log, log
+    assert f"RWSGI0040: daemon process {victim} of group" in log and "SIGKILL" in log, log
+    # Served again within 2 s, by a fresh process.
+    assert wait_until(lambda: len(daemon_pids(daemon_server)) == 2, 2.0)
+    assert daemon_server.get("/").status_code == 200
+    assert victim not in daemon_pids(daemon_server)
+
+
+def test_segfault_is_named_as_a_crash(daemon_server):
+    mark = daemon_server.log_mark()
+    r = daemon_server.get("/segv", timeout=30)
+    assert r.status_code == 502
+    log = daemon_server.wait_for_log(mark, "RWSGI0032", "SIGSEGV")
+    assert "SIGSEGV" in log and "crash in native code" in log, log
+    assert "Truncated or oversized" not in log
+    assert wait_until(lambda: daemon_server.get("/").status_code == 200, 5)
+
+
+def test_exit_is_named_with_its_status(daemon_server):
+    mark = daemon_server.log_mark()
+    r = daemon_server.get("/exit?code=7", timeout=30)
+    assert r.status_code == 502
+    log = daemon_server.wait_for_log(mark, "RWSGI0040", "exited with status 7")
+    assert "exited with status 7" in log, log
+
+
+def test_graceful_restart_replaces_daemons(daemon_server):
+    before = set(daemon_pids(daemon_server))
+    proc = daemon_server.apachectl("graceful")
+    assert proc.returncode == 0, proc.out
+    assert wait_until(lambda: set(daemon_pids(daemon_server)).isdisjoint(before)
+                      and len(daemon_pids(daemon_server)) == 2, 15)
+    assert daemon_server.restart_ready()
+    assert daemon_server.get("/").status_code == 200
+
+
+def test_root_is_refused_at_configtest(servers, ws):
+    include = ws.new_dir("rootgroup") / "root.conf"
+    include.write_text("WSGIDaemonProcess asroot user=root threads=1\n")
+    include.chmod(0o644)
+    srv = servers.create("asroot", ws.apps / "daemon" / "app.wsgi",
+                         args=["--include-file", include], mode="daemon")
+    srv.setup()
+    proc = srv.apachectl("configtest")
+    assert proc.returncode != 0, proc.out
+    assert "asroot" in proc.out and "user" in proc.out and "root" in proc.out, proc.out
