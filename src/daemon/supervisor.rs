@@ -227,6 +227,48 @@ fn bind_socket(path: &std::path::Path, backlog: u32, uid: u32, gid: u32) -> Resu
     Ok(fd.into_raw_fd())
 }
 
+/// The options of `d` set away from their defaults that this version does
+/// not act on yet (each is logged at start-up, RWSGI0049).
+pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'static str> {
+    let def = rwsgi_core::daemon_config::DaemonProcess::new(&d.name);
+    let mut out = Vec::new();
+    let mut check = |set: bool, name: &'static str| {
+        if set {
+            out.push(name)
+        }
+    };
+    check(d.lang != def.lang, "lang");
+    check(d.locale != def.locale, "locale");
+    check(d.chroot != def.chroot, "chroot");
+    check(d.script_user != def.script_user, "script-user");
+    check(d.script_group != def.script_group, "script-group");
+    check(d.python_eggs != def.python_eggs, "python-eggs");
+    check(d.switch_interval != def.switch_interval, "switch-interval");
+    check(d.restart_interval != def.restart_interval, "restart-interval");
+    check(d.maximum_requests != def.maximum_requests, "maximum-requests");
+    check(d.inactivity_timeout != def.inactivity_timeout, "inactivity-timeout");
+    check(d.request_timeout != def.request_timeout, "request-timeout");
+    check(d.interrupt_timeout != def.interrupt_timeout, "interrupt-timeout");
+    check(d.deadlock_timeout != def.deadlock_timeout, "deadlock-timeout");
+    check(d.startup_timeout != def.startup_timeout, "startup-timeout");
+    check(d.graceful_timeout != def.graceful_timeout, "graceful-timeout");
+    check(d.eviction_timeout != def.eviction_timeout, "eviction-timeout");
+    check(d.queue_timeout != def.queue_timeout, "queue-timeout");
+    check(d.socket_user != def.socket_user, "socket-user");
+    check(d.cpu_time_limit != def.cpu_time_limit, "cpu-time-limit");
+    check(d.cpu_priority != def.cpu_priority, "cpu-priority");
+    check(d.memory_limit != def.memory_limit, "memory-limit");
+    check(d.virtual_memory_limit != def.virtual_memory_limit, "virtual-memory-limit");
+    check(d.stack_size != def.stack_size, "stack-size");
+    check(d.receive_buffer_size != def.receive_buffer_size, "receive-buffer-size");
+    check(d.send_buffer_size != def.send_buffer_size, "send-buffer-size");
+    check(d.response_buffer_size != def.response_buffer_size, "response-buffer-size");
+    check(d.response_socket_timeout != def.response_socket_timeout, "response-socket-timeout");
+    check(d.response_flush_delay != def.response_flush_delay, "response-flush-delay");
+    check(d.server_metrics != def.server_metrics, "server-metrics");
+    out
+}
+
 /// Sets up this generation's process groups: sockets, shared memory,
 /// daemons. Errors name the group, the path and the system error.
 ///
@@ -257,6 +299,18 @@ pub unsafe fn start(
     let apache_timeout = Duration::from_micros((*s).timeout.max(0) as u64);
     let mut groups = Vec::new();
     for d in daemons {
+        let inert = inert_options(&d);
+        if !inert.is_empty() {
+            log(
+                s,
+                Level::Warn,
+                &format!(
+                    "RWSGI0049: WSGIDaemonProcess {:?}: option(s) {} are accepted but not yet in effect in this version of rwsgi",
+                    d.name,
+                    inert.join(", ")
+                ),
+            );
+        }
         let safe: String = d
             .name
             .chars()
