@@ -160,3 +160,52 @@ def test_root_is_refused_at_configtest(servers, ws):
     proc = srv.apachectl("configtest")
     assert proc.returncode != 0, proc.out
     assert "asroot" in proc.out and "user" in proc.out and "root" in proc.out, proc.out
+
+
+def test_request_timeout_answers_504_dumps_stacks_and_replaces(servers, ws):
+    with servers.running("reqtimeout", ws.apps / "daemon" / "app.wsgi", "event",
+                         ["--processes", "1", "--threads", "3", "--request-timeout", "3",
+                          "--log-level", "info"], mode="daemon") as srv:
+        first = srv.get("/").json()["pid"]
+        mark = srv.log_mark()
+        t0 = time.monotonic()
+        r = srv.get("/sleep?t=30", timeout=30)
+        took = time.monotonic() - t0
+        assert r.status_code == 504, r.text
+        assert took < 6, f"504 after {took:.1f} s with request-timeout 3"
+        log = srv.wait_for_log(mark, "RWSGI0036", "app.wsgi")
+        assert "longer than request-timeout (3 s)" in log, log
+        # The hung thread's Python stack, as faulthandler prints it.
+        assert 'line' in log and "in application" in log, log
+        # A fresh daemon serves the next request.
+        assert wait_until(lambda: srv.get("/").status_code == 200, 10)
+        assert srv.get("/").json()["pid"] != first
+
+
+def test_maximum_requests_recycles_without_failures(servers, ws):
+    with servers.running("maxreq", ws.apps / "daemon" / "app.wsgi", "event",
+                         ["--processes", "2", "--threads", "3", "--maximum-requests", "20",
+                          "--log-level", "info"], mode="daemon") as srv:
+        pids, failures = set(), []
+
+        def client():
+            with requests.Session() as s:
+                for _ in range(50):
+                    try:
+                        r = s.get(srv.url("/"), timeout=30)
+                    except requests.RequestException as e:
+                        failures.append(repr(e))
+                        continue
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                    else:
+                        pids.add(r.json()["pid"])
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == [], (failures, srv.error_log_tail())
+        assert len(pids) > 2, pids     # 200 requests, 20 per process
+        assert "RWSGI0050" in srv.error_log()

@@ -106,6 +106,9 @@ pub enum FailReason {
     Shutdown = 3,
     /// The request frame was refused (bad version, malformed environ): 500.
     Protocol = 4,
+    /// The request ran longer than `request-timeout`; the daemon dumped its
+    /// threads' stacks and restarts: 504.
+    Timeout = 5,
 }
 
 impl FailReason {
@@ -115,6 +118,7 @@ impl FailReason {
             2 => FailReason::Load,
             3 => FailReason::Shutdown,
             4 => FailReason::Protocol,
+            5 => FailReason::Timeout,
             _ => return None,
         })
     }

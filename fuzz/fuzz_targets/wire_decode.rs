@@ -24,6 +24,7 @@ fn reencode(frame: &Frame<'_>) -> Vec<u8> {
         Frame::Response(r) => e.response(r.status, r.status_line, r.headers.iter().copied()),
         Frame::Data { data, flush } => e.data(data, *flush),
         Frame::End => e.end_response(),
+        Frame::Hello { pid } => e.hello(*pid),
         Frame::Failed { reason, message } => e.failed(*reason, message),
     }
     e.buf

@@ -9,6 +9,7 @@ pub mod process;
 pub mod relay;
 pub mod serve;
 pub mod supervisor;
+pub mod watchdog;
 
 use rwsgi_core::daemon_config::DaemonProcess;
 use rwsgi_core::wire::{self, Frame, Limits, WireError};

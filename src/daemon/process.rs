@@ -153,18 +153,55 @@ pub unsafe fn run(
         restarts: slot.restarts(),
     });
     let pool = Arc::new(Pool::new(&group));
-    for _ in 0..group.config.threads.max(1) {
+    for worker in 0..group.config.threads.max(1) as usize {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
-        std::thread::spawn(move || pool.work(&cx));
+        std::thread::spawn(move || pool.work(worker, &cx));
     }
     {
         let pool = Arc::clone(&pool);
         std::thread::spawn(move || pool.poll());
     }
+    if !group.config.request_timeout.is_zero() {
+        let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
+        std::thread::spawn(move || super::watchdog::watch(&pool, &cx));
+    }
     let _ = mask.wait();
-    pool.shutdown(group.config.shutdown_timeout);
+    // maximum-requests drains within graceful-timeout; a stop, a restart or
+    // a request-timeout within shutdown-timeout.
+    let drain = match pool.recycle.load(Ordering::SeqCst) {
+        Recycle::MAX_REQUESTS => group.config.graceful_timeout,
+        _ => group.config.shutdown_timeout,
+    };
+    pool.shutdown(drain);
     python::shutdown();
     exit(slot, ExitCode::Normal)
+}
+
+/// Why a daemon process ends itself ([`Pool::recycle`]).
+pub struct Recycle;
+
+impl Recycle {
+    /// Not on its own initiative (SIGTERM from the Apache parent).
+    pub const NONE: u8 = 0;
+    /// It served `maximum-requests` requests.
+    pub const MAX_REQUESTS: u8 = 1;
+    /// A request ran longer than `request-timeout`.
+    pub const REQUEST_TIMEOUT: u8 = 2;
+}
+
+/// Ends this daemon process gracefully for `why` (a [`Recycle`] value): the
+/// main thread's signal wait returns and drains; the Apache parent starts
+/// a replacement when it exits.
+pub fn recycle(pool: &Pool, why: u8) {
+    if pool
+        .recycle
+        .compare_exchange(Recycle::NONE, why, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        // Process-directed, so the main thread's wait takes it (every
+        // thread has SIGTERM blocked).
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGTERM);
+    }
 }
 
 /// Sets the process title shown by ps: the comm name (15 bytes) and, in
@@ -291,7 +328,7 @@ unsafe fn take_identity(group: &Group) -> Result<(), String> {
 }
 
 /// The connections of a daemon process and the threads serving them.
-struct Pool {
+pub struct Pool {
     epoll: Epoll,
     listener: UnixListener,
     socket_timeout: Duration,
@@ -304,6 +341,13 @@ struct Pool {
     busy: AtomicUsize,
     stopping: AtomicBool,
     limits: rwsgi_core::wire::Limits,
+    /// Per worker: when its request started, and its connection.
+    pub active: Mutex<Vec<Option<(Instant, SharedConn)>>>,
+    /// Requests served (for maximum-requests).
+    done: std::sync::atomic::AtomicU64,
+    maximum_requests: u64,
+    /// Why the process ends itself, a [`Recycle`] value.
+    pub recycle: std::sync::atomic::AtomicU8,
 }
 
 /// epoll data of the listening socket (connections use their descriptor).
@@ -330,6 +374,10 @@ impl Pool {
             busy: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             limits: super::limits(&group.config),
+            active: Mutex::new(vec![None; group.config.threads.max(1) as usize]),
+            done: std::sync::atomic::AtomicU64::new(0),
+            maximum_requests: group.config.maximum_requests as u64,
+            recycle: std::sync::atomic::AtomicU8::new(Recycle::NONE),
         }
     }
 
@@ -406,8 +454,9 @@ impl Pool {
         }
     }
 
-    /// A worker thread: serves requests from readable connections.
-    fn work(&self, cx: &Context) {
+    /// A worker thread (number `worker`): serves requests from readable
+    /// connections.
+    fn work(&self, worker: usize, cx: &Context) {
         loop {
             let fd = {
                 let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
@@ -445,7 +494,25 @@ impl Pool {
                     keep = false;
                     break;
                 }
-                if !serve::serve_one(&conn, cx) {
+                self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] =
+                    Some((Instant::now(), Arc::clone(&conn)));
+                let served = serve::serve_one(&conn, cx);
+                self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
+                let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.maximum_requests > 0 && done == self.maximum_requests {
+                    apache::log_s(
+                        cx.server,
+                        Level::Info,
+                        0,
+                        &format!(
+                            "RWSGI0050: daemon process {} of group {:?} served maximum-requests ({done}); replacing it",
+                            std::process::id(),
+                            self.group
+                        ),
+                    );
+                    recycle(self, Recycle::MAX_REQUESTS);
+                }
+                if !served {
                     keep = false;
                     break;
                 }

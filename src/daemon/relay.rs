@@ -323,6 +323,23 @@ unsafe fn relay(
                 if reason == FailReason::Shutdown && !started {
                     return Relayed::Retry;
                 }
+                if reason == FailReason::Timeout {
+                    log.log(
+                        Level::Error,
+                        &format!(
+                            "RWSGI0036: {script:?} ran longer than request-timeout ({} s) in daemon process {} of group {name:?}: {}; the daemon logged its threads' stacks and is being replaced",
+                            group.config.request_timeout.as_secs(),
+                            pooled.pid,
+                            String::from_utf8_lossy(message)
+                        ),
+                    );
+                    if !started {
+                        return Relayed::Status(ffi::HTTP_GATEWAY_TIME_OUT as c_int);
+                    }
+                    writer.abort();
+                    let _ = writer.send(Finish::Eos);
+                    return Relayed::Done { keep: false };
+                }
                 log.log(
                     Level::Info,
                     &format!(

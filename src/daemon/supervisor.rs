@@ -244,27 +244,57 @@ pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'stat
     check(d.script_group != def.script_group, "script-group");
     check(d.python_eggs != def.python_eggs, "python-eggs");
     check(d.switch_interval != def.switch_interval, "switch-interval");
-    check(d.restart_interval != def.restart_interval, "restart-interval");
-    check(d.maximum_requests != def.maximum_requests, "maximum-requests");
-    check(d.inactivity_timeout != def.inactivity_timeout, "inactivity-timeout");
-    check(d.request_timeout != def.request_timeout, "request-timeout");
-    check(d.interrupt_timeout != def.interrupt_timeout, "interrupt-timeout");
-    check(d.deadlock_timeout != def.deadlock_timeout, "deadlock-timeout");
+    check(
+        d.restart_interval != def.restart_interval,
+        "restart-interval",
+    );
+    check(
+        d.inactivity_timeout != def.inactivity_timeout,
+        "inactivity-timeout",
+    );
+    check(
+        d.interrupt_timeout != def.interrupt_timeout,
+        "interrupt-timeout",
+    );
+    check(
+        d.deadlock_timeout != def.deadlock_timeout,
+        "deadlock-timeout",
+    );
     check(d.startup_timeout != def.startup_timeout, "startup-timeout");
-    check(d.graceful_timeout != def.graceful_timeout, "graceful-timeout");
-    check(d.eviction_timeout != def.eviction_timeout, "eviction-timeout");
+    check(
+        d.eviction_timeout != def.eviction_timeout,
+        "eviction-timeout",
+    );
     check(d.queue_timeout != def.queue_timeout, "queue-timeout");
     check(d.socket_user != def.socket_user, "socket-user");
     check(d.cpu_time_limit != def.cpu_time_limit, "cpu-time-limit");
     check(d.cpu_priority != def.cpu_priority, "cpu-priority");
     check(d.memory_limit != def.memory_limit, "memory-limit");
-    check(d.virtual_memory_limit != def.virtual_memory_limit, "virtual-memory-limit");
+    check(
+        d.virtual_memory_limit != def.virtual_memory_limit,
+        "virtual-memory-limit",
+    );
     check(d.stack_size != def.stack_size, "stack-size");
-    check(d.receive_buffer_size != def.receive_buffer_size, "receive-buffer-size");
-    check(d.send_buffer_size != def.send_buffer_size, "send-buffer-size");
-    check(d.response_buffer_size != def.response_buffer_size, "response-buffer-size");
-    check(d.response_socket_timeout != def.response_socket_timeout, "response-socket-timeout");
-    check(d.response_flush_delay != def.response_flush_delay, "response-flush-delay");
+    check(
+        d.receive_buffer_size != def.receive_buffer_size,
+        "receive-buffer-size",
+    );
+    check(
+        d.send_buffer_size != def.send_buffer_size,
+        "send-buffer-size",
+    );
+    check(
+        d.response_buffer_size != def.response_buffer_size,
+        "response-buffer-size",
+    );
+    check(
+        d.response_socket_timeout != def.response_socket_timeout,
+        "response-socket-timeout",
+    );
+    check(
+        d.response_flush_delay != def.response_flush_delay,
+        "response-flush-delay",
+    );
     check(d.server_metrics != def.server_metrics, "server-metrics");
     out
 }

@@ -170,6 +170,26 @@ pub struct ServerArgs {
     #[arg(long)]
     pub embedded_mode: bool,
 
+    /// Daemon mode: seconds a request may run before its daemon process dumps its stacks, answers 504 and is replaced (0: no limit).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub request_timeout: u32,
+
+    /// Daemon mode: requests a daemon process serves before it is replaced (0: no limit).
+    #[arg(long, default_value_t = 0, value_name = "NUMBER")]
+    pub maximum_requests: u32,
+
+    /// Daemon mode: seconds an Apache child keeps trying to connect to the daemon processes.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub connect_timeout: u32,
+
+    /// Daemon mode: seconds a daemon process being replaced after maximum-requests lets its requests finish.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub graceful_timeout: u32,
+
+    /// Daemon mode: seconds a stopping daemon process lets its requests finish before it is killed.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub shutdown_timeout: u32,
+
     /// Accept requests with chunked transfer encoding (WSGIChunkedRequest On).
     #[arg(long)]
     pub chunked_request: bool,

@@ -280,6 +280,10 @@ pub struct ServerConfig {
     /// `localhost:PORT` as mod_wsgi-express names it, with `--processes`
     /// processes of `--threads` threads.
     pub daemon_group: Option<String>,
+    /// The `WSGIDaemonProcess` options from `--request-timeout`,
+    /// `--maximum-requests`, `--connect-timeout`, `--graceful-timeout`,
+    /// `--shutdown-timeout` (daemon mode only), e.g. `request-timeout=60`.
+    pub daemon_options: Vec<String>,
     /// `--working-directory`.
     pub working_directory: PathBuf,
     /// `--python-path`s, absolute.
@@ -935,6 +939,17 @@ impl ServerConfig {
             callable_object,
             application_group: a.application_group.clone(),
             daemon_group: (!a.embedded_mode).then(|| format!("localhost:{port}")),
+            daemon_options: [
+                ("request-timeout", a.request_timeout),
+                ("maximum-requests", a.maximum_requests),
+                ("connect-timeout", a.connect_timeout),
+                ("graceful-timeout", a.graceful_timeout),
+                ("shutdown-timeout", a.shutdown_timeout),
+            ]
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(name, v)| format!("{name}={v}"))
+            .collect(),
             working_directory,
             python_paths,
             url_aliases,

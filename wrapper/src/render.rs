@@ -175,7 +175,7 @@ mod tests {
             // Daemon mode by default, as mod_wsgi-express.
             "WSGIRestrictEmbedded On".into(),
             "WSGIPassAuthorization On".into(),
-            "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP}".into(),
+            "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP} request-timeout=60 connect-timeout=15 graceful-timeout=15 shutdown-timeout=5".into(),
             format!("<Directory \"{}\">", f.path("app").display()),
             "<Files \"app.wsgi\">".into(),
             format!(
@@ -215,7 +215,10 @@ mod tests {
         let f = Fixture::new();
         let (_, t) = conf(&f, &["app.wsgi", "--embedded-mode"]);
         assert!(has_line(&t, "WSGIRestrictEmbedded Off"), "{t}");
-        assert!(!t.contains("WSGIDaemonProcess") && !t.contains("process-group="), "{t}");
+        assert!(
+            !t.contains("WSGIDaemonProcess") && !t.contains("process-group="),
+            "{t}"
+        );
     }
 
     #[test]

@@ -102,8 +102,12 @@ pub fn summary(c: &ServerConfig) -> String {
         format!("Python Home        : {}", c.python_home.display()),
         match &c.daemon_group {
             Some(g) => format!(
-                "Operating Mode     : daemon (process group {g}; Apache's {} MPM relays)",
-                c.mpm.name()
+                "Operating Mode     : daemon (process group {g}; Apache's {} MPM relays){}",
+                c.mpm.name(),
+                c.daemon_options
+                    .iter()
+                    .map(|o| format!("\nDaemon Option      : {o}"))
+                    .collect::<String>()
             ),
             None => format!("Operating Mode     : embedded ({} MPM)", c.mpm.name()),
         },

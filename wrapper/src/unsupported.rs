@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 
 /// Why a group of options is refused; printed in parentheses.
-const DAEMON: &str = "daemon mode is not implemented";
+const DAEMON: &str = "not implemented yet in rwsgi's daemon mode";
 const HTTPS: &str = "HTTPS is not implemented";
 const DEBUG: &str = "debug mode is not implemented";
 const VHOST: &str = "name based virtual hosts are not implemented";
@@ -24,19 +24,14 @@ const OTHER: &str = "not implemented in rwsgi-express";
 pub const UNSUPPORTED: &[(&str, &str)] = &[
     // Daemon processes and their tuning.
     ("process-group", DAEMON),
-    ("maximum-requests", DAEMON),
     ("startup-timeout", DAEMON),
-    ("shutdown-timeout", DAEMON),
     ("restart-interval", DAEMON),
     ("cpu-time-limit", DAEMON),
-    ("graceful-timeout", DAEMON),
     ("eviction-timeout", DAEMON),
     ("deadlock-timeout", DAEMON),
     ("inactivity-timeout", DAEMON),
     ("ignore-activity", DAEMON),
-    ("request-timeout", DAEMON),
     ("interrupt-timeout", DAEMON),
-    ("connect-timeout", DAEMON),
     ("queue-timeout", DAEMON),
     ("daemon-backlog", DAEMON),
     ("send-buffer-size", DAEMON),
@@ -154,8 +149,8 @@ pub fn reason(name: &str) -> Option<&'static str> {
 /// a *supported* long option `--name` takes (0 for flags, `None` if unknown),
 /// so that an option's value is never mistaken for an option. Scanning stops
 /// at `--`. `--name=value` is recognised. Output: the message for the first
-/// refused option, e.g. `--request-timeout is not supported yet (daemon mode
-/// is not implemented)`, or `None`.
+/// refused option, e.g. `--queue-timeout is not supported yet (not
+/// implemented yet in rwsgi's daemon mode)`, or `None`.
 pub fn find_refused(
     args: &[OsString],
     values_of: impl Fn(&str) -> Option<usize>,
@@ -223,15 +218,12 @@ mod tests {
 
     #[test]
     fn refuses_daemon_options_with_reason() {
-        let msg = find_refused_for_cli(&os(&[
-            "start-server",
-            "app.wsgi",
-            "--request-timeout",
-            "30",
-        ]));
+        let msg = find_refused_for_cli(&os(&["start-server", "app.wsgi", "--queue-timeout", "30"]));
         assert_eq!(
             msg.as_deref(),
-            Some("--request-timeout is not supported yet (daemon mode is not implemented)")
+            Some(
+                "--queue-timeout is not supported yet (not implemented yet in rwsgi's daemon mode)"
+            )
         );
     }
 

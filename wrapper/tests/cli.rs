@@ -104,11 +104,11 @@ fn http_get(port: u16, path: &str, deadline: Instant) -> Option<String> {
 
 #[test]
 fn refused_option_exits_1_with_reason() {
-    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--request-timeout", "30"]));
+    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--queue-timeout", "30"]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim(),
-        "rwsgi-express: --request-timeout is not supported yet (daemon mode is not implemented)"
+        "rwsgi-express: --queue-timeout is not supported yet (not implemented yet in rwsgi's daemon mode)"
     );
 }
 
