@@ -450,7 +450,7 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 
 
 def wrk(port, path, conns, seconds, lua, threads=2):
-    cmd = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s",
+    cmd = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
            "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}"]
     r = run(cmd, capture_output=True, text=True, check=False)
     m = re.search(r"^WRKJSON (\{.*\})$", r.stdout, re.M)

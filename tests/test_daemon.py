@@ -209,3 +209,20 @@ def test_maximum_requests_recycles_without_failures(servers, ws):
         assert failures == [], (failures, srv.error_log_tail())
         assert len(pids) > 2, pids     # 200 requests, 20 per process
         assert "RWSGI0050" in srv.error_log()
+
+
+def test_script_preloaded_at_daemon_start(servers, ws):
+    d = ws.new_dir("preload")
+    d.chmod(0o1777)
+    script = d / "preload.wsgi"
+    script.write_bytes((ws.apps / "daemon" / "preload.wsgi").read_bytes())
+    script.chmod(0o644)
+    imports = d / "imports.txt"
+    with servers.running("preload", script, "event", ["--processes", "2"], mode="daemon") as srv:
+        # Imported by both daemons before any request reached them.
+        assert wait_until(lambda: imports.exists() and len(imports.read_text().split()) == 2, 10), (
+            imports.read_text() if imports.exists() else "no import yet")
+        pids = set(imports.read_text().split())
+        served = {srv.get("/").text for _ in range(6)}
+        assert served <= pids
+        assert len(imports.read_text().split()) == 2    # no import per request

@@ -112,12 +112,7 @@ pub unsafe fn run(
             .clone()
             .or_else(|| cfg.python_home.clone()),
         python_path,
-        import_scripts: cfg
-            .import_scripts
-            .iter()
-            .filter(|i| i.options.process_group.as_deref() == Some(name.as_str()))
-            .map(|i| i.path.clone())
-            .collect(),
+        import_scripts: preload(cfg, &name),
         info: crate::wsgi::module::ProcessInfo {
             process_group: name.clone(),
             multithread: group.config.threads > 1,
@@ -202,6 +197,32 @@ pub fn recycle(pool: &Pool, why: u8) {
         // thread has SIGTERM blocked).
         let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGTERM);
     }
+}
+
+/// Scripts a daemon of group `name` imports at start, before it takes
+/// requests: its `WSGIImportScript`s, and (as mod_wsgi) the script of every
+/// `WSGIScriptAlias` naming both `process-group=` this group and an
+/// `application-group=`, so no request waits for the import.
+fn preload(cfg: &crate::config::ServerConfig, name: &str) -> Vec<String> {
+    use rwsgi_core::directives::AliasPattern;
+    let mut out: Vec<String> = cfg
+        .import_scripts
+        .iter()
+        .filter(|i| i.options.process_group.as_deref() == Some(name))
+        .map(|i| i.path.clone())
+        .collect();
+    for alias in &cfg.aliases {
+        let o = &alias.options;
+        if o.process_group.as_deref() == Some(name)
+            && o.application_group.is_some()
+            && matches!(alias.pattern, AliasPattern::Prefix(_))
+            && std::path::Path::new(&alias.target).is_file()
+            && !out.contains(&alias.target)
+        {
+            out.push(alias.target.clone());
+        }
+    }
+    out
 }
 
 /// Sets the process title shown by ps: the comm name (15 bytes) and, in
