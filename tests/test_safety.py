@@ -4,8 +4,10 @@ mod_include, the GIL held while mod_ratelimit sleeps, segfaults from a bad
 exc_info and from write() in another thread, a negative Content-Length, a
 per-thread log leak, a shared wsgi.errors) and checks it stays fixed.
 
-One Apache child (event MPM, --processes 1) so that requests meet the same
-interpreter, threads and memory."""
+One process runs the application (event MPM, --processes 1: an Apache
+child in embedded mode, a daemon process in daemon mode) so that requests
+meet the same interpreter, threads and memory. Every test runs in both
+modes."""
 
 import socket
 import threading
@@ -14,18 +16,18 @@ import time
 import pytest
 import requests
 
-from conftest import ERROR_ID, new_token, read_one_response, split_response
+from conftest import ERROR_ID, MODES, new_token, read_one_response, split_response
 
 CRASH_SIGNS = ("Segmentation fault", "exit signal", "panicked at", "Fatal Python error",
                "core dumped")
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def safety_server(servers, ws):
+@pytest.fixture(scope="module", params=MODES)
+def safety_server(request, servers, ws):
     srv = servers.start("safety", ws.apps / "safety" / "app.wsgi", "event", [
         "--processes", "1", "--threads", "8", "--log-level", "info",
-        "--include-file", ws.apps / "safety" / "filters.conf"])
+        "--include-file", ws.apps / "safety" / "filters.conf"], mode=request.param)
     yield srv
     srv.stop()
 

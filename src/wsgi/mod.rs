@@ -75,17 +75,18 @@ impl RequestEnd {
         }
     }
 
-    /// Sends the final batch (its filters may block or, in embedded mode,
-    /// run sub-requests), then waits for a `wsgi.input` read still running
-    /// in an application thread (the client may first need to see the
-    /// response). Call without the GIL, before the request ends.
+    /// Waits for a `wsgi.input` read still running in an application
+    /// thread (in daemon mode it needs the Apache child, which stops
+    /// answering reads once it has the end of the response), then sends the
+    /// final batch (its filters may block or, in embedded mode, run
+    /// sub-requests). Call without the GIL, before the request ends.
     pub fn finish(self, log: LogTarget, script: &str) {
+        drop(self.input);
         if let Some(last) = self.last_pass {
             if last.send().is_err() {
                 log_client_gone(log, script);
             }
         }
-        drop(self.input);
     }
 }
 
