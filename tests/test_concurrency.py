@@ -89,8 +89,8 @@ class Hammer:
 
 
 @pytest.fixture(scope="module")
-def restart_server(servers, core_script, mpm):
-    srv = servers.start("restart", core_script, mpm, ["--log-level", "info"])
+def restart_server(servers, core_script, mpm, wsgi_mode):
+    srv = servers.start("restart", core_script, mpm, ["--log-level", "info"], mode=wsgi_mode)
     yield srv
     srv.stop()
 

@@ -351,7 +351,8 @@ unsafe fn take_identity(group: &Group) -> Result<(), String> {
 /// The connections of a daemon process and the threads serving them.
 pub struct Pool {
     epoll: Epoll,
-    listener: UnixListener,
+    /// The group's listening socket; closed when draining starts.
+    listener: Mutex<Option<UnixListener>>,
     socket_timeout: Duration,
     child_uid: u32,
     group: String,
@@ -385,7 +386,7 @@ impl Pool {
             .expect("epoll_ctl");
         Pool {
             epoll,
-            listener,
+            listener: Mutex::new(Some(listener)),
             socket_timeout: group.socket_timeout,
             child_uid: group.child_uid,
             group: group.config.name.clone(),
@@ -437,7 +438,11 @@ impl Pool {
     }
 
     fn accept_all(&self) {
-        while let Ok((stream, _)) = self.listener.accept() {
+        let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(listener) = listener.as_ref() else {
+            return;
+        };
+        while let Ok((stream, _)) = listener.accept() {
             let peer = getsockopt(&stream, sockopt::PeerCredentials);
             let uid = peer.as_ref().map(|c| c.uid()).unwrap_or(u32::MAX);
             if uid != self.child_uid && uid != 0 {
@@ -569,7 +574,17 @@ impl Pool {
     /// waits up to `timeout` for the requests running.
     fn shutdown(&self, timeout: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
-        let _ = self.epoll.delete(&self.listener);
+        // Our copy of the listening socket goes at once: connections still
+        // queued on it are refused when the last copy closes, and the Apache
+        // child retries them on the next daemons.
+        if let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = self.epoll.delete(&listener);
+        }
         let deadline = Instant::now() + timeout.max(Duration::from_millis(100));
         while self.busy.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

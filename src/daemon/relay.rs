@@ -81,52 +81,65 @@ fn connection(group: &Group) -> Result<(Pooled, bool), String> {
 fn connect(group: &Group) -> Result<Pooled, String> {
     let deadline = Instant::now() + group.config.connect_timeout.max(Duration::from_millis(100));
     let mut pause = Duration::from_millis(5);
+    let mut last_error;
     loop {
         match UnixStream::connect(&group.socket_path) {
             Ok(stream) => {
+                // The daemon that accepts says who it is, at once; a daemon
+                // that is stopping may accept and close instead: try again.
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let t = Some(group.socket_timeout).filter(|t| !t.is_zero());
-                let _ = stream.set_read_timeout(t);
                 let _ = stream.set_write_timeout(t);
                 let mut conn = Conn::new(stream, super::limits(&group.config));
-                // The daemon that accepted says who it is.
-                let pid = match conn.read_frame() {
-                    Ok(Frame::Hello { pid }) => pid as i32,
+                match conn.read_frame() {
+                    Ok(Frame::Hello { pid }) => {
+                        let _ = conn.stream().set_read_timeout(t);
+                        return Ok(Pooled {
+                            group: group.config.name.clone(),
+                            conn,
+                            pid: pid as i32,
+                        });
+                    }
                     Ok(other) => {
                         return Err(format!("the daemon sent {other:?} instead of its hello"))
                     }
                     Err(e) => {
-                        return Err(format!(
+                        last_error = format!(
                             "connected to {:?} but no daemon process answered: {e}",
                             group.socket_path
-                        ))
+                        )
                     }
-                };
-                return Ok(Pooled {
-                    group: group.config.name.clone(),
-                    conn,
-                    pid,
-                });
+                }
             }
             // The daemons are (re)starting or their backlog is full: wait.
             Err(e)
-                if Instant::now() < deadline
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNREFUSED | libc::ENOENT | libc::EAGAIN)
-                    ) =>
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNREFUSED | libc::ENOENT | libc::EAGAIN)
+                ) =>
             {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(200));
+                last_error = format!(
+                    "cannot connect to {:?}: {e} (errno {})",
+                    group.socket_path,
+                    e.raw_os_error().unwrap_or(0)
+                );
             }
             Err(e) => {
                 return Err(format!(
-                    "cannot connect to {:?}: {e} (errno {}) after {:.1} s",
+                    "cannot connect to {:?}: {e} (errno {})",
                     group.socket_path,
-                    e.raw_os_error().unwrap_or(0),
-                    group.config.connect_timeout.as_secs_f64()
+                    e.raw_os_error().unwrap_or(0)
                 ))
             }
         }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{last_error}; gave up after connect-timeout ({:.1} s)",
+                group.config.connect_timeout.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 

@@ -465,7 +465,10 @@ unsafe extern "C" fn on_child_event(reason: c_int, data: *mut c_void, status: c_
                 };
                 record_death(pid, death);
                 let lived = st.started.elapsed();
-                st.quick_deaths = if lived < Duration::from_secs(5) {
+                // A daemon that ended itself on purpose (maximum-requests, a
+                // drain) is no failure, however short it lived.
+                let failed = !(marked == 0 && death == Death::Exit(0));
+                st.quick_deaths = if failed && lived < Duration::from_secs(5) {
                     st.quick_deaths + 1
                 } else {
                     0
@@ -522,6 +525,13 @@ unsafe extern "C" fn stop_all(data: *mut c_void) -> ffi::apr_status_t {
     apache::guard("stop daemon processes", (), || unsafe {
         let slots = &*(data as *const Slots);
         STOPPING.store(true, Ordering::SeqCst);
+        // First the sockets go, so no new connection queues up for daemons
+        // that are stopping: Apache's children retry until the next
+        // generation's daemons listen (connect-timeout).
+        for g in super::groups() {
+            libc::close(g.listen_fd);
+            let _ = std::fs::remove_file(&g.socket_path);
+        }
         let mut wait = Duration::ZERO;
         let mut pids = Vec::new();
         for &slot in &slots.0 {
@@ -551,10 +561,6 @@ unsafe extern "C" fn stop_all(data: *mut c_void) -> ffi::apr_status_t {
         for p in pids {
             let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(p, None);
-        }
-        for g in super::groups() {
-            libc::close(g.listen_fd);
-            let _ = std::fs::remove_file(&g.socket_path);
         }
         set_groups(Vec::new());
         for &slot in &slots.0 {

@@ -10,6 +10,10 @@ def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
     q = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
     if path == "/sleep":
+        if "mark" in q:
+            # Tells the test which daemon process serves this request.
+            with open(q["mark"], "w") as f:
+                f.write(str(os.getpid()))
         time.sleep(float(q.get("t", "1")))
     elif path == "/segv":
         ctypes.string_at(0)
