@@ -187,6 +187,23 @@ impl AdapterState {
         f(&mut o)
     }
 
+    /// Runs `f` on the output under its lock, status and headers handed to
+    /// the writer first (once). Requires `status`.
+    unsafe fn with_head<T>(
+        &self,
+        gil: &Gil,
+        f: impl FnOnce(&mut Output) -> Result<T, SendError>,
+    ) -> Result<T, SendError> {
+        let status = self
+            .status
+            .as_ref()
+            .expect("start_response before body data");
+        self.with_output(gil, |o| {
+            o.head(status, &self.headers, self.content_length);
+            f(o)
+        })
+    }
+
     /// Sends body data (`chunks`, not copied), truncated to what
     /// `Content-Length` still allows, handing over status and headers
     /// first. Returns whether the response is now complete (ended, or its
@@ -197,11 +214,7 @@ impl AdapterState {
         chunks: &[&[u8]],
         finish: Finish,
     ) -> Result<bool, SendError> {
-        let status = self
-            .status
-            .as_ref()
-            .expect("start_response before body data");
-        self.with_output(gil, |o| {
+        self.with_head(gil, |o| {
             if o.eos_sent {
                 // Complete by Content-Length: the rest is dropped, as it
                 // always is; ended because the application returned: too
@@ -212,7 +225,6 @@ impl AdapterState {
                     Err(SendError::Finished)
                 };
             }
-            o.head(status, &self.headers, self.content_length);
             for data in chunks {
                 if o.complete() {
                     break;
@@ -241,12 +253,7 @@ impl AdapterState {
         offset: u64,
         len: u64,
     ) -> Result<bool, SendError> {
-        let status = self
-            .status
-            .as_ref()
-            .expect("start_response before body data");
-        self.with_output(gil, |o| {
-            o.head(status, &self.headers, self.content_length);
+        self.with_head(gil, |o| {
             let len = match o.content_length {
                 Some(cl) => cl.saturating_sub(o.bytes_sent).min(len),
                 None => len,
