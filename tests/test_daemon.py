@@ -255,3 +255,20 @@ def test_graceful_restarts_under_load_lose_no_request(servers, ws):
                 t.join()
         assert count[0] > 50
         assert failures == [], (failures[:10], srv.error_log_tail())
+
+
+def test_daemons_end_with_a_killed_parent(servers, ws):
+    """The Apache parent killed with SIGKILL (no cleanup runs): its daemon
+    processes do not live on as orphans holding the group's socket."""
+    srv = servers.start("orphans", ws.apps / "daemon" / "app.wsgi", "event",
+                        ["--processes", "2"], mode="daemon")
+    try:
+        assert srv.get("/").status_code == 200
+        daemons = daemon_pids(srv)
+        assert len(daemons) == 2
+        os.kill(srv.pid(), 9)
+        assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") and
+                                          open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+                                          for p in daemons), 10), daemons
+    finally:
+        srv.stop()

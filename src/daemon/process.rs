@@ -96,12 +96,26 @@ pub unsafe fn run(
     }
     let name = group.config.name.clone();
     set_title(&group.config.display_title());
+    let parent = nix::unistd::getppid();
     if let Err(e) = take_identity(&group) {
         log(&format!(
             "RWSGI0042: daemon process of group {name:?} (pid {}) cannot start: {e}",
             std::process::id()
         ));
         exit(slot, ExitCode::Startup);
+    }
+    // If the Apache parent dies (crash, SIGKILL), drain and go rather than
+    // live on as an orphan holding the group's socket. Set after the user
+    // change, which clears it.
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGTERM as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
+    if nix::unistd::getppid() != parent {
+        exit(slot, ExitCode::Normal);
     }
     let mut python_path = cfg.python_path.clone();
     python_path.extend(group.config.python_path.iter().cloned());
