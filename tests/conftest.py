@@ -238,14 +238,21 @@ def dechunk(body):
     return data, end is not None
 
 
-def read_one_response(sock, buf=b""):
-    """Reads exactly one response with Content-Length or chunked body."""
+def read_response_head(sock, buf=b""):
+    """Reads a response's header block. Returns (status line, headers,
+    bytes received after the header block)."""
     while b"\r\n\r\n" not in buf:
         data = sock.recv(65536)
         assert data, "connection closed before the headers"
         buf += data
     head, _, rest = buf.partition(b"\r\n\r\n")
     status, headers, _, _ = split_response(head + b"\r\n\r\n")
+    return status, headers, rest
+
+
+def read_one_response(sock, buf=b""):
+    """Reads exactly one response with Content-Length or chunked body."""
+    status, headers, rest = read_response_head(sock, buf)
     if "content-length" in headers:
         n = int(headers["content-length"])
         while len(rest) < n:

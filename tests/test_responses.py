@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from conftest import (
-    child_pids, dechunk, proc_status, read_one_response, split_response, wait_until,
+    child_pids, dechunk, proc_status, read_one_response, read_response_head, split_response,
+    wait_until,
 )
 
 MiB = 1024 * 1024
@@ -139,18 +140,6 @@ def test_head_request(core_server):
     assert body == b"part1-part2-part3"
 
 
-def read_head_response(sock):
-    """Reads the header block of a response to HEAD (no body follows)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        assert data, "connection closed before the headers"
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    status, headers, _, _ = split_response(head + b"\r\n\r\n")
-    return status, headers, rest
-
-
 @pytest.mark.parametrize("kind", ["list", "gen"])
 def test_head_with_content_length_keeps_connection(core_server, kind):
     """HEAD answered with the GET's Content-Length and no body (as Flask
@@ -158,7 +147,7 @@ def test_head_with_content_length_keeps_connection(core_server, kind):
     mark = core_server.log_mark()
     with socket.create_connection(("127.0.0.1", core_server.port), timeout=15) as s:
         s.sendall(f"HEAD /head-cl?kind={kind} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        status, headers, rest = read_head_response(s)
+        status, headers, rest = read_response_head(s)
         assert " 200 " in status
         assert headers["x-method"] == "HEAD"
         assert headers["content-length"] == "3732"
@@ -180,7 +169,7 @@ def test_head_mapped_to_get_keeps_connection(servers, ws):
                          args=["--map-head-to-get", "On"]) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
             s.sendall(b"HEAD /head-cl HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, headers, rest = read_head_response(s)
+            status, headers, rest = read_response_head(s)
             assert " 200 " in status
             assert headers["x-method"] == "GET"
             assert headers["content-length"] == "3732"

@@ -194,7 +194,13 @@ pub unsafe fn handle_request(
     // A request is retried on a new connection only when the daemon did
     // not run it: the pooled connection failed before it was sent, or the
     // daemon answered "shutting down".
-    for _attempt in 0..4 {
+    // Daemons being replaced (maximum-requests, restarts) answer "shutting
+    // down": keep trying, with a short pause, for up to connect-timeout, as
+    // when connecting, so the request waits for a daemon instead of being
+    // refused.
+    let deadline = Instant::now() + group.config.connect_timeout.max(Duration::from_millis(100));
+    let mut pause = Duration::from_millis(2);
+    while Instant::now() < deadline {
         let (mut pooled, fresh) = match connection(&group) {
             Ok(c) => c,
             Err(e) => {
@@ -222,13 +228,20 @@ pub unsafe fn handle_request(
                 }
                 return OK;
             }
-            Relayed::Retry => continue,
+            Relayed::Retry => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+                continue;
+            }
             Relayed::Status(s) => return s,
         }
     }
     log.log(
         Level::Error,
-        &format!("RWSGI0030: the daemon processes of group {name:?} kept shutting down while {script:?} was sent to them"),
+        &format!(
+            "RWSGI0030: the daemon processes of group {name:?} kept shutting down for connect-timeout ({:.1} s) while {script:?} was sent to them",
+            group.config.connect_timeout.as_secs_f64()
+        ),
     );
     ffi::HTTP_SERVICE_UNAVAILABLE as c_int
 }
@@ -349,8 +362,7 @@ unsafe fn relay(
                     if !started {
                         return Relayed::Status(ffi::HTTP_GATEWAY_TIME_OUT as c_int);
                     }
-                    writer.abort();
-                    let _ = writer.send(Finish::Eos);
+                    cut(&mut writer);
                     return Relayed::Done { keep: false };
                 }
                 log.log(
@@ -364,8 +376,7 @@ unsafe fn relay(
                 if !started {
                     return Relayed::Status(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int);
                 }
-                writer.abort();
-                let _ = writer.send(Finish::Eos);
+                cut(&mut writer);
                 return Relayed::Done { keep: true };
             }
             other => {
@@ -374,14 +385,20 @@ unsafe fn relay(
                     &format!("RWSGI0035: daemon process {} of group {name:?} sent an unexpected {other:?} frame for {script:?}", pooled.pid),
                 );
                 if started {
-                    writer.abort();
-                    let _ = writer.send(Finish::Eos);
+                    cut(&mut writer);
                     return Relayed::Done { keep: false };
                 }
                 return Relayed::Status(ffi::HTTP_BAD_GATEWAY as c_int);
             }
         }
     }
+}
+
+/// Ends a response that started and cannot complete: the client sees it
+/// cut off (no final chunk, connection closed).
+fn cut(writer: &mut ApacheWriter) {
+    writer.abort();
+    let _ = writer.send(Finish::Eos);
 }
 
 /// The daemon's status and headers, checked again here (the daemon runs as
@@ -454,9 +471,7 @@ unsafe fn daemon_failed(
     };
     log.log(Level::Error, &what);
     if started {
-        let mut w = ApacheWriter::new(r);
-        w.abort();
-        let _ = w.send(Finish::Eos);
+        cut(&mut ApacheWriter::new(r));
         return Relayed::Done { keep: false };
     }
     Relayed::Status(status as c_int)
