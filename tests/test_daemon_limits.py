@@ -96,12 +96,11 @@ def serving_child(srv, client_port):
 
 
 def warm_up(srv):
-    """Every daemon has run the script and every Apache child has relayed."""
-    seen = set()
+    """The server has served requests (script loaded, connections pooled)
+    before the peaks are measured."""
     for _ in range(20):
         r = srv.get("/", headers={"Connection": "close"})
         assert r.status_code == 200, srv.error_log_tail()
-        seen.add(r.json()["pid"])
     assert len(daemon_pids(srv)) == 2
 
 
