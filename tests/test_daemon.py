@@ -283,3 +283,74 @@ def test_daemons_end_with_a_killed_parent(servers, ws):
                 os.kill(p, 9)
             except ProcessLookupError:
                 pass
+
+
+def start_with_daemon_options(servers, ws, name, options, args=()):
+    """A daemon-mode server whose WSGIDaemonProcess line carries `options`
+    (the module's directive, whatever rwsgi-express passes), replacing
+    those of the same name."""
+    srv = servers.create(name, ws.apps / "daemon" / "app.wsgi", "event",
+                         ["--log-level", "info", *args], mode="daemon")
+    srv.setup()
+    conf = srv.root / "httpd.conf"
+    lines = conf.read_text().splitlines()
+    hits = [i for i, l in enumerate(lines) if l.startswith("WSGIDaemonProcess ")]
+    assert len(hits) == 1, hits
+    names = {o.split("=", 1)[0] for o in options}
+    kept = [w for w in lines[hits[0]].split(" ") if w.split("=", 1)[0] not in names]
+    lines[hits[0]] = " ".join(kept + list(options))
+    conf.write_text("\n".join(lines) + "\n")
+    try:
+        srv.start()
+    except BaseException:
+        srv.stop()
+        raise
+    return srv
+
+
+def test_busy_daemon_leaves_requests_to_an_idle_one(servers, ws):
+    """A daemon process takes a connection only with a free thread, and a
+    kept-alive connection to a busy one is sent elsewhere: the next request
+    is not held behind a long one while the other daemon is idle."""
+    srv = start_with_daemon_options(servers, ws, "busy", [],
+                                    ["--processes", "2", "--threads", "1"])
+    try:
+        close = {"Connection": "close"}
+        for _ in range(8):      # Apache's threads keep connections to both daemons
+            assert srv.get("/", headers=close).status_code == 200
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            r=requests.get(srv.url("/sleep?t=8"), timeout=30).json()))
+        t.start()
+        time.sleep(1)
+        for _ in range(8):
+            t0 = time.monotonic()
+            r = srv.get("/", timeout=30, headers=close)
+            assert r.status_code == 200, srv.error_log_tail()
+            assert time.monotonic() - t0 < 4, "held behind the sleeping request"
+        t.join()
+        assert out["r"]["pid"] != r.json()["pid"]
+    finally:
+        srv.stop()
+
+
+def test_queue_timeout_answers_503_naming_the_wait(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "queue", ["queue-timeout=2"],
+                                    ["--processes", "1", "--threads", "1"])
+    try:
+        assert srv.get("/").status_code == 200
+        t = threading.Thread(target=lambda: requests.get(srv.url("/sleep?t=6"), timeout=30))
+        t.start()
+        time.sleep(0.5)
+        mark = srv.log_mark()
+        t0 = time.monotonic()
+        r = srv.get("/", timeout=30)
+        took = time.monotonic() - t0
+        assert r.status_code == 503, r.text
+        assert took < 5.5, f"503 after {took:.1f} s with queue-timeout 2"
+        log = srv.wait_for_log(mark, "RWSGI0051")
+        assert "queue-timeout (2" in log and "was not run" in log, log
+        t.join()
+        assert srv.get("/").status_code == 200
+    finally:
+        srv.stop()

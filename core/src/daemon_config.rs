@@ -148,7 +148,8 @@ pub struct DaemonProcess {
     /// `Timeout` (see [`DaemonProcess::socket_timeout_or`]).
     pub socket_timeout: Option<Duration>,
     /// `queue-timeout=secs` (queue-timeout): a request not accepted by a
-    /// daemon after this long gets 504; 0 = none (default).
+    /// daemon thread after this long gets 503 and is not run; 0 = none
+    /// (default).
     pub queue_timeout: Duration,
     /// `listen-backlog=nnn` (listen-backlog): listen queue of the daemon
     /// socket; default 100.

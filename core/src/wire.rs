@@ -109,6 +109,14 @@ pub enum FailReason {
     /// The request ran longer than `request-timeout`; the daemon dumped its
     /// threads' stacks and restarts: 504.
     Timeout = 5,
+    /// The request waited longer than `queue-timeout` for a daemon thread
+    /// and was not run: 503.
+    QueueTimeout = 6,
+    /// Every thread of this daemon process is busy and the request arrived
+    /// on a kept-alive connection: not run; the child sends it on a new
+    /// connection, which whichever daemon process of the group has a free
+    /// thread accepts.
+    Busy = 7,
 }
 
 impl FailReason {
@@ -119,6 +127,8 @@ impl FailReason {
             3 => FailReason::Shutdown,
             4 => FailReason::Protocol,
             5 => FailReason::Timeout,
+            6 => FailReason::QueueTimeout,
+            7 => FailReason::Busy,
             _ => return None,
         })
     }

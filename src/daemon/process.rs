@@ -374,7 +374,17 @@ pub struct Pool {
     conns: Mutex<HashMap<RawFd, SharedConn>>,
     ready: Mutex<VecDeque<RawFd>>,
     ready_cv: Condvar,
+    /// Workers serving a request (changed under the `ready` lock).
     busy: AtomicUsize,
+    /// Worker threads.
+    threads: usize,
+    /// Connections accepted whose first request no worker took yet: each
+    /// holds a thread (they are accepted only when one is free), so the
+    /// connection waiting in the backlog is the request's queue.
+    fresh: Mutex<std::collections::HashSet<RawFd>>,
+    /// Whether the listening socket is armed in epoll (one-shot: it is
+    /// armed again only while a thread is free).
+    listener_armed: AtomicBool,
     stopping: AtomicBool,
     limits: rwsgi_core::wire::Limits,
     /// Per worker: when its request started, and its connection.
@@ -396,7 +406,10 @@ impl Pool {
         let _ = listener.set_nonblocking(true);
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll_create");
         epoll
-            .add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))
+            .add(
+                &listener,
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER),
+            )
             .expect("epoll_ctl");
         Pool {
             epoll,
@@ -408,6 +421,9 @@ impl Pool {
             ready: Mutex::new(VecDeque::new()),
             ready_cv: Condvar::new(),
             busy: AtomicUsize::new(0),
+            threads: group.config.threads.max(1) as usize,
+            fresh: Mutex::new(std::collections::HashSet::new()),
+            listener_armed: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             limits: super::limits(&group.config),
             active: Mutex::new(vec![None; group.config.threads.max(1) as usize]),
@@ -426,8 +442,76 @@ impl Pool {
             .modify(bfd, &mut EpollEvent::new(flags, fd as u64));
     }
 
+    /// Threads free for one more request, given the queue (locked).
+    fn free_threads(&self, ready: &VecDeque<RawFd>) -> usize {
+        // A fresh connection queued counts once: it is still reserved.
+        let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = ready.iter().filter(|fd| !fresh.contains(fd)).count();
+        self.threads
+            .saturating_sub(self.busy.load(Ordering::SeqCst) + queued + fresh.len())
+    }
+
+    /// Arms the listening socket again if it is not and a thread is free.
+    fn arm_listener_if_free(&self) {
+        let free = {
+            let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            self.free_threads(&q)
+        };
+        if free > 0
+            && self
+                .listener_armed
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.arm_listener();
+        }
+    }
+
+    fn arm_listener(&self) {
+        let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = listener.as_ref() {
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT;
+            let _ = self.epoll.modify(l, &mut EpollEvent::new(flags, LISTENER));
+        }
+    }
+
+    /// A request on a kept-alive connection while every thread is busy:
+    /// answered "busy" (not run), so the Apache child sends it on a new
+    /// connection, which a daemon process with a free thread accepts.
+    fn refuse_busy(&self, fd: RawFd) {
+        let conn = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fd)
+            .cloned();
+        let Some(conn) = conn else { return };
+        let ok = {
+            let mut st = conn.lock().unwrap_or_else(|e| e.into_inner());
+            serve::refuse_busy(&mut st.conn)
+        };
+        if ok {
+            self.arm(fd);
+        } else {
+            self.close(fd);
+        }
+    }
+
+    fn close(&self, fd: RawFd) {
+        let removed = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
+        if let Some(c) = removed {
+            // SAFETY: fd is this connection's descriptor, still open.
+            let _ = self.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
+            drop(c);
+        }
+    }
+
     /// The poller thread: accepts connections (checking the peer's uid)
-    /// and hands readable ones to the workers.
+    /// while a thread is free, and hands readable ones to the workers.
     fn poll(&self) {
         let mut events = [EpollEvent::empty(); 64];
         while !self.stopping.load(Ordering::Relaxed) {
@@ -438,25 +522,49 @@ impl Pool {
             };
             for ev in &events[..n] {
                 if ev.data() == LISTENER {
-                    self.accept_all();
+                    self.listener_armed.store(false, Ordering::SeqCst);
+                    if self.accept_all() {
+                        self.arm_listener_if_free();
+                    }
                 } else {
                     let fd = ev.data() as RawFd;
-                    self.ready
+                    let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+                    let fresh = self
+                        .fresh
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push_back(fd);
+                        .contains(&fd);
+                    if !fresh && self.free_threads(&q) == 0 {
+                        drop(q);
+                        self.refuse_busy(fd);
+                        continue;
+                    }
+                    q.push_back(fd);
+                    drop(q);
                     self.ready_cv.notify_one();
                 }
             }
         }
     }
 
-    fn accept_all(&self) {
+    /// Accepts while a thread is free. Returns whether it stopped because
+    /// none was left to accept (rather than for want of a thread).
+    fn accept_all(&self) -> bool {
         let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         let Some(listener) = listener.as_ref() else {
-            return;
+            return false;
         };
-        while let Ok((stream, _)) = listener.accept() {
+        loop {
+            let free = {
+                let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+                self.free_threads(&q)
+            };
+            if free == 0 {
+                return false;
+            }
+            let Ok((stream, _)) = listener.accept() else {
+                return true;
+            };
             let peer = getsockopt(&stream, sockopt::PeerCredentials);
             let uid = peer.as_ref().map(|c| c.uid()).unwrap_or(u32::MAX);
             if uid != self.child_uid && uid != 0 {
@@ -488,6 +596,10 @@ impl Pool {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(fd, conn);
+            self.fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fd);
             // SAFETY: fd is the stream just stored in `conns`.
             let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
             let _ = self.epoll.add(bfd, EpollEvent::new(flags, fd as u64));
@@ -502,6 +614,11 @@ impl Pool {
                 let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if let Some(fd) = q.pop_front() {
+                        self.busy.fetch_add(1, Ordering::SeqCst);
+                        self.fresh
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&fd);
                         break fd;
                     }
                     if self.stopping.load(Ordering::Relaxed) {
@@ -521,9 +638,10 @@ impl Pool {
                 .get(&fd)
                 .cloned()
             else {
+                self.busy.fetch_sub(1, Ordering::SeqCst);
+                self.arm_listener_if_free();
                 continue;
             };
-            self.busy.fetch_add(1, Ordering::SeqCst);
             let mut keep = true;
             // Serve what is buffered without going back to epoll.
             loop {
@@ -565,21 +683,13 @@ impl Pool {
                     break;
                 }
             }
+            self.busy.fetch_sub(1, Ordering::SeqCst);
             if keep {
                 self.arm(fd);
             } else {
-                let removed = self
-                    .conns
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&fd);
-                if let Some(c) = removed {
-                    // SAFETY: fd is this connection's descriptor, still open.
-                    let _ = self.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
-                    drop(c);
-                }
+                self.close(fd);
             }
-            self.busy.fetch_sub(1, Ordering::SeqCst);
+            self.arm_listener_if_free();
         }
     }
 

@@ -85,10 +85,18 @@ fn connect(group: &Group) -> Result<Pooled, String> {
     loop {
         match UnixStream::connect(&group.socket_path) {
             Ok(stream) => {
-                // The daemon that accepts says who it is, at once; a daemon
-                // that is stopping may accept and close instead: try again.
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                // A daemon process accepts only when it has a free thread,
+                // so until then the connection waits in the socket's
+                // backlog: that is the request's queue, bounded by
+                // queue-timeout (else socket-timeout). The daemon that
+                // accepts says who it is at once; one that is stopping may
+                // close instead: try again.
                 let t = Some(group.socket_timeout).filter(|t| !t.is_zero());
+                let queue = Some(group.config.queue_timeout)
+                    .filter(|q| !q.is_zero())
+                    .or(t)
+                    .unwrap_or(Duration::from_secs(60));
+                let _ = stream.set_read_timeout(Some(queue));
                 let _ = stream.set_write_timeout(t);
                 let mut conn = Conn::new(stream, super::limits(&group.config));
                 match conn.read_frame() {
@@ -102,6 +110,15 @@ fn connect(group: &Group) -> Result<Pooled, String> {
                     }
                     Ok(other) => {
                         return Err(format!("the daemon sent {other:?} instead of its hello"))
+                    }
+                    Err(FrameError::Io(e)) if is_timeout(&e) => {
+                        return Err(format!(
+                            "RWSGI0051: no daemon process of group {:?} had a free thread within {} ({:.1} s); the request waited in the backlog of {:?}",
+                            group.config.name,
+                            if group.config.queue_timeout.is_zero() { "socket-timeout" } else { "queue-timeout" },
+                            queue.as_secs_f64(),
+                            group.socket_path
+                        ))
                     }
                     Err(e) => {
                         last_error = format!(
@@ -200,13 +217,23 @@ pub unsafe fn handle_request(
     // refused.
     let deadline = Instant::now() + group.config.connect_timeout.max(Duration::from_millis(100));
     let mut pause = Duration::from_millis(2);
+    let mut force_new = false;
     while Instant::now() < deadline {
-        let (mut pooled, fresh) = match connection(&group) {
+        let got = if std::mem::take(&mut force_new) {
+            connect(&group).map(|c| (c, true))
+        } else {
+            connection(&group)
+        };
+        let (mut pooled, fresh) = match got {
             Ok(c) => c,
             Err(e) => {
                 log.log(
                     Level::Error,
-                    &format!("RWSGI0030: cannot reach the daemon processes of group {name:?} for {script:?}: {e}"),
+                    &if e.starts_with("RWSGI") {
+                        format!("{e}; {script:?} was not run")
+                    } else {
+                        format!("RWSGI0030: cannot reach the daemon processes of group {name:?} for {script:?}: {e}")
+                    },
                 );
                 return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
             }
@@ -227,6 +254,12 @@ pub unsafe fn handle_request(
                     POOL.with(|p| p.borrow_mut().push(pooled));
                 }
                 return OK;
+            }
+            Relayed::Busy => {
+                // The connection is sound; the next try connects anew.
+                POOL.with(|p| p.borrow_mut().push(pooled));
+                force_new = true;
+                continue;
             }
             Relayed::Retry => {
                 std::thread::sleep(pause);
@@ -253,6 +286,9 @@ enum Relayed {
     Done { keep: bool },
     /// The daemon did not run it (shutting down): send it elsewhere.
     Retry,
+    /// The daemon did not run it (all its threads busy): send it on a new
+    /// connection, accepted by a daemon process with a free thread.
+    Busy,
     /// Nothing was sent: Apache answers with this status.
     Status(c_int),
 }
@@ -348,6 +384,21 @@ unsafe fn relay(
             Frame::Failed { reason, message } => {
                 if reason == FailReason::Shutdown && !started {
                     return Relayed::Retry;
+                }
+                if reason == FailReason::Busy && !started {
+                    return Relayed::Busy;
+                }
+                if reason == FailReason::QueueTimeout && !started {
+                    log.log(
+                        Level::Error,
+                        &format!(
+                            "RWSGI0051: {script:?} {} for a thread of group {name:?} (daemon process {}), longer than queue-timeout ({} s); it was not run: 503",
+                            String::from_utf8_lossy(message),
+                            pooled.pid,
+                            group.config.queue_timeout.as_secs()
+                        ),
+                    );
+                    return Relayed::Status(ffi::HTTP_SERVICE_UNAVAILABLE as c_int);
                 }
                 if reason == FailReason::Timeout {
                     log.log(

@@ -101,6 +101,15 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
         ClientTag::new(&tag)
     };
     let log = LogTarget::Client(cx.server, remote);
+    // mod_wsgi WSGIDaemonProcess queue-timeout: a request that waited too
+    // long for a thread is not run (its client has likely given up); the
+    // Apache child answers 503 naming the wait.
+    let queue_timeout = cx.group.config.queue_timeout;
+    let waited_us = now_us().saturating_sub(req.queue_start_us);
+    if !queue_timeout.is_zero() && waited_us > queue_timeout.as_micros() as u64 {
+        let msg = format!("waited {:.1} s", waited_us as f64 / 1e6);
+        return fail(shared, FailReason::QueueTimeout, msg.as_bytes());
+    }
     let Ok(script) = std::str::from_utf8(req.script) else {
         log.log(
             crate::apache::Level::Error,
@@ -180,6 +189,23 @@ pub fn refuse_for_shutdown(conn: &mut Conn) {
         let mut e = Encoder::new();
         e.failed(FailReason::Shutdown, b"daemon process is shutting down");
         let _ = conn.write_all(&e.buf);
+    }
+}
+
+/// Answers the request next on `conn` with Failed (busy): not run, the
+/// Apache child sends it on a new connection. Returns whether the
+/// connection is still usable.
+pub fn refuse_busy(conn: &mut Conn) -> bool {
+    match conn.read_frame() {
+        Ok(Frame::Request(_)) => {
+            let mut e = Encoder::new();
+            e.failed(
+                FailReason::Busy,
+                b"every thread of this daemon process is busy",
+            );
+            conn.write_all(&e.buf).is_ok()
+        }
+        _ => false,
     }
 }
 

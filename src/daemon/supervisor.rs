@@ -265,7 +265,6 @@ pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'stat
         d.eviction_timeout != def.eviction_timeout,
         "eviction-timeout",
     );
-    check(d.queue_timeout != def.queue_timeout, "queue-timeout");
     check(d.socket_user != def.socket_user, "socket-user");
     check(d.cpu_time_limit != def.cpu_time_limit, "cpu-time-limit");
     check(d.cpu_priority != def.cpu_priority, "cpu-priority");
