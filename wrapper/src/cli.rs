@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::build_info;
+use crate::daemon_opts::DaemonArgs;
 
 /// The whole command line: one subcommand.
 #[derive(Debug, Parser)]
@@ -170,31 +171,15 @@ pub struct ServerArgs {
     #[arg(long)]
     pub embedded_mode: bool,
 
-    /// Daemon mode: seconds a request may run before its daemon process dumps its stacks, answers 504 and is replaced (0: no limit).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub request_timeout: u32,
-
-    /// Daemon mode: requests a daemon process serves before it is replaced (0: no limit).
-    #[arg(long, default_value_t = 0, value_name = "NUMBER")]
-    pub maximum_requests: u32,
-
-    /// Daemon mode: seconds an Apache child keeps trying to connect to the daemon processes.
-    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
-    pub connect_timeout: u32,
-
-    /// Daemon mode: seconds a daemon process being replaced after maximum-requests lets its requests finish.
-    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
-    pub graceful_timeout: u32,
-
-    /// Daemon mode: seconds a stopping daemon process lets its requests finish before it is killed.
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
-    pub shutdown_timeout: u32,
+    /// The daemon-mode options.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 
     /// Accept requests with chunked transfer encoding (WSGIChunkedRequest On).
     #[arg(long)]
     pub chunked_request: bool,
 
-    /// Do not reload the WSGI script file when it changes (WSGIScriptReloading Off).
+    /// Do not reload the WSGI script file when it changes (WSGIScriptReloading Off), nor start --reload-on-changes' monitor.
     #[arg(long)]
     pub disable_reloading: bool,
 
@@ -238,7 +223,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE-PATH")]
     pub pid_file: Option<PathBuf>,
 
-    /// Seconds before a read or write on a client socket times out (Timeout).
+    /// Seconds before a read or write on a socket times out (Timeout; in daemon mode also socket-timeout=).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub socket_timeout: u32,
 
@@ -297,6 +282,10 @@ pub struct ServerArgs {
     /// Apache executable.
     #[arg(long, default_value = build_info::DEFAULT_HTTPD, value_name = "FILE-PATH")]
     pub httpd_executable: PathBuf,
+
+    /// Name ps shows for the Apache processes started by start-server and apachectl (bash's exec -a) [default: the httpd executable's file name followed by " (rwsgi-express)"].
+    #[arg(long, value_name = "NAME")]
+    pub process_name: Option<String>,
 
     /// Apache modules directory.
     #[arg(long, default_value = build_info::DEFAULT_MODULES_DIR, value_name = "DIRECTORY-PATH")]

@@ -7,9 +7,10 @@
 //!    mod_wsgi-express options that are not implemented yet, before clap runs.
 //! 2. [`model::ServerConfig::build`] turns the options plus facts about the
 //!    host ([`model::HostFacts`], [`build_info::BuildInfo`]) into a validated
-//!    model with every default resolved.
-//! 3. [`render`] turns the model into `httpd.conf`, `apachectl` and
-//!    `handler.wsgi` text (minijinja templates under `apache/`).
+//!    model with every default resolved ([`daemon_opts`] for daemon mode).
+//! 3. [`render`] turns the model into `httpd.conf`, `apachectl`,
+//!    `handler.wsgi` and `reloader.py` text (minijinja templates under
+//!    `apache/`).
 //! 4. [`access`] checks, as the user Apache's children will run as, that
 //!    every path the application needs is readable.
 //! 5. [`setup`] writes the server root and, for `start-server`, execs Apache.
@@ -22,6 +23,7 @@
 pub mod access;
 pub mod build_info;
 pub mod cli;
+pub mod daemon_opts;
 pub mod model;
 pub mod module;
 pub mod render;

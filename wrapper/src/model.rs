@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::access::RunAs;
 use crate::build_info::BuildInfo;
 use crate::cli::{ApplicationType, Mpm, ServerArgs};
+use crate::daemon_opts::{self, Daemon};
 use crate::module;
 
 /// Facts about the machine and process that the model depends on, gathered
@@ -30,6 +31,9 @@ pub struct HostFacts {
     pub exe_dir: Option<PathBuf>,
     /// The current locale: first non-empty of `$LC_ALL`, `$LC_CTYPE`, `$LANG`.
     pub locale_env: Option<String>,
+    /// bash (`/bin/bash`, else `/usr/bin/bash`): apachectl's shell, whose
+    /// `exec -a` names the Apache processes (`--process-name`).
+    pub bash: Option<PathBuf>,
 }
 
 impl HostFacts {
@@ -50,6 +54,10 @@ impl HostFacts {
                 .iter()
                 .find_map(|n| non_empty(n))
                 .map(|v| v.to_string_lossy().into_owned()),
+            bash: ["/bin/bash", "/usr/bin/bash"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
         })
     }
 }
@@ -277,13 +285,20 @@ pub struct ServerConfig {
     pub application_group: String,
     /// Daemon mode (the default; `None` with `--embedded-mode`): the
     /// `WSGIDaemonProcess` group the application runs in, named
-    /// `localhost:PORT` as mod_wsgi-express names it, with `--processes`
-    /// processes of `--threads` threads.
-    pub daemon_group: Option<String>,
-    /// The `WSGIDaemonProcess` options from `--request-timeout`,
-    /// `--maximum-requests`, `--connect-timeout`, `--graceful-timeout`,
-    /// `--shutdown-timeout` (daemon mode only), e.g. `request-timeout=60`.
-    pub daemon_options: Vec<String>,
+    /// `localhost:PORT` as mod_wsgi-express names it (or `--process-group`),
+    /// with `--processes` processes of `--threads` threads and the options
+    /// of [`crate::daemon_opts`].
+    pub daemon: Option<Daemon>,
+    /// `--ignore-activity` URL paths (each a `<Location>` with
+    /// `WSGIIgnoreActivity On`).
+    pub ignore_activity: Vec<String>,
+    /// `WSGISocketPrefix` (`--socket-prefix DIR`: `DIR/wsgi`).
+    pub socket_prefix: Option<PathBuf>,
+    /// argv\[0\] of Apache (`--process-name`), given with bash's `exec -a`
+    /// by apachectl and by `start-server`; `None` when bash is missing.
+    pub process_name: Option<String>,
+    /// apachectl's interpreter: bash when found, else `/bin/sh`.
+    pub shell: PathBuf,
     /// `--working-directory`.
     pub working_directory: PathBuf,
     /// `--python-path`s, absolute.
@@ -499,7 +514,10 @@ impl ServerConfig {
     /// or of another Python version, unknown log level, missing Apache
     /// modules or MPM, module not found, running as root without
     /// `--user`/`--group` (or with user root), values that cannot be quoted in
-    /// httpd.conf, python path entries containing `:`.
+    /// httpd.conf, python path entries containing `:`, daemon options the
+    /// module would refuse ([`daemon_opts::build`]), an `--ignore-activity`
+    /// that is not a URL path, a `--socket-prefix` that is not a directory,
+    /// `--process-name` without bash.
     pub fn build(a: &ServerArgs, host: &HostFacts, build: &BuildInfo) -> Result<ServerConfig> {
         let mut warnings = Vec::new();
         let cwd = &host.cwd;
@@ -898,6 +916,36 @@ impl ServerConfig {
             None => None,
         };
 
+        // Daemon mode.
+        let daemon = daemon_opts::build(a, port, &server_root, cwd, &mut warnings)?;
+        let sizing = match daemon {
+            Some(_) => daemon_opts::worker_fractions(sizing, mpm, &a.daemon),
+            None => sizing,
+        };
+        let ignore_activity = daemon_opts::ignore_activity(&a.daemon.ignore_activity)?;
+        let socket_prefix = daemon_opts::socket_prefix(a.daemon.socket_prefix.as_deref(), cwd)?;
+        let process_name = match (&a.process_name, &host.bash) {
+            (Some(n), _) if n.is_empty() || n.chars().any(char::is_control) => {
+                bail!("--process-name {n:?} must be a non-empty name without control characters")
+            }
+            (Some(_), None) => {
+                bail!("--process-name needs bash (apachectl names Apache with its exec -a)")
+            }
+            (Some(n), Some(_)) => Some(n.clone()),
+            (None, Some(_)) => Some(format!(
+                "{} (rwsgi-express)",
+                httpd_executable
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )),
+            (None, None) => None,
+        };
+        let shell = host
+            .bash
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/bin/sh"));
+
         let url_host = match host_name.as_deref() {
             None | Some("0.0.0.0") | Some("::") | Some("[::]") => a.server_name.clone(),
             Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
@@ -938,18 +986,11 @@ impl ServerConfig {
             script_name,
             callable_object,
             application_group: a.application_group.clone(),
-            daemon_group: (!a.embedded_mode).then(|| format!("localhost:{port}")),
-            daemon_options: [
-                ("request-timeout", a.request_timeout),
-                ("maximum-requests", a.maximum_requests),
-                ("connect-timeout", a.connect_timeout),
-                ("graceful-timeout", a.graceful_timeout),
-                ("shutdown-timeout", a.shutdown_timeout),
-            ]
-            .iter()
-            .filter(|(_, v)| *v > 0)
-            .map(|(name, v)| format!("{name}={v}"))
-            .collect(),
+            daemon,
+            ignore_activity,
+            socket_prefix,
+            process_name,
+            shell,
             working_directory,
             python_paths,
             url_aliases,
@@ -1062,6 +1103,7 @@ pub(crate) mod tests {
                 module_override: None,
                 exe_dir: None,
                 locale_env: Some("C".into()),
+                bash: Some(PathBuf::from("/bin/bash")),
             }
         }
 

@@ -1,10 +1,11 @@
 //! Rendering the server root's files from a [`ServerConfig`] with the
 //! minijinja templates in `apache/` (embedded at compile time).
 //!
-//! Two filters are available to the templates: `q` writes a value inside
+//! Three filters are available to the templates: `q` writes a value inside
 //! double quotes for httpd.conf (values were checked by
 //! [`crate::model::conf_safe`]; the filter refuses a `"` again as a
-//! safeguard) and `sq` writes a value single-quoted for `/bin/sh`.
+//! safeguard), `sq` writes a value single-quoted for `/bin/sh` and `py`
+//! writes a value as a Python string literal.
 
 use anyhow::{Context, Result};
 use minijinja::{Environment, Error, ErrorKind, Value};
@@ -17,6 +18,8 @@ pub const HTTPD_CONF_TEMPLATE: &str = include_str!("../../apache/httpd.conf.j2")
 pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
 /// Template of `handler.wsgi` (module applications).
 pub const HANDLER_TEMPLATE: &str = include_str!("../../apache/handler.wsgi.j2");
+/// Template of `reloader.py` (`--reload-on-changes`).
+pub const RELOADER_TEMPLATE: &str = include_str!("../../apache/reloader.py.j2");
 
 /// Markers around the lines that need mod_rwsgi (`LoadModule wsgi_module`,
 /// the `WSGI*` directives); [`strip_wsgi`] removes what they enclose.
@@ -34,6 +37,22 @@ fn quote(value: String) -> Result<String, Error> {
     Ok(format!("\"{value}\""))
 }
 
+/// `value` as a double-quoted Python string literal: `\\` and `"` escaped,
+/// control characters as `\U` escapes.
+pub fn python_literal(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => out.push_str(&format!("\\U{:08x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `value` as a single-quoted `/bin/sh` word (`'` written as `'\''`).
 pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
@@ -47,12 +66,15 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_filter("q", quote);
     env.add_filter("sq", |v: String| shell_quote(&v));
+    env.add_filter("py", |v: String| python_literal(&v));
     env.add_template("httpd.conf", HTTPD_CONF_TEMPLATE)
         .expect("httpd.conf template parses");
     env.add_template("apachectl", APACHECTL_TEMPLATE)
         .expect("apachectl template parses");
     env.add_template("handler.wsgi", HANDLER_TEMPLATE)
         .expect("handler.wsgi template parses");
+    env.add_template("reloader.py", RELOADER_TEMPLATE)
+        .expect("reloader.py template parses");
     env
 }
 
@@ -97,6 +119,24 @@ pub fn handler_wsgi(config: &ServerConfig) -> Result<Option<String>> {
         )
         .map(Some),
     }
+}
+
+/// `reloader.py` for `--reload-on-changes` in daemon mode (`None`
+/// otherwise): a monitor thread that sends SIGINT to its daemon process when
+/// the script or a file of a module in `sys.modules` changes.
+pub fn reloader_py(config: &ServerConfig) -> Result<Option<String>> {
+    let Some(daemon) = config.daemon.as_ref().filter(|d| d.reloader.is_some()) else {
+        return Ok(None);
+    };
+    render(
+        "reloader.py",
+        minijinja::context! {
+            version => env!("CARGO_PKG_VERSION"),
+            group => daemon.group,
+            script => config.script.to_string_lossy(),
+        },
+    )
+    .map(Some)
 }
 
 /// `conf` without the lines between [`WSGI_BEGIN`] and [`WSGI_END`] markers
@@ -175,7 +215,10 @@ mod tests {
             // Daemon mode by default, as mod_wsgi-express.
             "WSGIRestrictEmbedded On".into(),
             "WSGIPassAuthorization On".into(),
-            "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP} request-timeout=60 connect-timeout=15 graceful-timeout=15 shutdown-timeout=5".into(),
+            "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP} \
+             listen-backlog=100 queue-timeout=45 socket-timeout=60 connect-timeout=15 \
+             request-timeout=60 startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 \
+             shutdown-timeout=5".into(),
             format!("<Directory \"{}\">", f.path("app").display()),
             "<Files \"app.wsgi\">".into(),
             format!(
@@ -192,6 +235,10 @@ mod tests {
             "WSGIChunkedRequest",
             "Include",
             "${",
+            "WSGISocketPrefix",
+            "WSGIImportScript",
+            "WSGIScriptReloading",
+            "<Location",
         ] {
             assert!(
                 !t.contains(&format!("\n{absent} ")),
@@ -367,7 +414,11 @@ mod tests {
         let f = Fixture::new();
         let c = f.config(&["app.wsgi"]).unwrap();
         let s = apachectl(&c).unwrap();
-        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.starts_with("#!/bin/bash\n"), "{s}");
+        assert!(s.contains("PROCESS_NAME='httpd (rwsgi-express)'"), "{s}");
+        assert!(s.contains(
+            "exec -a \"$PROCESS_NAME\" \"$HTTPD\" -f \"$HTTPD_CONF\" -d \"$SERVER_ROOT\" -k \"$1\""
+        ));
         assert!(s.contains(&format!("HTTPD='{}'", f.path("httpd").display())));
         assert!(s.contains(&format!(
             "HTTPD_CONF='{}/httpd.conf'",
@@ -375,10 +426,200 @@ mod tests {
         )));
         assert!(s.contains("LC_ALL='C.UTF-8'"));
         assert!(s.contains("start|stop|restart|graceful|graceful-stop)"));
-        assert!(s.contains("exec \"$HTTPD\" -f \"$HTTPD_CONF\" -d \"$SERVER_ROOT\" -k \"$1\""));
         assert!(s.contains("-t\n"));
         assert!(s.contains("-DFOREGROUND"));
         assert!(s.contains("exit 1"));
+    }
+
+    #[test]
+    fn apachectl_without_bash_keeps_the_name() {
+        let f = Fixture::new();
+        let mut host = f.host(1000);
+        host.bash = None;
+        let c = ServerConfig::build(&f.args(&["app.wsgi"]), &host, &f.build_info()).unwrap();
+        let s = apachectl(&c).unwrap();
+        assert!(s.starts_with("#!/bin/sh\n"), "{s}");
+        assert!(!s.contains("PROCESS_NAME") && !s.contains("exec -a"), "{s}");
+        let a = f.args(&["app.wsgi", "--process-name", "site"]);
+        let e = ServerConfig::build(&a, &host, &f.build_info()).unwrap_err();
+        assert!(e.to_string().contains("--process-name needs bash"), "{e}");
+        let c = f
+            .config(&["app.wsgi", "--process-name", "it's httpd"])
+            .unwrap();
+        let s = apachectl(&c).unwrap();
+        assert!(s.contains("PROCESS_NAME='it'\\''s httpd'"), "{s}");
+    }
+
+    #[test]
+    fn daemon_options_reach_the_config() {
+        let f = Fixture::new();
+        let eggs = f.path("eggs");
+        let prefix = f.path("app");
+        let (c, t) = conf(
+            &f,
+            &[
+                "app.wsgi",
+                "--process-group",
+                "site",
+                "--interrupt-timeout",
+                "5",
+                "--queue-timeout",
+                "30",
+                "--socket-timeout",
+                "20",
+                "--startup-timeout",
+                "0",
+                "--deadlock-timeout",
+                "90",
+                "--eviction-timeout",
+                "3",
+                "--inactivity-timeout",
+                "600",
+                "--restart-interval",
+                "86400",
+                "--cpu-time-limit",
+                "120",
+                "--daemon-backlog",
+                "64",
+                "--header-buffer-size",
+                "65536",
+                "--response-buffer-size",
+                "1048576",
+                "--response-socket-timeout",
+                "8",
+                "--send-buffer-size",
+                "8192",
+                "--receive-buffer-size",
+                "16384",
+                "--python-eggs",
+                eggs.to_str().unwrap(),
+                "--socket-prefix",
+                prefix.to_str().unwrap(),
+                "--ignore-activity",
+                "/health",
+                "--ignore-activity",
+                "/ping",
+                "--maximum-requests",
+                "1000",
+            ],
+        );
+        let line = format!(
+            "WSGIDaemonProcess site processes=1 threads=5 display-name=%{{GROUP}} \
+             maximum-requests=1000 python-eggs=\"{}\" listen-backlog=64 queue-timeout=30 \
+             socket-timeout=20 connect-timeout=15 request-timeout=60 interrupt-timeout=5 \
+             inactivity-timeout=600 startup-timeout=0 deadlock-timeout=90 \
+             graceful-timeout=15 eviction-timeout=3 restart-interval=86400 \
+             cpu-time-limit=120 shutdown-timeout=5 send-buffer-size=8192 \
+             receive-buffer-size=16384 header-buffer-size=65536 \
+             response-buffer-size=1048576 response-socket-timeout=8",
+            eggs.display()
+        );
+        for want in [
+            line,
+            "Timeout 20".to_string(),
+            format!("WSGISocketPrefix \"{}/wsgi\"", prefix.display()),
+            format!(
+                "WSGIScriptAlias / \"{}\" application-group=%{{GLOBAL}} callable-object=application process-group=site",
+                f.path("app/app.wsgi").display()
+            ),
+            "<Location \"/health\">".into(),
+            "<Location \"/ping\">".into(),
+            "WSGIIgnoreActivity On".into(),
+        ] {
+            assert!(has_line(&t, &want), "missing {want:?} in\n{t}");
+        }
+        assert_eq!(t.matches("WSGIIgnoreActivity On").count(), 2);
+        // The module's directives stay inside the markers.
+        let s = strip_wsgi(&t);
+        assert!(!s.contains("WSGI") && !s.contains("<Location"), "{s}");
+        assert_eq!(c.daemon.unwrap().group, "site");
+    }
+
+    #[test]
+    fn reload_on_changes_imports_the_monitor() {
+        let f = Fixture::new();
+        let (c, t) = conf(
+            &f,
+            &[
+                "app.wsgi",
+                "--reload-on-changes",
+                "--application-group",
+                "site",
+            ],
+        );
+        let reloader = f.path("root/reloader.py");
+        let import = format!(
+            "WSGIImportScript \"{}\" process-group=localhost:8000 application-group=site",
+            reloader.display()
+        );
+        assert!(has_line(&t, &import), "missing {import:?} in\n{t}");
+        assert!(t.find("WSGIDaemonProcess").unwrap() < t.find("WSGIImportScript").unwrap());
+        let py = reloader_py(&c).unwrap().unwrap();
+        assert!(
+            py.contains(&format!(
+                "SCRIPT = \"{}\"",
+                f.path("app/app.wsgi").display()
+            )),
+            "{py}"
+        );
+        assert!(py.contains("os.kill(os.getpid(), signal.SIGINT)"), "{py}");
+        assert!(py.contains("INTERVAL = 1.0"), "{py}");
+        // Not without the option, not with --disable-reloading or embedded mode.
+        for extra in [
+            &["app.wsgi"][..],
+            &["app.wsgi", "--reload-on-changes", "--disable-reloading"],
+            &["app.wsgi", "--reload-on-changes", "--embedded-mode"],
+        ] {
+            let (c, t) = conf(&f, extra);
+            assert!(!t.contains("WSGIImportScript"), "{extra:?}");
+            assert_eq!(reloader_py(&c).unwrap(), None, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn spare_workers_in_daemon_mode_only() {
+        let f = Fixture::new();
+        let fractions = [
+            "app.wsgi",
+            "--max-clients",
+            "40",
+            "--initial-workers",
+            "0.5",
+            "--minimum-spare-workers",
+            "0.25",
+            "--maximum-spare-workers",
+            "0.75",
+        ];
+        let (_, t) = conf(&f, &fractions);
+        for line in [
+            "StartServers 4",
+            "ServerLimit 8",
+            "ThreadsPerChild 5",
+            "MinSpareThreads 10",
+            "MaxSpareThreads 30",
+            "MaxRequestWorkers 40",
+        ] {
+            assert!(has_line(&t, line), "missing {line:?} in\n{t}");
+        }
+        let (c, t) = conf(&f, &[&fractions[..], &["--embedded-mode"]].concat());
+        assert!(
+            has_line(&t, "StartServers 1") && has_line(&t, "MinSpareThreads 1"),
+            "{t}"
+        );
+        assert!(
+            c.warnings[0].contains("only apply to daemon mode"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn python_literal_escapes() {
+        assert_eq!(python_literal("/a/b.wsgi"), "\"/a/b.wsgi\"");
+        assert_eq!(
+            python_literal("a\\b\"c\u{7f}"),
+            "\"a\\\\b\\\"c\\U0000007f\""
+        );
     }
 
     #[test]

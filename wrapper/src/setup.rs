@@ -33,14 +33,25 @@ fn ensure_dir(dir: &Path, what: &str) -> Result<()> {
 }
 
 /// Creates the directories the configuration refers to: the server root,
-/// the document root and the log directory (each non-recursively, like
-/// mod_wsgi-express, mode 0755).
+/// the document root, the log directory and the `--python-eggs` directory
+/// (each non-recursively, like mod_wsgi-express, mode 0755; the eggs
+/// directory owned by `--user` when created as root).
 pub fn prepare_directories(c: &ServerConfig) -> Result<()> {
     ensure_dir(&c.server_root, "server root")?;
     ensure_dir(&c.document_root, "document root")?;
     if !c.log_to_terminal {
         if let Some(dir) = c.error_log.parent() {
             ensure_dir(dir, "log directory")?;
+        }
+    }
+    if let Some(eggs) = c.daemon.as_ref().and_then(|d| d.python_eggs.as_deref()) {
+        // As mod_wsgi-express: created, and given to the application's user
+        // when running as root (the daemons unpack eggs into it).
+        let existed = eggs.is_dir();
+        ensure_dir(eggs, "--python-eggs directory")?;
+        if let (false, Some(r)) = (existed, &c.run_as) {
+            std::os::unix::fs::chown(eggs, Some(r.uid), Some(r.gid))
+                .with_context(|| format!("cannot give {} to --user", eggs.display()))?;
         }
     }
     Ok(())
@@ -62,12 +73,18 @@ fn touch(path: &Path) -> Result<()> {
 }
 
 /// Writes the server root's files: `handler.wsgi` (module applications),
-/// `httpd.conf` (0644), `apachectl` (0755), and creates `error_log` (and
+/// `reloader.py` (`--reload-on-changes`), `httpd.conf` (0644), `apachectl` (0755), and creates `error_log` (and
 /// `access_log` with `--access-log`) unless logging to the terminal.
 /// Directories must exist ([`prepare_directories`]).
 pub fn write_server_root(c: &ServerConfig) -> Result<()> {
     if let (Some(text), Application::Module { handler, .. }) = (render::handler_wsgi(c)?, &c.app) {
         write_file(handler, &text, 0o644)?;
+    }
+    if let (Some(text), Some(path)) = (
+        render::reloader_py(c)?,
+        c.daemon.as_ref().and_then(|d| d.reloader.as_deref()),
+    ) {
+        write_file(path, &text, 0o644)?;
     }
     write_file(&c.httpd_conf, &render::httpd_conf(c)?, 0o644)?;
     write_file(&c.apachectl, &render::apachectl(c)?, 0o755)?;
@@ -81,8 +98,11 @@ pub fn write_server_root(c: &ServerConfig) -> Result<()> {
 }
 
 /// The report printed after setup, in mod_wsgi-express's "Label : value"
-/// style: URL, server root, files, application, processes/threads, and how
-/// to control the server.
+/// style and with its lines (URL, root, configuration, error log with its
+/// level, operating mode, request capacity, in daemon mode the request and
+/// startup timeouts and the daemon queue, server capacity and backlog,
+/// locale) plus rwsgi-express's own (application, Python home, process
+/// group, user, control script).
 pub fn summary(c: &ServerConfig) -> String {
     let app = match &c.app {
         Application::Script { path } => format!("script {}", path.display()),
@@ -92,50 +112,95 @@ pub fn summary(c: &ServerConfig) -> String {
         format!("Server URL         : {}", c.url),
         format!("Server Root        : {}", c.server_root.display()),
         format!("Server Conf        : {}", c.httpd_conf.display()),
-        format!("Error Log File     : {}", c.error_log.display()),
+        format!(
+            "Error Log File     : {} ({})",
+            c.error_log.display(),
+            c.log_level
+        ),
     ];
     if let Some(access_log) = &c.access_log {
         lines.push(format!("Access Log File    : {}", access_log.display()));
     }
-    lines.extend([
-        format!("Application        : {app} at {}", c.mount_point),
-        format!("Python Home        : {}", c.python_home.display()),
-        match &c.daemon_group {
-            Some(g) => format!(
-                "Operating Mode     : daemon (process group {g}; Apache's {} MPM relays){}",
-                c.mpm.name(),
-                c.daemon_options
-                    .iter()
-                    .map(|o| format!("\nDaemon Option      : {o}"))
-                    .collect::<String>()
-            ),
-            None => format!("Operating Mode     : embedded ({} MPM)", c.mpm.name()),
-        },
-        format!(
-            "Processes/Threads  : {} x {} (up to {} simultaneous requests)",
-            c.processes,
-            if c.mpm.name() == "prefork" {
-                1
-            } else {
-                c.threads
-            },
-            c.sizing.max_request_workers
-        ),
-    ]);
+    lines.push(format!("Control Script     : {}", c.apachectl.display()));
+    lines.push(format!("Application        : {app} at {}", c.mount_point));
+    lines.push(format!("Python Home        : {}", c.python_home.display()));
+    let plural = if c.processes == 1 {
+        "process"
+    } else {
+        "processes"
+    };
+    let capacity = format!(
+        "Request Capacity   : {} ({} {plural} * {} threads)",
+        c.processes.saturating_mul(c.threads),
+        c.processes,
+        c.threads
+    );
+    match &c.daemon {
+        Some(d) => {
+            lines.push("Operating Mode     : daemon".to_string());
+            lines.push(format!("Process Group      : {}", d.group));
+            lines.push(capacity);
+            lines.push(format!(
+                "Request Timeout    : {} (seconds)",
+                d.request_timeout
+            ));
+            if d.interrupt_timeout > 0 {
+                lines.push(format!(
+                    "Interrupt Timeout  : {} (seconds)",
+                    d.interrupt_timeout
+                ));
+            }
+            if d.startup_timeout > 0 {
+                lines.push(format!(
+                    "Startup Timeout    : {} (seconds)",
+                    d.startup_timeout
+                ));
+            }
+            lines.push(format!("Queue Backlog      : {} (connections)", d.backlog));
+            lines.push(format!(
+                "Queue Timeout      : {} (seconds)",
+                d.queue_timeout
+            ));
+            if d.reloader.is_some() {
+                lines.push(
+                    "Reload On Changes  : on (daemon processes restart when a loaded file changes)"
+                        .to_string(),
+                );
+            }
+        }
+        None => {
+            lines.push("Operating Mode     : embedded".to_string());
+            lines.push(capacity);
+        }
+    }
+    lines.push(format!(
+        "Server Capacity    : {} ({} MPM, {} child process(es) at most)",
+        c.sizing.max_request_workers,
+        c.mpm.name(),
+        c.sizing.server_limit
+    ));
+    lines.push(format!(
+        "Server Backlog     : {} (connections)",
+        c.server_backlog
+    ));
+    lines.push(format!("Locale Setting     : {}", c.locale));
     if let Some(r) = &c.run_as {
         lines.push(format!(
             "Run As             : user {} group {}",
             r.user, r.group
         ));
     }
-    lines.push(format!("Control Script     : {}", c.apachectl.display()));
     lines.join("\n") + "\n"
 }
 
 /// The Apache command `start-server` execs: `<httpd> -f <root>/httpd.conf
-/// -d <root> -DFOREGROUND`, with `LANG`/`LC_ALL` set to the locale.
+/// -d <root> -DFOREGROUND`, with `LANG`/`LC_ALL` set to the locale and
+/// argv\[0\] the process name (`--process-name`).
 pub fn httpd_command(c: &ServerConfig) -> Command {
     let mut cmd = Command::new(&c.httpd_executable);
+    if let Some(name) = &c.process_name {
+        cmd.arg0(name);
+    }
     cmd.arg("-f")
         .arg(&c.httpd_conf)
         .arg("-d")
@@ -292,5 +357,86 @@ mod tests {
             s.contains(&format!("Control Script     : {root}/apachectl")),
             "{s}"
         );
+        // mod_wsgi-express's lines, in its order.
+        let wanted = [
+            format!("Error Log File     : {root}/error_log (warn)"),
+            "Operating Mode     : daemon".into(),
+            "Process Group      : localhost:8123".into(),
+            "Request Capacity   : 5 (1 process * 5 threads)".into(),
+            "Request Timeout    : 60 (seconds)".into(),
+            "Startup Timeout    : 15 (seconds)".into(),
+            "Queue Backlog      : 100 (connections)".into(),
+            "Queue Timeout      : 45 (seconds)".into(),
+            "Server Capacity    : 10 (event MPM, 2 child process(es) at most)".into(),
+            "Server Backlog     : 500 (connections)".into(),
+            "Locale Setting     : C.UTF-8".into(),
+        ];
+        let mut at = 0;
+        for line in &wanted {
+            let found = s[at..].find(line.as_str());
+            assert!(found.is_some(), "{line:?} missing or out of order in\n{s}");
+            at += found.unwrap();
+        }
+        assert!(
+            !s.contains("Interrupt Timeout") && !s.contains("Reload On Changes"),
+            "{s}"
+        );
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--processes",
+                "2",
+                "--interrupt-timeout",
+                "4",
+                "--startup-timeout",
+                "0",
+                "--reload-on-changes",
+            ])
+            .unwrap();
+        let s = summary(&c);
+        assert!(
+            s.contains("Request Capacity   : 10 (2 processes * 5 threads)"),
+            "{s}"
+        );
+        assert!(s.contains("Interrupt Timeout  : 4 (seconds)"), "{s}");
+        assert!(!s.contains("Startup Timeout"), "{s}");
+        assert!(s.contains("Reload On Changes  : on"), "{s}");
+        let s = summary(&f.config(&["app.wsgi", "--embedded-mode"]).unwrap());
+        assert!(s.contains("Operating Mode     : embedded\nRequest Capacity   : 5 (1 process * 5 threads)\nServer Capacity"), "{s}");
+        assert!(
+            !s.contains("Queue") && !s.contains("Request Timeout"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn start_server_names_apache() {
+        let f = Fixture::new();
+        let c = f.config(&["app.wsgi"]).unwrap();
+        assert_eq!(httpd_command(&c).get_program(), f.path("httpd").as_os_str());
+        assert_eq!(c.process_name.as_deref(), Some("httpd (rwsgi-express)"));
+        let c = f
+            .config(&["app.wsgi", "--process-name", "my-site"])
+            .unwrap();
+        assert_eq!(c.process_name.as_deref(), Some("my-site"));
+    }
+
+    #[test]
+    fn python_eggs_directory_and_reloader_are_written() {
+        let f = Fixture::new();
+        let eggs = f.path("eggs");
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--reload-on-changes",
+                "--python-eggs",
+                eggs.to_str().unwrap(),
+            ])
+            .unwrap();
+        prepare_directories(&c).unwrap();
+        write_server_root(&c).unwrap();
+        assert!(eggs.is_dir());
+        let py = fs::read_to_string(f.path("root/reloader.py")).unwrap();
+        assert!(py.contains("signal.SIGINT"), "{py}");
     }
 }

@@ -9,7 +9,10 @@
 use std::ffi::OsString;
 
 /// Why a group of options is refused; printed in parentheses.
-const DAEMON: &str = "not implemented yet in rwsgi's daemon mode";
+const SERVICE: &str =
+    "managed service processes (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode";
+const DESTROY: &str =
+    "the module has no WSGIDestroyInterpreter: the interpreter is always destroyed";
 const HTTPS: &str = "HTTPS is not implemented";
 const DEBUG: &str = "debug mode is not implemented";
 const VHOST: &str = "name based virtual hosts are not implemented";
@@ -22,34 +25,12 @@ const OTHER: &str = "not implemented in rwsgi-express";
 /// Every refused mod_wsgi-express option (long name without `--`) with its
 /// reason. Sorted by theme; lookups are linear, the table is small.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    // Daemon processes and their tuning.
-    ("process-group", DAEMON),
-    ("startup-timeout", DAEMON),
-    ("restart-interval", DAEMON),
-    ("cpu-time-limit", DAEMON),
-    ("eviction-timeout", DAEMON),
-    ("deadlock-timeout", DAEMON),
-    ("inactivity-timeout", DAEMON),
-    ("ignore-activity", DAEMON),
-    ("interrupt-timeout", DAEMON),
-    ("queue-timeout", DAEMON),
-    ("daemon-backlog", DAEMON),
-    ("send-buffer-size", DAEMON),
-    ("receive-buffer-size", DAEMON),
-    ("header-buffer-size", DAEMON),
-    ("response-buffer-size", DAEMON),
-    ("response-socket-timeout", DAEMON),
-    ("reload-on-changes", DAEMON),
-    ("socket-prefix", DAEMON),
-    ("python-eggs", DAEMON),
-    ("service-script", DAEMON),
-    ("service-user", DAEMON),
-    ("service-group", DAEMON),
-    ("service-log-file", DAEMON),
-    ("initial-workers", DAEMON),
-    ("minimum-spare-workers", DAEMON),
-    ("maximum-spare-workers", DAEMON),
-    ("orphan-interpreter", OTHER),
+    // Managed services and interpreter teardown.
+    ("service-script", SERVICE),
+    ("service-user", SERVICE),
+    ("service-group", SERVICE),
+    ("service-log-file", SERVICE),
+    ("orphan-interpreter", DESTROY),
     // HTTPS and HTTP/2.
     ("https-port", HTTPS),
     ("ssl-port", HTTPS),
@@ -125,7 +106,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("setenv", OTHER),
     ("passenv", OTHER),
     ("shell-executable", OTHER),
-    ("process-name", OTHER),
     ("add-handler", OTHER),
     ("with-php5", OTHER),
     ("with-cgi", OTHER),
@@ -149,8 +129,8 @@ pub fn reason(name: &str) -> Option<&'static str> {
 /// a *supported* long option `--name` takes (0 for flags, `None` if unknown),
 /// so that an option's value is never mistaken for an option. Scanning stops
 /// at `--`. `--name=value` is recognised. Output: the message for the first
-/// refused option, e.g. `--queue-timeout is not supported yet (not
-/// implemented yet in rwsgi's daemon mode)`, or `None`.
+/// refused option, e.g. `--https-port is not supported yet (HTTPS is not
+/// implemented)`, or `None`.
 pub fn find_refused(
     args: &[OsString],
     values_of: impl Fn(&str) -> Option<usize>,
@@ -217,12 +197,19 @@ mod tests {
     }
 
     #[test]
-    fn refuses_daemon_options_with_reason() {
-        let msg = find_refused_for_cli(&os(&["start-server", "app.wsgi", "--queue-timeout", "30"]));
+    fn refuses_service_options_with_reason() {
+        let msg = find_refused_for_cli(&os(&[
+            "start-server",
+            "app.wsgi",
+            "--service-script",
+            "x",
+            "x.py",
+        ]));
         assert_eq!(
             msg.as_deref(),
             Some(
-                "--queue-timeout is not supported yet (not implemented yet in rwsgi's daemon mode)"
+                "--service-script is not supported yet (managed service processes \
+                 (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode)"
             )
         );
     }
@@ -234,10 +221,10 @@ mod tests {
             msg.as_deref(),
             Some("--https-port is not supported yet (HTTPS is not implemented)")
         );
-        let msg = find_refused_for_cli(&os(&["setup-server", "--reload-on-changes", "a.wsgi"]));
+        let msg = find_refused_for_cli(&os(&["setup-server", "--orphan-interpreter", "a.wsgi"]));
         assert!(msg
             .unwrap()
-            .starts_with("--reload-on-changes is not supported yet"));
+            .starts_with("--orphan-interpreter is not supported yet"));
         for opt in [
             "--enable-debugger",
             "--server-metrics",
@@ -251,9 +238,43 @@ mod tests {
     }
 
     #[test]
+    fn implemented_daemon_options_are_not_refused() {
+        for opt in [
+            "queue-timeout",
+            "startup-timeout",
+            "interrupt-timeout",
+            "deadlock-timeout",
+            "eviction-timeout",
+            "inactivity-timeout",
+            "restart-interval",
+            "cpu-time-limit",
+            "daemon-backlog",
+            "header-buffer-size",
+            "response-buffer-size",
+            "response-socket-timeout",
+            "send-buffer-size",
+            "receive-buffer-size",
+            "socket-prefix",
+            "process-group",
+            "python-eggs",
+            "ignore-activity",
+            "reload-on-changes",
+            "process-name",
+            "initial-workers",
+            "minimum-spare-workers",
+            "maximum-spare-workers",
+        ] {
+            assert_eq!(reason(opt), None, "--{opt}");
+        }
+    }
+
+    #[test]
     fn option_values_and_terminator_are_not_scanned() {
         // The value of --python-path happens to look like a refused option.
         let args = os(&["setup-server", "--python-path", "--debug-mode", "app.wsgi"]);
+        assert_eq!(find_refused_for_cli(&args), None);
+        // Nor that of a daemon option.
+        let args = os(&["setup-server", "--ignore-activity", "--http2", "app.wsgi"]);
         assert_eq!(find_refused_for_cli(&args), None);
         // Both values of --url-alias are skipped.
         let args = os(&["setup-server", "--url-alias", "/x", "--http2", "app.wsgi"]);

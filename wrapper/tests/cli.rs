@@ -104,11 +104,11 @@ fn http_get(port: u16, path: &str, deadline: Instant) -> Option<String> {
 
 #[test]
 fn refused_option_exits_1_with_reason() {
-    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--queue-timeout", "30"]));
+    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--https-port", "8443"]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim(),
-        "rwsgi-express: --queue-timeout is not supported yet (not implemented yet in rwsgi's daemon mode)"
+        "rwsgi-express: --https-port is not supported yet (HTTPS is not implemented)"
     );
 }
 
@@ -266,6 +266,34 @@ fn apache_accepts_generated_config() {
             "--access-log-format",
             "%h %>s \"%r\"",
             "--access-log",
+        ],
+        // Daemon options; the spare-worker fractions reach the MPM.
+        &[
+            "app.wsgi",
+            "--max-clients",
+            "40",
+            "--initial-workers",
+            "0.5",
+            "--minimum-spare-workers",
+            "0.25",
+            "--maximum-spare-workers",
+            "0.75",
+            "--queue-timeout",
+            "30",
+            "--process-group",
+            "site",
+            "--reload-on-changes",
+            "--ignore-activity",
+            "/health",
+        ],
+        &[
+            "app.wsgi",
+            "--server-mpm",
+            "prefork",
+            "--initial-workers",
+            "0.1",
+            "--maximum-spare-workers",
+            "0.2",
         ],
     ];
     for extra in variants {
