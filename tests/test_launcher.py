@@ -111,7 +111,8 @@ def test_module_config(binaries):
     assert Path(m.group(1)).exists(), f"module path {m.group(1)} does not exist"
 
 
-@pytest.mark.parametrize("option", [["--reload-on-changes"]])
+@pytest.mark.parametrize("option", [["--orphan-interpreter"], ["--service-script", "svc", "svc.py"],
+                                    ["--https-port", "8443"]])
 def test_unsupported_option_refused(binaries, ws, hello, option):
     root = ws.new_dir("unsupported")
     proc = run([express_path(), "setup-server", hello, "--port", str(free_port()),
