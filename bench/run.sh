@@ -3,10 +3,14 @@
 # gunicorn and granian. See docs/performance.md.
 #
 #   bash bench/run.sh            full run: bench/results/<timestamp>.{json,txt}
-#                                and docs/performance.md (about 25 minutes)
-#   bash bench/run.sh --smoke    2-second runs, one round, small callgrind;
-#                                saves nothing (CI: about 3 minutes)
+#                                and docs/performance.md (about 30 minutes)
+#   bash bench/run.sh --smoke    1-second runs, one round, small callgrind
+#                                (2 valgrind sessions at a time); saves
+#                                nothing (CI: about 2 minutes)
 #   bash bench/run.sh --help     every option of bench/bench.py
+#
+# The daemon-mode soak test, bench/soak.py, is not run from here (nor in CI):
+# after this script has made the virtualenv, `python3 bench/soak.py --help`.
 #
 # Installs what it needs: the benchmark virtualenv (RWSGI_BENCH_VENV, default
 # /var/tmp/rwsgi-bench-venv, on /usr/bin/python3.11 and world-readable since
