@@ -285,11 +285,11 @@ def test_daemons_end_with_a_killed_parent(servers, ws):
                 pass
 
 
-def start_with_daemon_options(servers, ws, name, options, args=()):
+def start_with_daemon_options(servers, ws, name, options, args=(), script=None):
     """A daemon-mode server whose WSGIDaemonProcess line carries `options`
     (the module's directive, whatever rwsgi-express passes), replacing
     those of the same name."""
-    srv = servers.create(name, ws.apps / "daemon" / "app.wsgi", "event",
+    srv = servers.create(name, script or ws.apps / "daemon" / "app.wsgi", "event",
                          ["--log-level", "info", *args], mode="daemon")
     srv.setup()
     conf = srv.root / "httpd.conf"

@@ -34,6 +34,8 @@ pub enum ExitCode {
     Normal = 0,
     /// Could not take the group's identity or start Python.
     Startup = 3,
+    /// The GIL could not be taken for deadlock-timeout.
+    Deadlock = 4,
 }
 
 fn log(msg: &str) {
@@ -80,6 +82,7 @@ pub unsafe fn run(
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGXCPU,
     ] {
         mask.add(sig);
     }
@@ -145,6 +148,14 @@ pub unsafe fn run(
     let Ok(rt) = python::runtime() else {
         exit(slot, ExitCode::Startup)
     };
+    if let Some(interval) = group.config.switch_interval {
+        if let Err(e) = python::set_switch_interval(rt, interval.as_secs_f64()) {
+            log(&format!(
+                "RWSGI0043: daemon process of group {name:?}: sys.setswitchinterval({}) failed: {e}",
+                interval.as_secs_f64()
+            ));
+        }
+    }
     apache::log_s(
         server,
         Level::Info,
@@ -164,22 +175,50 @@ pub unsafe fn run(
     let pool = Arc::new(Pool::new(&group));
     for worker in 0..group.config.threads.max(1) as usize {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
-        std::thread::spawn(move || pool.work(worker, &cx));
+        let mut builder = std::thread::Builder::new().name(format!("wsgi-{worker}"));
+        if let Some(size) = group.config.stack_size {
+            // mod_wsgi WSGIDaemonProcess stack-size: of each request thread.
+            builder = builder.stack_size(size as usize);
+        }
+        if let Err(e) = builder.spawn(move || pool.work(worker, &cx)) {
+            log(&format!(
+                "RWSGI0043: daemon process of group {name:?} cannot start request thread {worker}: {e}"
+            ));
+            exit(slot, ExitCode::Startup);
+        }
     }
     {
         let pool = Arc::clone(&pool);
         std::thread::spawn(move || pool.poll());
     }
-    if !group.config.request_timeout.is_zero() {
+    {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         std::thread::spawn(move || super::watchdog::watch(&pool, &cx));
     }
-    let _ = mask.wait();
-    // maximum-requests drains within graceful-timeout; a stop, a restart or
-    // a request-timeout within shutdown-timeout.
+    if mask.wait() == Ok(Signal::SIGXCPU) {
+        apache::log_s(
+            server,
+            Level::Info,
+            0,
+            &format!(
+                "RWSGI0053: daemon process {} of group {name:?} used cpu-time-limit ({} s of CPU); replacing it",
+                std::process::id(),
+                group.config.cpu_time_limit.as_secs()
+            ),
+        );
+        let _ = pool.recycle.compare_exchange(
+            Recycle::NONE,
+            Recycle::CPU_TIME,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+    // A recycle on the process's own initiative drains within
+    // graceful-timeout; a stop, a restart or a request-timeout within
+    // shutdown-timeout.
     let drain = match pool.recycle.load(Ordering::SeqCst) {
-        Recycle::MAX_REQUESTS => group.config.graceful_timeout,
-        _ => group.config.shutdown_timeout,
+        Recycle::NONE | Recycle::REQUEST_TIMEOUT => group.config.shutdown_timeout,
+        _ => group.config.graceful_timeout,
     };
     pool.shutdown(drain);
     python::shutdown();
@@ -196,6 +235,14 @@ impl Recycle {
     pub const MAX_REQUESTS: u8 = 1;
     /// A request ran longer than `request-timeout`.
     pub const REQUEST_TIMEOUT: u8 = 2;
+    /// No request for `inactivity-timeout`.
+    pub const INACTIVITY: u8 = 3;
+    /// It ran for `restart-interval`.
+    pub const RESTART_INTERVAL: u8 = 4;
+    /// Its WSGI script kept failing to load for `startup-timeout`.
+    pub const STARTUP: u8 = 5;
+    /// It used `cpu-time-limit` seconds of CPU (SIGXCPU).
+    pub const CPU_TIME: u8 = 6;
 }
 
 /// Ends this daemon process gracefully for `why` (a [`Recycle`] value): the
@@ -263,7 +310,7 @@ unsafe fn set_title(title: &str) {
     std::ptr::write_bytes(first.add(n), 0, room + 1 - n);
 }
 
-fn resolve_user(p: &Principal) -> Result<nix::unistd::User, String> {
+pub fn resolve_user(p: &Principal) -> Result<nix::unistd::User, String> {
     let found = match p {
         Principal::Name(n) => nix::unistd::User::from_name(n),
         Principal::Id(id) => nix::unistd::User::from_uid(Uid::from_raw(*id)),
@@ -327,6 +374,26 @@ unsafe fn take_identity(group: &Group) -> Result<(), String> {
             group.config.name
         ));
     }
+    let c = &group.config;
+    if c.cpu_priority != 0 {
+        // mod_wsgi cpu-priority; a negative one needs root, so before the
+        // user changes.
+        if libc::setpriority(libc::PRIO_PROCESS, 0, c.cpu_priority) != 0 {
+            return Err(format!(
+                "setpriority({}): {}",
+                c.cpu_priority,
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    set_limits(c)?;
+    if let Some(dir) = &c.chroot {
+        if !Uid::effective().is_root() {
+            return Err(format!("chroot={dir:?} needs Apache to start as root"));
+        }
+        nix::unistd::chroot(dir.as_str()).map_err(|e| format!("chroot({dir:?}): {e}"))?;
+        std::env::set_current_dir("/").map_err(|e| format!("chdir(/) in {dir:?}: {e}"))?;
+    }
     if Uid::effective().is_root() {
         let mut gids = vec![gid];
         for g in &group.config.supplementary_groups {
@@ -356,10 +423,54 @@ unsafe fn take_identity(group: &Group) -> Result<(), String> {
         }
         let _ = std::env::set_current_dir("/");
     }
+    // mod_wsgi lang= / locale=: before Python starts, which reads them.
+    if let Some(lang) = &c.lang {
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &c.locale {
+        std::env::set_var("LC_ALL", locale);
+        if let Ok(l) = std::ffi::CString::new(locale.as_str()) {
+            if libc::setlocale(libc::LC_ALL, l.as_ptr()).is_null() {
+                return Err(format!(
+                    "locale={locale:?} is not available (setlocale failed)"
+                ));
+            }
+        }
+    }
+    if let Some(eggs) = &c.python_eggs {
+        std::env::set_var("PYTHON_EGG_CACHE", eggs);
+    }
     std::env::set_var("HOME", &user.dir);
     std::env::set_var("USER", &user.name);
     std::env::set_var("LOGNAME", &user.name);
     Ok(())
+}
+
+/// The resource limits of mod_wsgi's WSGIDaemonProcess: memory-limit
+/// (`RLIMIT_DATA`, bytes), virtual-memory-limit (`RLIMIT_AS`, bytes),
+/// cpu-time-limit (`RLIMIT_CPU` soft limit, seconds: SIGXCPU then, which
+/// recycles the process). Hard limits stay as they are.
+fn set_limits(c: &rwsgi_core::daemon_config::DaemonProcess) -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let set = |res: Resource, what: &str, soft: u64| -> Result<(), String> {
+        if soft == 0 {
+            return Ok(());
+        }
+        let (_, hard) = getrlimit(res).map_err(|e| format!("getrlimit for {what}: {e}"))?;
+        setrlimit(res, soft.min(hard), hard).map_err(|e| format!("{what}={soft}: {e}"))
+    };
+    set(Resource::RLIMIT_DATA, "memory-limit", c.memory_limit)?;
+    set(
+        Resource::RLIMIT_AS,
+        "virtual-memory-limit",
+        c.virtual_memory_limit,
+    )?;
+    // At least a second: a sub-second limit is not "no limit".
+    let cpu = match c.cpu_time_limit.as_secs() {
+        0 if !c.cpu_time_limit.is_zero() => 1,
+        n => n,
+    };
+    set(Resource::RLIMIT_CPU, "cpu-time-limit", cpu)
 }
 
 /// The connections of a daemon process and the threads serving them.
@@ -391,6 +502,15 @@ pub struct Pool {
     pub active: Mutex<Vec<Option<(Instant, SharedConn)>>>,
     /// Requests served (for maximum-requests).
     done: std::sync::atomic::AtomicU64,
+    /// Per worker: its thread's `pthread_self()` (Python's thread ident).
+    idents: Vec<std::sync::atomic::AtomicU64>,
+    /// When the last request started or ended (inactivity-timeout).
+    last_activity: Mutex<Instant>,
+    /// uid besides Apache's children (and root) allowed to connect:
+    /// `socket-user`.
+    socket_uid: Option<u32>,
+    receive_buffer: Option<u32>,
+    send_buffer: Option<u32>,
     maximum_requests: u64,
     /// Why the process ends itself, a [`Recycle`] value.
     pub recycle: std::sync::atomic::AtomicU8,
@@ -428,6 +548,18 @@ impl Pool {
             limits: super::limits(&group.config),
             active: Mutex::new(vec![None; group.config.threads.max(1) as usize]),
             done: std::sync::atomic::AtomicU64::new(0),
+            idents: (0..group.config.threads.max(1))
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            last_activity: Mutex::new(Instant::now()),
+            socket_uid: group
+                .config
+                .socket_user
+                .as_ref()
+                .and_then(|p| resolve_user(p).ok())
+                .map(|u| u.uid.as_raw()),
+            receive_buffer: group.config.receive_buffer_size,
+            send_buffer: group.config.send_buffer_size,
             maximum_requests: group.config.maximum_requests as u64,
             recycle: std::sync::atomic::AtomicU8::new(Recycle::NONE),
         }
@@ -440,6 +572,33 @@ impl Pool {
         let _ = self
             .epoll
             .modify(bfd, &mut EpollEvent::new(flags, fd as u64));
+    }
+
+    /// The Python thread ident of `worker`'s thread (0 before it ran).
+    pub fn thread_ident(&self, worker: usize) -> u64 {
+        self.idents
+            .get(worker)
+            .map(|a| a.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// How long no request has run, or `None` while one runs or waits.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        if self.busy.load(Ordering::SeqCst) > 0 || !q.is_empty() {
+            return None;
+        }
+        drop(q);
+        Some(
+            self.last_activity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed(),
+        )
+    }
+
+    fn touch(&self) {
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     /// Threads free for one more request, given the queue (locked).
@@ -567,7 +726,7 @@ impl Pool {
             };
             let peer = getsockopt(&stream, sockopt::PeerCredentials);
             let uid = peer.as_ref().map(|c| c.uid()).unwrap_or(u32::MAX);
-            if uid != self.child_uid && uid != 0 {
+            if uid != self.child_uid && uid != 0 && Some(uid) != self.socket_uid {
                 let pid = peer.map(|c| c.pid()).unwrap_or(0);
                 log(&format!(
                     "RWSGI0045: daemon process {} of group {:?} refused a connection from uid {uid} (pid {pid}): only Apache's children (uid {}) may connect",
@@ -578,6 +737,13 @@ impl Pool {
                 continue;
             }
             let _ = stream.set_nonblocking(false);
+            // mod_wsgi receive-buffer-size / send-buffer-size.
+            if let Some(n) = self.receive_buffer {
+                let _ = setsockopt(&stream, sockopt::RcvBuf, &(n as usize));
+            }
+            if let Some(n) = self.send_buffer {
+                let _ = setsockopt(&stream, sockopt::SndBuf, &(n as usize));
+            }
             let t = Some(self.socket_timeout).filter(|t| !t.is_zero());
             let _ = stream.set_read_timeout(t);
             let _ = stream.set_write_timeout(t);
@@ -609,6 +775,9 @@ impl Pool {
     /// A worker thread (number `worker`): serves requests from readable
     /// connections.
     fn work(&self, worker: usize, cx: &Context) {
+        // SAFETY: pthread_self has no preconditions.
+        let ident = unsafe { libc::pthread_self() } as u64;
+        self.idents[worker].store(ident, Ordering::Relaxed);
         loop {
             let fd = {
                 let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
@@ -654,7 +823,9 @@ impl Pool {
                 }
                 self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] =
                     Some((Instant::now(), Arc::clone(&conn)));
+                self.touch();
                 let served = serve::serve_one(&conn, cx);
+                self.touch();
                 self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
                 let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.maximum_requests > 0 && done == self.maximum_requests {

@@ -237,50 +237,11 @@ pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'stat
             out.push(name)
         }
     };
-    check(d.lang != def.lang, "lang");
-    check(d.locale != def.locale, "locale");
-    check(d.chroot != def.chroot, "chroot");
     check(d.script_user != def.script_user, "script-user");
     check(d.script_group != def.script_group, "script-group");
-    check(d.python_eggs != def.python_eggs, "python-eggs");
-    check(d.switch_interval != def.switch_interval, "switch-interval");
-    check(
-        d.restart_interval != def.restart_interval,
-        "restart-interval",
-    );
-    check(
-        d.inactivity_timeout != def.inactivity_timeout,
-        "inactivity-timeout",
-    );
-    check(
-        d.interrupt_timeout != def.interrupt_timeout,
-        "interrupt-timeout",
-    );
-    check(
-        d.deadlock_timeout != def.deadlock_timeout,
-        "deadlock-timeout",
-    );
-    check(d.startup_timeout != def.startup_timeout, "startup-timeout");
     check(
         d.eviction_timeout != def.eviction_timeout,
         "eviction-timeout",
-    );
-    check(d.socket_user != def.socket_user, "socket-user");
-    check(d.cpu_time_limit != def.cpu_time_limit, "cpu-time-limit");
-    check(d.cpu_priority != def.cpu_priority, "cpu-priority");
-    check(d.memory_limit != def.memory_limit, "memory-limit");
-    check(
-        d.virtual_memory_limit != def.virtual_memory_limit,
-        "virtual-memory-limit",
-    );
-    check(d.stack_size != def.stack_size, "stack-size");
-    check(
-        d.receive_buffer_size != def.receive_buffer_size,
-        "receive-buffer-size",
-    );
-    check(
-        d.send_buffer_size != def.send_buffer_size,
-        "send-buffer-size",
     );
     check(
         d.response_buffer_size != def.response_buffer_size,
@@ -321,7 +282,14 @@ pub unsafe fn start(
         .to_string();
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create socket directory {dir:?}: {e}"))?;
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+    // Only Apache's child user may enter; with a socket-user, others may
+    // pass through (not list) to reach their own 0600 socket.
+    let mode = if daemons.iter().any(|d| d.socket_user.is_some()) {
+        0o711
+    } else {
+        0o700
+    };
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
         .map_err(|e| format!("chmod {dir:?}: {e}"))?;
     std::os::unix::fs::chown(&dir, Some(child_uid), Some(child_gid))
         .map_err(|e| format!("chown {dir:?}: {e}"))?;
@@ -352,7 +320,15 @@ pub unsafe fn start(
             })
             .collect();
         let path = std::path::PathBuf::from(format!("{dir}/{}.{safe}.sock", std::process::id()));
-        let fd = bind_socket(&path, d.listen_backlog, child_uid, child_gid)
+        // socket-user (mod_wsgi): the socket's owner, when Apache's children
+        // run as another user than `User` (mod_ruid2, ITK ...).
+        let owner = match &d.socket_user {
+            Some(p) => process::resolve_user(p)
+                .map(|u| u.uid.as_raw())
+                .map_err(|e| format!("WSGIDaemonProcess {:?}: socket-user: {e}", d.name))?,
+            None => child_uid,
+        };
+        let fd = bind_socket(&path, d.listen_backlog, owner, child_gid)
             .map_err(|e| format!("WSGIDaemonProcess {:?}: {e}", d.name))?;
         groups.push(Arc::new(Group {
             socket_timeout: d.socket_timeout_or(apache_timeout),

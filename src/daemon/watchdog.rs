@@ -1,17 +1,29 @@
-//! `request-timeout` (mod_wsgi WSGIDaemonProcess request-timeout): a thread
-//! of each daemon process that watches how long its requests run. When one
-//! runs longer, it writes the Python stack of every thread of the process
-//! to the error log (as `faulthandler.dump_traceback(all_threads=True)`),
-//! answers that request with a 504 through the Apache child, and has the
-//! process replaced: the other requests get `shutdown-timeout` to finish.
+//! The monitor thread of each daemon process: the limits of mod_wsgi's
+//! `WSGIDaemonProcess` that end a process, checked a few times a second.
+//!
+//! - `request-timeout`: a request ran longer. The Python stack of every
+//!   thread goes to the error log (as `faulthandler.dump_traceback`), the
+//!   request is answered 504 through the Apache child; with
+//!   `interrupt-timeout`, `mod_wsgi.RequestTimeout` is raised in its thread
+//!   and the process lives on if the request ends within that time;
+//!   otherwise the process is replaced (the others get `shutdown-timeout`).
+//! - `inactivity-timeout`: no request for that long: replaced.
+//! - `restart-interval`: the process is that old: replaced gracefully.
+//! - `startup-timeout`: the WSGI script keeps failing to load for that long
+//!   since the first failure: replaced (a fresh interpreter may succeed).
+//! - `deadlock-timeout`: a second thread takes the GIL every second; when
+//!   it could not for that long, the stacks are logged and the process
+//!   exits at once (a deadlocked interpreter cannot drain).
 
-use super::process::{recycle, Pool, Recycle};
+use super::process::{recycle, ExitCode, Pool, Recycle};
 use super::serve::Context;
 use crate::apache::{self, Level};
+use crate::python::{self, GilGuard};
 use rwsgi_core::wire::{Encoder, FailReason};
 use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 extern "C" {
     /// CPython's faulthandler core (exported): writes the traceback of
@@ -23,53 +35,184 @@ extern "C" {
     ) -> *const std::ffi::c_char;
 }
 
-/// Runs until the process recycles itself; returns after one timeout.
+fn log(cx: &Context, level: Level, msg: &str) {
+    apache::log_s(cx.server, level, 0, msg);
+}
+
+fn log_stacks(cx: &Context, id: &str) {
+    for line in stacks(cx) {
+        log(cx, Level::Error, &format!("{id}: {line}"));
+    }
+}
+
+/// Milliseconds since `base`, for the GIL ticker's timestamp.
+fn ms_since(base: Instant) -> u64 {
+    base.elapsed().as_millis() as u64
+}
+
+/// A request timed out and was interrupted: which worker, which request
+/// (its start), and when.
+struct Interrupted {
+    worker: usize,
+    started: Instant,
+    at: Instant,
+}
+
+/// Runs until the process recycles itself (it returns then) or exits it
+/// (deadlock).
 pub fn watch(pool: &Pool, cx: &Context) {
-    let limit = cx.group.config.request_timeout;
-    let tick = (limit / 10).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let c = &cx.group.config;
+    let base = Instant::now();
+    let gil_tick = std::sync::Arc::new(AtomicU64::new(0));
+    if !c.deadlock_timeout.is_zero() {
+        let tick = std::sync::Arc::clone(&gil_tick);
+        std::thread::spawn(move || {
+            let Ok(rt) = python::runtime() else { return };
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                drop(GilGuard::acquire(rt));
+                tick.store(ms_since(base), Ordering::Relaxed);
+            }
+        });
+    }
+    let mut interrupted: Option<Interrupted> = None;
+    let pid = std::process::id();
+    let group = &c.name;
     loop {
-        std::thread::sleep(tick);
-        if pool.recycle.load(std::sync::atomic::Ordering::SeqCst) != Recycle::NONE {
+        std::thread::sleep(Duration::from_millis(100));
+        if pool.recycle.load(Ordering::SeqCst) != Recycle::NONE {
             return;
         }
-        let overdue = pool
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .flatten()
-            .find(|(since, _)| since.elapsed() > limit)
-            .map(|(since, conn)| (since.elapsed(), conn.clone()));
-        let Some((ran, conn)) = overdue else { continue };
-        let pid = std::process::id();
-        let group = &cx.group.config.name;
-        apache::log_s(
-            cx.server,
-            Level::Error,
-            0,
-            &format!(
-                "RWSGI0036: a request in daemon process {pid} of group {group:?} has run {:.1} s, longer than request-timeout ({} s); the stacks of its threads follow, then the process is replaced",
-                ran.as_secs_f64(),
-                limit.as_secs()
-            ),
-        );
-        for line in stacks(cx) {
-            apache::log_s(cx.server, Level::Error, 0, &format!("RWSGI0036: {line}"));
-        }
-        // Answer the hung request now (504), unless its thread is in the
-        // middle of a write; then socket-timeout ends it on the other side.
-        if let Ok(mut st) = conn.try_lock() {
-            let mut e = Encoder::new();
-            e.failed(
-                FailReason::Timeout,
-                format!("request ran {:.1} s", ran.as_secs_f64()).as_bytes(),
+        // deadlock-timeout
+        if !c.deadlock_timeout.is_zero() {
+            let held = Duration::from_millis(
+                ms_since(base).saturating_sub(gil_tick.load(Ordering::Relaxed)),
             );
-            let _ = st.conn.write_all(&e.buf);
-            st.broken = true;
+            if held > c.deadlock_timeout + Duration::from_secs(1) {
+                log(cx, Level::Error, &format!(
+                    "RWSGI0055: daemon process {pid} of group {group:?} could not take the Python GIL for {:.0} s, longer than deadlock-timeout ({} s): the interpreter is deadlocked or a C extension holds the GIL; the stacks of its threads follow, then the process exits and is replaced",
+                    held.as_secs_f64(), c.deadlock_timeout.as_secs()));
+                log_stacks(cx, "RWSGI0055");
+                super::supervisor::mark_current_exit(ExitCode::Deadlock as i32);
+                // SAFETY: ends the process at once; nothing can drain.
+                unsafe { libc::_exit(ExitCode::Deadlock as i32) };
+            }
         }
-        recycle(pool, Recycle::REQUEST_TIMEOUT);
-        return;
+        // request-timeout (and interrupt-timeout)
+        if let Some(i) = &interrupted {
+            let still = pool.active.lock().unwrap_or_else(|e| e.into_inner())[i.worker]
+                .as_ref()
+                .is_some_and(|(since, _)| *since == i.started);
+            if !still {
+                log(cx, Level::Info, &format!(
+                    "RWSGI0036: the interrupted request in daemon process {pid} of group {group:?} ended within interrupt-timeout; the process keeps serving"));
+                interrupted = None;
+            } else if i.at.elapsed() > c.interrupt_timeout {
+                log(cx, Level::Error, &format!(
+                    "RWSGI0036: the interrupted request in daemon process {pid} of group {group:?} did not end within interrupt-timeout ({} s); the process is replaced",
+                    c.interrupt_timeout.as_secs()));
+                recycle(pool, Recycle::REQUEST_TIMEOUT);
+                return;
+            }
+        } else if !c.request_timeout.is_zero() {
+            if let Some(i) = request_timeout(pool, cx) {
+                interrupted = Some(i);
+            }
+            if pool.recycle.load(Ordering::SeqCst) != Recycle::NONE {
+                return;
+            }
+        }
+        // restart-interval
+        if !c.restart_interval.is_zero() && base.elapsed() > c.restart_interval {
+            log(cx, Level::Info, &format!(
+                "RWSGI0053: daemon process {pid} of group {group:?} has run for restart-interval ({} s); replacing it",
+                c.restart_interval.as_secs()));
+            recycle(pool, Recycle::RESTART_INTERVAL);
+            return;
+        }
+        // inactivity-timeout
+        if !c.inactivity_timeout.is_zero() {
+            if let Some(idle) = pool.idle_for() {
+                if idle > c.inactivity_timeout {
+                    log(cx, Level::Info, &format!(
+                        "RWSGI0053: daemon process {pid} of group {group:?} had no request for inactivity-timeout ({} s); replacing it",
+                        c.inactivity_timeout.as_secs()));
+                    recycle(pool, Recycle::INACTIVITY);
+                    return;
+                }
+            }
+        }
+        // startup-timeout
+        if !c.startup_timeout.is_zero() {
+            if let Some((since, script)) = python::load_failing_since() {
+                if since.elapsed() > c.startup_timeout {
+                    log(cx, Level::Error, &format!(
+                        "RWSGI0052: daemon process {pid} of group {group:?} could not load {script:?} within startup-timeout ({} s) of the first failure (the RWSGI0010/RWSGI0012 lines above have the traceback); replacing it with a fresh interpreter",
+                        c.startup_timeout.as_secs()));
+                    recycle(pool, Recycle::STARTUP);
+                    return;
+                }
+            }
+        }
     }
+}
+
+/// Checks for a request running past request-timeout: logs it with the
+/// stacks, answers it 504, and either interrupts it (interrupt-timeout:
+/// returned) or recycles the process.
+fn request_timeout(pool: &Pool, cx: &Context) -> Option<Interrupted> {
+    let c = &cx.group.config;
+    let limit = c.request_timeout;
+    let overdue = pool
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .enumerate()
+        .find_map(|(w, a)| {
+            a.as_ref()
+                .filter(|(since, _)| since.elapsed() > limit)
+                .map(|(since, conn)| (w, *since, conn.clone()))
+        });
+    let (worker, since, conn) = overdue?;
+    let ran = since.elapsed();
+    let pid = std::process::id();
+    let group = &c.name;
+    let then = if c.interrupt_timeout.is_zero() {
+        "then the process is replaced".to_string()
+    } else {
+        format!(
+            "then mod_wsgi.RequestTimeout is raised in its thread, which has interrupt-timeout ({} s) to end",
+            c.interrupt_timeout.as_secs()
+        )
+    };
+    log(cx, Level::Error, &format!(
+        "RWSGI0036: a request in daemon process {pid} of group {group:?} has run {:.1} s, longer than request-timeout ({} s); the stacks of its threads follow, {then}",
+        ran.as_secs_f64(), limit.as_secs()));
+    log_stacks(cx, "RWSGI0036");
+    // Answer the hung request now (504), unless its thread is in the
+    // middle of a write; then socket-timeout ends it on the other side.
+    if let Ok(mut st) = conn.try_lock() {
+        let mut e = Encoder::new();
+        e.failed(
+            FailReason::Timeout,
+            format!("request ran {:.1} s", ran.as_secs_f64()).as_bytes(),
+        );
+        let _ = st.conn.write_all(&e.buf);
+        st.broken = true;
+    }
+    if !c.interrupt_timeout.is_zero() {
+        let ident = pool.thread_ident(worker);
+        if ident != 0 && python::interrupt_thread(cx.rt, ident, "RequestTimeout") {
+            return Some(Interrupted {
+                worker,
+                started: since,
+                at: Instant::now(),
+            });
+        }
+    }
+    recycle(pool, Recycle::REQUEST_TIMEOUT);
+    None
 }
 
 /// The traceback of every Python thread of this process, line by line.

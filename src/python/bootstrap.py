@@ -102,6 +102,16 @@ def add_python_path(paths):
 # wsgi.errors (mod_wsgi.Log, one per request) is a text stream.
 io.TextIOBase.register(mod_wsgi.Log)
 
+class RequestTimeout(BaseException):
+    """Raised in a request's thread when it ran longer than request-timeout
+    and the group has interrupt-timeout (mod_wsgi WSGIDaemonProcess
+    interrupt-timeout). A BaseException, so `except Exception` in the
+    application does not swallow it."""
+
+
+RequestTimeout.__module__ = "mod_wsgi"
+mod_wsgi.RequestTimeout = RequestTimeout
+
 # In a daemon process, os._exit(n) must read as an exit with status n, not
 # as signal n (the Apache parent is told only the number).
 _os_exit = os._exit

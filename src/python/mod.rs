@@ -580,6 +580,65 @@ struct ScriptEntry {
 unsafe impl Send for ScriptEntry {}
 
 static SCRIPTS: Mutex<Option<HashMap<String, ScriptEntry>>> = Mutex::new(None);
+/// Since when loading WSGI scripts fails (first failure), and which script
+/// failed; cleared by a successful load.
+static LOAD_FAILING: Mutex<Option<(std::time::Instant, String)>> = Mutex::new(None);
+
+/// Since when WSGI scripts have failed to load without a success since
+/// (mod_wsgi WSGIDaemonProcess startup-timeout starts at the first failure),
+/// and the script that failed first; `None` when the last load succeeded or
+/// none was tried.
+pub fn load_failing_since() -> Option<(std::time::Instant, String)> {
+    LOAD_FAILING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// `sys.setswitchinterval(seconds)` (mod_wsgi WSGIDaemonProcess
+/// switch-interval). Errors: Python's exception text.
+pub fn set_switch_interval(rt: &Runtime, seconds: f64) -> Result<(), String> {
+    let _gil = GilGuard::acquire(rt);
+    // SAFETY: GIL held; the argument is a float object we own.
+    unsafe {
+        let arg = Owned::new(PyFloat_FromDouble(seconds)).ok_or("PyFloat_FromDouble failed")?;
+        let sys = Owned::new(PyImport_ImportModule(c"sys".as_ptr())).ok_or("no sys module")?;
+        let r = PyObject_CallMethodOneArg(
+            sys.as_ptr(),
+            object::str_from("setswitchinterval").as_ptr(),
+            arg.as_ptr(),
+        );
+        if r.is_null() {
+            return Err(take_exception_text(None).unwrap_or_default());
+        }
+        Py_DECREF(r);
+    }
+    Ok(())
+}
+
+/// Raises `exc_name` (an attribute of the `mod_wsgi` module, an exception
+/// class) asynchronously in the Python thread `ident` (`threading.get_ident()`,
+/// which is `pthread_self()` on Linux), as mod_wsgi's interrupt-timeout does
+/// with `PyThreadState_SetAsyncExc`. Returns whether a thread was found.
+pub fn interrupt_thread(rt: &Runtime, ident: u64, exc_name: &str) -> bool {
+    let _gil = GilGuard::acquire(rt);
+    // SAFETY: GIL held.
+    unsafe {
+        let m = PyImport_ImportModule(c"mod_wsgi".as_ptr());
+        let Some(m) = Owned::new(m) else {
+            PyErr_Clear();
+            return false;
+        };
+        let Ok(name) = CString::new(exc_name) else {
+            return false;
+        };
+        let Some(exc) = Owned::new(PyObject_GetAttrString(m.as_ptr(), name.as_ptr())) else {
+            PyErr_Clear();
+            return false;
+        };
+        PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) == 1
+    }
+}
 static LOADING: Mutex<()> = Mutex::new(());
 
 /// The module object of WSGI script `path`, loading it on first use and
@@ -619,8 +678,12 @@ unsafe fn load_script_locked(
 ) -> Result<Owned, String> {
     let mtime = mtime.unwrap_or_else(|| file_mtime_us(path));
     let p = object::str_from(path);
-    let module = Owned::new(PyObject_CallOneArg(rt.load_script.as_ptr(), p.as_ptr()))
-        .ok_or_else(|| format!("failed to exec Python script file {path:?}"))?;
+    let Some(module) = Owned::new(PyObject_CallOneArg(rt.load_script.as_ptr(), p.as_ptr())) else {
+        let mut failing = LOAD_FAILING.lock().unwrap_or_else(|e| e.into_inner());
+        failing.get_or_insert_with(|| (std::time::Instant::now(), path.to_string()));
+        return Err(format!("failed to exec Python script file {path:?}"));
+    };
+    *LOAD_FAILING.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let mut guard = SCRIPTS.lock().unwrap_or_else(|e| e.into_inner());
     let old = guard.get_or_insert_with(HashMap::new).insert(
         path.to_string(),

@@ -19,12 +19,41 @@ def application(environ, start_response):
         ctypes.string_at(0)
     elif path == "/exit":
         os._exit(int(q.get("code", "7")))
+    elif path == "/cpu":
+        # Burns CPU for t seconds of process CPU time.
+        end = time.process_time() + float(q.get("t", "1"))
+        while time.process_time() < end:
+            pass
+    elif path == "/gil-sleep":
+        # libc's sleep through PyDLL: the GIL stays held.
+        ctypes.PyDLL(None).sleep(int(q.get("t", "1")))
+    elif path == "/alloc":
+        try:
+            block = bytearray(int(q.get("mb", "1")) << 20)
+            del block
+        except MemoryError:
+            start_response("507 Insufficient Storage", [("Content-Type", "text/plain")])
+            return [b"MemoryError"]
+    elif path == "/interruptible":
+        # Short sleeps: an exception raised from another thread is seen
+        # between bytecodes, not inside one long blocking call.
+        try:
+            end = time.monotonic() + float(q.get("t", "30"))
+            while time.monotonic() < end:
+                time.sleep(0.05)
+        except BaseException as e:
+            with open(q["mark"], "w") as f:
+                f.write(type(e).__module__ + "." + type(e).__name__)
+            raise
     body = json.dumps({
         "pid": os.getpid(),
         "uid": os.getuid(),
         "cwd": os.getcwd(),
         "group": environ.get("mod_wsgi.process_group"),
         "multithread": environ["wsgi.multithread"],
+        "env": {k: os.environ.get(k) for k in ("LANG", "LC_ALL", "PYTHON_EGG_CACHE")},
+        "priority": os.getpriority(os.PRIO_PROCESS, 0),
+        "switch_interval": __import__("sys").getswitchinterval(),
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])

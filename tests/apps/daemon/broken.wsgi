@@ -1,0 +1,2 @@
+# A WSGI script whose import fails (for startup-timeout).
+raise RuntimeError("this application cannot be imported")

@@ -1,0 +1,175 @@
+"""WSGIDaemonProcess options that recycle, limit or set up a daemon process
+(mod_wsgi's names and meanings), on the module's directive itself: each
+test writes the option onto the WSGIDaemonProcess line rwsgi-express
+generated and checks what the daemon then does."""
+
+import threading
+import time
+import uuid
+
+import requests
+
+from conftest import wait_until
+from test_daemon import daemon_pids, start_with_daemon_options
+
+
+def pid(srv):
+    r = srv.get("/", headers={"Connection": "close"})
+    assert r.status_code == 200, srv.error_log_tail()
+    return r.json()["pid"]
+
+
+def test_identity_options_reach_python(servers, ws):
+    eggs = ws.new_dir("eggs")
+    srv = start_with_daemon_options(
+        servers, ws, "identity",
+        ["lang=C.UTF-8", "locale=C.UTF-8", f"python-eggs={eggs}", "switch-interval=0.02",
+         "cpu-priority=5", "stack-size=1048576", "receive-buffer-size=65536",
+         "send-buffer-size=65536"],
+        ["--processes", "1", "--threads", "2"])
+    try:
+        info = srv.get("/").json()
+        assert info["env"] == {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                               "PYTHON_EGG_CACHE": str(eggs)}, info
+        assert info["switch_interval"] == 0.02, info
+        assert info["priority"] == 5, info
+        # None of these is "accepted but not in effect" any more.
+        assert "RWSGI0049" not in srv.error_log(), srv.error_log_tail()
+    finally:
+        srv.stop()
+
+
+def test_inactivity_timeout_replaces_an_idle_daemon(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "inactive", ["inactivity-timeout=2"],
+                                    ["--processes", "1"])
+    try:
+        first = pid(srv)
+        assert wait_until(lambda: daemon_pids(srv) and first not in daemon_pids(srv), 10)
+        assert "RWSGI0053" in srv.error_log() and "inactivity-timeout (2 s)" in srv.error_log()
+        assert pid(srv) != first
+    finally:
+        srv.stop()
+
+
+def test_restart_interval_replaces_without_failures(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "interval", ["restart-interval=2"],
+                                    ["--processes", "2", "--threads", "2"])
+    try:
+        seen, failures = set(), []
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:
+            try:
+                r = srv.get("/", timeout=30, headers={"Connection": "close"})
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+                else:
+                    seen.add(r.json()["pid"])
+            except requests.RequestException as e:
+                failures.append(repr(e))
+            time.sleep(0.02)
+        assert failures == [], (failures, srv.error_log_tail())
+        assert len(seen) > 2, seen
+        assert "restart-interval (2 s)" in srv.error_log()
+    finally:
+        srv.stop()
+
+
+def test_startup_timeout_replaces_a_daemon_whose_script_keeps_failing(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "startup", ["startup-timeout=2"],
+                                    ["--processes", "1"],
+                                    script=ws.apps / "daemon" / "broken.wsgi")
+    try:
+        first = daemon_pids(srv)
+        assert srv.get("/").status_code == 500
+        mark = srv.log_mark()
+        log = srv.wait_for_log(mark, "RWSGI0052", timeout=10)
+        assert "startup-timeout (2 s)" in log and "broken.wsgi" in log, log
+        assert "cannot be imported" in srv.error_log()     # the traceback is there
+        assert wait_until(lambda: daemon_pids(srv) and daemon_pids(srv) != first, 10)
+    finally:
+        srv.stop()
+
+
+def test_interrupt_timeout_ends_the_request_and_keeps_the_daemon(servers, ws):
+    d = ws.new_dir("interrupt")
+    d.chmod(0o1777)
+    mark_file = d / f"{uuid.uuid4().hex}.txt"
+    srv = start_with_daemon_options(
+        servers, ws, "interrupt", ["request-timeout=2", "interrupt-timeout=3"],
+        ["--processes", "1", "--threads", "1"])
+    try:
+        first = pid(srv)
+        t0 = time.monotonic()
+        r = srv.get(f"/interruptible?t=30&mark={mark_file}", timeout=30)
+        assert r.status_code == 504, r.text
+        assert time.monotonic() - t0 < 6
+        assert wait_until(mark_file.exists, 5)
+        assert mark_file.read_text() == "mod_wsgi.RequestTimeout"
+        log = srv.error_log()
+        assert "ended within interrupt-timeout" in log or wait_until(
+            lambda: "ended within interrupt-timeout" in srv.error_log(), 5), log
+        assert pid(srv) == first          # interrupted, not replaced
+    finally:
+        srv.stop()
+
+
+def test_deadlock_timeout_names_the_held_gil_and_replaces(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "deadlock", ["deadlock-timeout=2"],
+                                    ["--processes", "1", "--threads", "2"])
+    try:
+        first = pid(srv)
+        mark = srv.log_mark()
+        r = srv.get("/gil-sleep?t=8", timeout=30)
+        assert r.status_code == 502, r.text
+        log = srv.wait_for_log(mark, "RWSGI0055", "RWSGI0032")
+        assert "deadlock-timeout (2 s)" in log and "gil-sleep" not in log.split("RWSGI0055")[0]
+        assert "in application" in log                 # the held thread's stack
+        assert wait_until(lambda: srv.get("/").status_code == 200, 10)
+        assert pid(srv) != first
+    finally:
+        srv.stop()
+
+
+def test_cpu_time_limit_recycles_gracefully(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "cpu", ["cpu-time-limit=2"],
+                                    ["--processes", "1", "--threads", "2"])
+    try:
+        first = pid(srv)
+        r = srv.get("/cpu?t=2.5", timeout=30)
+        assert r.status_code == 200, srv.error_log_tail()   # drained, not killed
+        assert wait_until(lambda: "cpu-time-limit (2 s" in srv.error_log(), 10)
+        assert wait_until(lambda: srv.get("/").status_code == 200
+                          and pid(srv) != first, 10)
+    finally:
+        srv.stop()
+
+
+def test_memory_limit_gives_memory_error_not_a_dead_daemon(servers, ws):
+    srv = start_with_daemon_options(servers, ws, "memory",
+                                    [f"memory-limit={1024 << 20}"],
+                                    ["--processes", "1", "--threads", "2"])
+    try:
+        first = pid(srv)
+        assert srv.get("/alloc?mb=16").status_code == 200
+        r = srv.get("/alloc?mb=2048")
+        assert r.status_code == 507 and r.text == "MemoryError", r.text
+        assert pid(srv) == first
+    finally:
+        srv.stop()
+
+
+def test_socket_user_owns_the_socket(servers, ws):
+    import os
+    import pwd
+    srv = start_with_daemon_options(servers, ws, "sockuser", ["socket-user=daemon"],
+                                    ["--processes", "1"])
+    try:
+        run_dir = srv.root / "rwsgi"
+        socks = [p for p in run_dir.iterdir() if p.name.endswith(".sock")] if run_dir.exists() else []
+        if not socks:
+            socks = [p for p in srv.root.rglob("*.sock")]
+        assert socks, list(srv.root.iterdir())
+        assert os.stat(socks[0]).st_uid == pwd.getpwnam("daemon").pw_uid
+        assert oct(os.stat(socks[0]).st_mode & 0o777) == "0o600"
+    finally:
+        srv.stop()
