@@ -611,6 +611,20 @@ def prepare_work(work):
     return apps, docroot
 
 
+def binary_stamp(path):
+    """'built <mtime>, sha256 <first 12>' of a file: the target/ binaries are
+    rebuilt by whoever works in the tree, and git describe does not say
+    which build a run used."""
+    import datetime
+    import hashlib
+    try:
+        data = Path(path).read_bytes()
+        t = datetime.datetime.fromtimestamp(os.stat(path).st_mtime).isoformat(sep=" ", timespec="seconds")
+    except OSError as e:
+        return f"unreadable ({e})"
+    return f"built {t}, sha256 {hashlib.sha256(data).hexdigest()[:12]}"
+
+
 def binaries():
     """(rwsgi-express, mod_rwsgi.so, mod_wsgi-express, mod_wsgi's module)."""
     express = REPO / "target" / "release" / "rwsgi-express"

@@ -1,6 +1,7 @@
 """Tables, goals and docs/performance.md for bench.py (from the results
 dictionary bench.py saves as bench/results/<timestamp>.json)."""
 
+import json
 import os
 import platform
 import re
@@ -8,7 +9,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from benchlib import DOC, HTTPD, REPO, RESULTS, VENV
+from benchlib import DOC, HTTPD, REPO, RESULTS, VENV, binary_stamp
 from callgrind import DAEMON_OPTIONS
 
 def fmt_int(x):
@@ -256,6 +257,9 @@ def versions():
                                         capture_output=True, text=True).stdout.strip()
     except OSError:
         v["rwsgi_git"] = "?"
+    rel = REPO / "target" / "release"
+    v["rwsgi_module"] = binary_stamp(rel / "mod_rwsgi.so" if (rel / "mod_rwsgi.so").exists() else rel / "libmod_rwsgi.so")
+    v["rwsgi_express"] = binary_stamp(rel / "rwsgi-express")
     return v
 
 
@@ -305,7 +309,7 @@ selection).
 - {m['nproc']} CPUs: {m['cpu']}; {m['memory_gib']} GiB; kernel {m['kernel']}; Debian {m['os']}
 - {v['apache']}, event MPM; {v['python']} (Debian's, in the benchmark venv)
 - mod_wsgi {v['mod_wsgi']}, gunicorn {v['gunicorn']}, granian {v['granian']}, Flask {v['flask']}, {v['wrk']}, {v['valgrind']}
-- rwsgi at `{v['rwsgi_git']}`, run started {data['started']}
+- rwsgi at `{v['rwsgi_git']}`, run started {data['started']}{binaries_md(v)}
 - {c['rounds']} round(s) of {c['duration']} s per configuration after a {c['warmup']} s warm-up each, interleaved (A B C ... A B C ...)
 - the machine is shared and noisy (2 cores, other builds and test suites were running): compare
   ratios within a round, and trust the instruction counts over the timings{subset_note}
@@ -420,10 +424,26 @@ application); both run as `nobody`.
 
 
 
+def binaries_md(v):
+    if "rwsgi_module" not in v:
+        return ""
+    return (f"; `target/release/mod_rwsgi.so` {v['rwsgi_module']}, `rwsgi-express` {v['rwsgi_express']} "
+            f"(`-dirty`: the working tree had uncommitted changes, others' work in progress)")
+
+
 def soak_section(data):
     """The "Soak test" section: how to run it and the newest saved soak
     result (bench/results/soak-*.txt), if any."""
-    saved = sorted(RESULTS.glob("soak-*.txt"))
+    # The newest saved run of each server and request count.
+    newest = {}
+    for txt in sorted(RESULTS.glob("soak-*.txt")):
+        try:
+            j = json.loads(txt.with_suffix(".json").read_text())
+            key = (j.get("server", "rwsgi-express"), j["args"]["requests"])
+        except (OSError, ValueError, KeyError):
+            key = (txt.name, 0)
+        newest[key] = txt
+    saved = sorted(newest.values())
     text = """
 ## Soak test
 
@@ -438,14 +458,15 @@ exception in the application: a deliberate 500), in chunks of
 500s (the goal is 0) and the RSS of every Apache process and daemon after the
 first chunk against after the last request (the goal: each within 5 MiB).
 `--save` keeps the result as `bench/results/soak-<timestamp>.json` / `.txt`,
-of which the newest is shown here.
+of which the newest of each server and request count is shown here
+(`--server mod_wsgi-express` runs the same test on the peer).
 """
-    if saved:
+    for f in saved:
         text += f"""
-Newest saved run, `bench/results/{saved[-1].name}`:
+`bench/results/{f.name}`:
 
 ```
-{saved[-1].read_text().rstrip()}
+{f.read_text().rstrip()}
 ```
 """
     return text

@@ -26,6 +26,9 @@ server (Apache's parent, its children, the daemons) is read from /proc.
 The goal: every process's RSS after the last request within --tolerance-mib
 (5 MiB) of its RSS after the first chunk, and no process replaced.
 
+`--server mod_wsgi-express` runs the same test on mod_wsgi-express (daemon
+mode, the same flags) for comparison.
+
 Exit status 1 when a failure happened or the RSS goal is not met.
 """
 
@@ -44,7 +47,8 @@ import time
 from pathlib import Path
 
 from benchlib import (HELLO, POST_SIZE, PROCESSES, RESULTS, THREADS, VENV, ExpressApache, binaries,
-                      enter_netns, log, netns_loopback, pid_alive, prepare_work, processes_of, wait_http, warn)
+                      binary_stamp, enter_netns, log, netns_loopback, pid_alive, prepare_work, processes_of,
+                      wait_http, warn)
 
 KINDS = ("hello", "echo", "raise")
 EXPECTED = {"hello": (200, HELLO), "echo": (200, str(POST_SIZE).encode()), "raise": (500, None)}
@@ -365,6 +369,7 @@ def error_log_summary(path, offset):
     except OSError:
         return {"lines": 0, "other": [], "other_count": 0}
     markers = ("RWSGI0020: exception raised by WSGI application", "Traceback (most recent call last)",
+               "Exception occurred processing WSGI script", "] RuntimeError",
                '  File "', "    raise RuntimeError", "RuntimeError: deliberate error", "^^^^")
     other = [l for l in lines if not any(m in l for m in markers)
              and any(f":{lvl}]" in l for lvl in ("warn", "error", "crit", "alert", "emerg"))]
@@ -387,6 +392,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=60, help="seconds a response may take (default 60)")
     ap.add_argument("--tolerance-mib", type=float, default=5.0,
                     help="allowed RSS change per process, first checkpoint to the end (default 5)")
+    ap.add_argument("--server", choices=("rwsgi-express", "mod_wsgi-express"), default="rwsgi-express",
+                    help="what to soak: rwsgi-express (default) or, to compare, mod_wsgi-express, both in "
+                    "daemon mode with the same flags")
     ap.add_argument("--port", type=int, default=18500, help="port (default 18500)")
     ap.add_argument("--no-netns", action="store_true", help="stay in the host network namespace")
     ap.add_argument("--save", action="store_true", help="write bench/results/soak-<timestamp>.{json,txt}")
@@ -400,17 +408,20 @@ def main():
 
     enter_netns(args.no_netns)
     in_netns = netns_loopback()
-    express = binaries()[0]
+    express, rw_module, mw_express, _ = binaries()
     started = datetime.datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
     work = Path(f"/tmp/rwsgi-soak-{stamp}-{os.getpid()}")
     work.mkdir(mode=0o755)
     os.chmod(work, 0o755)
     apps, _ = prepare_work(work)
-    flags = ["--processes", str(PROCESSES), "--threads", str(THREADS), "--server-mpm", "event",
-             "--python-home", str(VENV)]
-    srv = ExpressApache("rwsgi-express-daemon", "rwsgi-express (daemon mode)", args.port,
-                        work / "rwsgi-express-daemon", str(express), apps / "app.py", flags)
+    flags = ["--processes", str(PROCESSES), "--threads", str(THREADS), "--server-mpm", "event"]
+    if args.server == "rwsgi-express":
+        launcher, flags = express, flags + ["--python-home", str(VENV)]
+    else:
+        launcher = mw_express
+    srv = ExpressApache(f"{args.server}-daemon", f"{args.server} (daemon mode)", args.port,
+                        work / f"{args.server}-daemon", str(launcher), apps / "app.py", flags)
     mix_text = " : ".join(f"{k} {weights.get(k, 0)}" for k in KINDS)
     log(f"soak: {args.requests:,} requests through {srv.cmdline.replace(str(work), '$WORK')}")
     log(f"      {args.connections} connections from {args.clients} load processes, mix {mix_text}, "
@@ -473,10 +484,12 @@ def main():
     # ---- report ----
     lines = []
     lines.append(f"soak test, rwsgi at {git_describe()}, started {started.isoformat(timespec='seconds')}: "
-                 f"{total['requests']:,} requests through rwsgi-express in daemon mode "
+                 f"{total['requests']:,} requests through {args.server} in daemon mode "
                  f"(--processes {PROCESSES} --threads {THREADS} --server-mpm event), "
                  f"{args.connections} keep-alive connections from {args.clients} load processes, "
                  f"mix {mix_text}, RSS read after every {args.checkpoint:,}")
+    if args.server == "rwsgi-express":
+        lines.append(f"  mod_rwsgi.so {binary_stamp(rw_module)}; rwsgi-express {binary_stamp(express)}")
     if chunks:
         secs = sum(c["seconds"] for c in chunks)
         lines.append(f"  {secs:.0f} s of load, {total['requests'] / secs:,.0f} req/s on average "
@@ -532,7 +545,7 @@ def main():
 
     if args.save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        data = {"started": started.isoformat(timespec="seconds"), "args": {
+        data = {"started": started.isoformat(timespec="seconds"), "server": args.server, "args": {
             k: v for k, v in vars(args).items() if k != "mix"}, "mix": weights, "total": total,
             "chunks": chunks, "snapshots": snapshots, "problems": problems, "error_log": log_summary,
             "cmdline": srv.cmdline.replace(str(work), "$WORK"), "rwsgi_git": git_describe()}
