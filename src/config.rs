@@ -29,6 +29,13 @@ pub struct ServerConfig {
     pub import_scripts: Vec<ImportScript>,
     /// `WSGIRestrictEmbedded` (main server only; default Off).
     pub restrict_embedded: Option<bool>,
+    /// `WSGISocketPrefix` (main server only): path prefix of the daemon
+    /// sockets, relative to ServerRoot unless absolute; default `None`:
+    /// `<DefaultRuntimeDir>/rwsgi/`, a directory only Apache's user enters.
+    pub socket_prefix: Option<String>,
+    /// `WSGISocketRotation` (main server only; default On): a new socket
+    /// name for each configuration generation.
+    pub socket_rotation: Option<bool>,
 }
 
 /// Per-directory configuration (also the server default, as Apache passes the
@@ -49,6 +56,12 @@ pub struct DirConfig {
     pub script_reloading: Option<bool>,
     /// `WSGIMapHEADToGET` (default Auto).
     pub map_head_to_get: Option<MapHeadToGet>,
+    /// `WSGIRestrictProcess group ...`: the process groups requests here may
+    /// be delegated to (default: any).
+    pub restrict_process: Option<Vec<String>>,
+    /// `WSGIIgnoreActivity` (default Off): requests here do not count as
+    /// activity for the daemon's inactivity-timeout.
+    pub ignore_activity: Option<bool>,
 }
 
 impl DirConfig {
@@ -70,6 +83,11 @@ impl DirConfig {
             chunked_request: add.chunked_request.or(base.chunked_request),
             script_reloading: add.script_reloading.or(base.script_reloading),
             map_head_to_get: add.map_head_to_get.or(base.map_head_to_get),
+            restrict_process: add
+                .restrict_process
+                .clone()
+                .or_else(|| base.restrict_process.clone()),
+            ignore_activity: add.ignore_activity.or(base.ignore_activity),
         }
     }
 }
@@ -92,6 +110,10 @@ pub struct RequestSettings {
     pub script_reloading: bool,
     /// HEAD → GET mapping.
     pub map_head_to_get: MapHeadToGet,
+    /// Process groups allowed here (`WSGIRestrictProcess`; `None`: any).
+    pub restrict_process: Option<Vec<String>>,
+    /// Not activity for inactivity-timeout (`WSGIIgnoreActivity`).
+    pub ignore_activity: bool,
 }
 
 impl RequestSettings {
@@ -122,6 +144,8 @@ impl RequestSettings {
             chunked_request: d.chunked_request.unwrap_or(false),
             script_reloading: d.script_reloading.unwrap_or(true),
             map_head_to_get: d.map_head_to_get.unwrap_or_default(),
+            restrict_process: d.restrict_process,
+            ignore_activity: d.ignore_activity.unwrap_or(false),
         }
     }
 }
@@ -157,6 +181,8 @@ pub unsafe extern "C" fn merge_server_config(
         merged.python_path = base.python_path.clone();
         merged.import_scripts = base.import_scripts.clone();
         merged.restrict_embedded = base.restrict_embedded;
+        merged.socket_prefix = base.socket_prefix.clone();
+        merged.socket_rotation = base.socket_rotation;
         pool_box(p, merged) as *mut c_void
     })
 }
@@ -378,6 +404,66 @@ handler!(cmd_restrict_embedded, |cmd, cfg, w| {
     Ok(())
 });
 
+handler!(cmd_socket_prefix, |cmd, cfg, w| {
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError {
+            directive: "WSGISocketPrefix",
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
+    }
+    let v = arg_str("WSGISocketPrefix", w)?;
+    if v.is_empty() || v.ends_with('/') {
+        return Err(DirectiveError {
+            directive: "WSGISocketPrefix",
+            message: format!("{v:?} must be a path prefix such as /var/run/apache2/wsgi (the socket names are appended to it)"),
+        });
+    }
+    let path =
+        apache::opt_str(ffi::ap_server_root_relative((*cmd).pool, w)).ok_or(DirectiveError {
+            directive: "WSGISocketPrefix",
+            message: format!("{v:?} is not a valid path"),
+        })?;
+    srv(cmd).socket_prefix = Some(path.to_string());
+    Ok(())
+});
+
+handler!(cmd_socket_rotation, |cmd, cfg, w| {
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError {
+            directive: "WSGISocketRotation",
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
+    }
+    srv(cmd).socket_rotation = Some(directives::parse_on_off(
+        "WSGISocketRotation",
+        arg_str("WSGISocketRotation", w)?,
+    )?);
+    Ok(())
+});
+
+handler!(cmd_restrict_process, |cmd, cfg, args| {
+    let groups: Vec<String> = arg_str("WSGIRestrictProcess", args)?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if groups.is_empty() {
+        return Err(DirectiveError {
+            directive: "WSGIRestrictProcess",
+            message: "expected one or more process group names".into(),
+        });
+    }
+    dir(cfg).restrict_process = Some(groups);
+    Ok(())
+});
+
+handler!(cmd_ignore_activity, |cmd, cfg, w| {
+    dir(cfg).ignore_activity = Some(directives::parse_on_off(
+        "WSGIIgnoreActivity",
+        arg_str("WSGIIgnoreActivity", w)?,
+    )?);
+    Ok(())
+});
+
 unsafe fn dir<'a>(cfg: *mut c_void) -> &'a mut DirConfig {
     &mut *(cfg as *mut DirConfig)
 }
@@ -485,7 +571,7 @@ const RSRC: u32 = ffi::RSRC_CONF;
 const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// The directives of mod_wsgi that rwsgi implements, NULL-terminated.
-pub static COMMANDS: CommandTable<15> = CommandTable([
+pub static COMMANDS: CommandTable<19> = CommandTable([
     command(c"WSGIScriptAlias", cmd_script_alias, ffi::cmd_how_RAW_ARGS, RSRC,
         c"Map a URL prefix to a WSGI script file or directory: WSGIScriptAlias URL-path path [options]"),
     command(c"WSGIScriptAliasMatch", cmd_script_alias_match, ffi::cmd_how_RAW_ARGS, RSRC,
@@ -514,6 +600,14 @@ pub static COMMANDS: CommandTable<15> = CommandTable([
         c"On re-imports a WSGI script when its modification time changes"),
     command(c"WSGIMapHEADToGET", cmd_map_head_to_get, ffi::cmd_how_TAKE1, DIRS,
         c"On, Off or Auto: present HEAD requests to the application as GET"),
+    command(c"WSGISocketPrefix", cmd_socket_prefix, ffi::cmd_how_TAKE1, RSRC,
+        c"Path prefix of the daemon process groups' UNIX sockets (relative to ServerRoot)"),
+    command(c"WSGISocketRotation", cmd_socket_rotation, ffi::cmd_how_TAKE1, RSRC,
+        c"On (default) gives the daemon sockets new names at each restart"),
+    command(c"WSGIRestrictProcess", cmd_restrict_process, ffi::cmd_how_RAW_ARGS, DIRS,
+        c"Process groups that applications here may be delegated to: WSGIRestrictProcess group ..."),
+    command(c"WSGIIgnoreActivity", cmd_ignore_activity, ffi::cmd_how_TAKE1, DIRS,
+        c"On: requests here do not count as activity for inactivity-timeout"),
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

@@ -285,10 +285,11 @@ def test_daemons_end_with_a_killed_parent(servers, ws):
                 pass
 
 
-def start_with_daemon_options(servers, ws, name, options, args=(), script=None):
+def start_with_daemon_options(servers, ws, name, options, args=(), script=None, extra=()):
     """A daemon-mode server whose WSGIDaemonProcess line carries `options`
     (the module's directive, whatever rwsgi-express passes), replacing
-    those of the same name."""
+    those of the same name, and `extra` lines before its WSGIScriptAlias
+    ("{port}" is the server's port)."""
     srv = servers.create(name, script or ws.apps / "daemon" / "app.wsgi", "event",
                          ["--log-level", "info", *args], mode="daemon")
     srv.setup()
@@ -299,6 +300,8 @@ def start_with_daemon_options(servers, ws, name, options, args=(), script=None):
     names = {o.split("=", 1)[0] for o in options}
     kept = [w for w in lines[hits[0]].split(" ") if w.split("=", 1)[0] not in names]
     lines[hits[0]] = " ".join(kept + list(options))
+    at = next((i for i, l in enumerate(lines) if l.startswith("WSGIScriptAlias ")), len(lines))
+    lines[at:at] = [line.replace("{port}", str(srv.port)) for line in extra]
     conf.write_text("\n".join(lines) + "\n")
     try:
         srv.start()

@@ -121,8 +121,8 @@ def test_deadlock_timeout_names_the_held_gil_and_replaces(servers, ws):
         mark = srv.log_mark()
         r = srv.get("/gil-sleep?t=8", timeout=30)
         assert r.status_code == 502, r.text
-        log = srv.wait_for_log(mark, "RWSGI0055", "RWSGI0032")
-        assert "deadlock-timeout (2 s)" in log and "gil-sleep" not in log.split("RWSGI0055")[0]
+        log = srv.wait_for_log(mark, "RWSGI0054", "RWSGI0032")
+        assert "deadlock-timeout (2 s)" in log and "gil-sleep" not in log.split("RWSGI0054")[0]
         assert "in application" in log                 # the held thread's stack
         assert wait_until(lambda: srv.get("/").status_code == 200, 10)
         assert pid(srv) != first
@@ -171,5 +171,82 @@ def test_socket_user_owns_the_socket(servers, ws):
         assert socks, list(srv.root.iterdir())
         assert os.stat(socks[0]).st_uid == pwd.getpwnam("daemon").pw_uid
         assert oct(os.stat(socks[0]).st_mode & 0o777) == "0o600"
+    finally:
+        srv.stop()
+
+
+ENV_MODULE = ["<IfModule !env_module>",
+              "LoadModule env_module /usr/lib/apache2/modules/mod_env.so",
+              "</IfModule>"]
+
+
+def test_process_group_from_the_environment_and_restrict_process(servers, ws):
+    """WSGIProcessGroup %{ENV:var} picks the group per location;
+    WSGIRestrictProcess refuses a group it does not list with 403."""
+    app = ws.apps / "daemon" / "app.wsgi"
+    extra = ENV_MODULE + [
+        "WSGIDaemonProcess other processes=1 threads=2 display-name=%{GROUP}",
+        f'WSGIScriptAlias /env "{app}"',
+        f'WSGIScriptAlias /restricted "{app}"',
+        '<Location "/env">', "SetEnv GRP other", "WSGIProcessGroup %{ENV:GRP}", "</Location>",
+        '<Location "/restricted">', "SetEnv GRP other", "WSGIProcessGroup %{ENV:GRP}",
+        "WSGIRestrictProcess localhost:{port}", "</Location>",
+    ]
+    srv = start_with_daemon_options(servers, ws, "envgroup", [], ["--processes", "1"],
+                                    extra=extra)
+    try:
+        assert srv.get("/").json()["group"] == f"localhost:{srv.port}"
+        r = srv.get("/env")
+        assert r.status_code == 200, srv.error_log_tail()
+        assert r.json()["group"] == "other"
+        mark = srv.log_mark()
+        assert srv.get("/restricted").status_code == 403
+        log = srv.wait_for_log(mark, "RWSGI0056")
+        assert '"other"' in log and "WSGIRestrictProcess" in log, log
+    finally:
+        srv.stop()
+
+
+def test_socket_prefix_and_rotation(servers, ws):
+    """WSGISocketPrefix puts the sockets under the given prefix; with
+    WSGISocketRotation Off a graceful restart keeps the socket's name,
+    with the default On it changes."""
+    import os
+    run = ws.new_dir("sockets")
+    os.chown(run, __import__("pwd").getpwnam("nobody").pw_uid, -1)
+    run.chmod(0o700)
+    names = {}
+    for rotation in ("On", "Off"):
+        srv = start_with_daemon_options(
+            servers, ws, f"prefix{rotation}", [], ["--processes", "1"],
+            extra=[f"WSGISocketPrefix {run}/wsgi", f"WSGISocketRotation {rotation}"])
+        try:
+            assert srv.get("/").status_code == 200
+            before = sorted(p.name for p in run.iterdir() if p.name.startswith("wsgi."))
+            assert len(before) == 1, before
+            assert oct(os.stat(run / before[0]).st_mode & 0o777) == "0o600"
+            proc = srv.apachectl("graceful")
+            assert proc.returncode == 0, proc.out
+            assert wait_until(lambda: srv.get("/").status_code == 200, 15)
+            after = sorted(p.name for p in run.iterdir() if p.name.startswith("wsgi."))
+            names[rotation] = (before, after)
+        finally:
+            srv.stop()
+    assert names["On"][0] != names["On"][1], names
+    assert names["Off"][0] == names["Off"][1], names
+
+
+def test_world_writable_socket_prefix_is_refused(servers, ws):
+    d = ws.new_dir("open")
+    d.chmod(0o777)
+    srv = servers.create("openprefix", ws.apps / "daemon" / "app.wsgi", "event",
+                         ["--log-level", "info"], mode="daemon")
+    srv.setup()
+    conf = srv.root / "httpd.conf"
+    conf.write_text(conf.read_text() + f"\nWSGISocketPrefix {d}/wsgi\n")
+    proc = srv.apachectl("start")
+    try:
+        assert wait_until(lambda: "world-writable" in srv.error_log(), 10), srv.error_log_tail()
+        assert "WSGISocketPrefix" in srv.error_log()
     finally:
         srv.stop()

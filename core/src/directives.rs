@@ -365,9 +365,31 @@ pub fn is_embedded_group(group: &str) -> bool {
     group.is_empty() || group == "%{GLOBAL}"
 }
 
+/// The process group a request goes to, from a `WSGIProcessGroup` value
+/// (mod_wsgi WSGIProcessGroup): `%{ENV:NAME}` is `env(NAME)` (empty, hence
+/// embedded, when unset); anything else is the group name itself.
+pub fn expand_process_group(spec: &str, env: impl Fn(&str) -> Option<String>) -> String {
+    match spec
+        .strip_prefix("%{ENV:")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(name) => env(name).unwrap_or_default(),
+        None => spec.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_group_from_env() {
+        let env = |n: &str| (n == "G").then(|| "web".to_string());
+        assert_eq!(expand_process_group("%{ENV:G}", env), "web");
+        assert_eq!(expand_process_group("%{ENV:X}", env), "");
+        assert_eq!(expand_process_group("static", env), "static");
+        assert_eq!(expand_process_group("%{GLOBAL}", env), "%{GLOBAL}");
+    }
 
     #[test]
     fn words() {

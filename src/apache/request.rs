@@ -52,8 +52,32 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         }
         return rv;
     }
-    if !settings.process_group.is_empty() {
-        return crate::daemon::relay::handle_request(r, settings, script);
+    let group = rwsgi_core::directives::expand_process_group(&settings.process_group, |name| {
+        let c = std::ffi::CString::new(name).ok()?;
+        opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
+    });
+    let embedded = rwsgi_core::directives::is_embedded_group(&group);
+    if let Some(allowed) = &settings.restrict_process {
+        let name = if embedded {
+            "%{GLOBAL}"
+        } else {
+            group.as_str()
+        };
+        if !allowed.iter().any(|g| g == name) {
+            log.log(
+                Level::Error,
+                &format!("RWSGI0056: {script:?} may not run in process group {name:?}: WSGIRestrictProcess allows only {allowed:?} here (403)"),
+            );
+            return ffi::HTTP_FORBIDDEN as c_int;
+        }
+    }
+    if !embedded {
+        if group == settings.process_group {
+            return crate::daemon::relay::handle_request(r, settings, script);
+        }
+        let mut chosen = settings.clone();
+        chosen.process_group = group;
+        return crate::daemon::relay::handle_request(r, &chosen, script);
     }
     let scfg: &crate::config::ServerConfig = crate::config::server_config((*r).server);
     if scfg.restrict_embedded == Some(true) {

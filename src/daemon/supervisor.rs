@@ -83,6 +83,9 @@ struct Shared {
 /// replaced any more (the next generation starts its own).
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Configuration generations started (for WSGISocketRotation).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 static SHARED: std::sync::atomic::AtomicPtr<Shared> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 
@@ -277,22 +280,57 @@ pub unsafe fn start(
     }
     let child_uid = ffi::ap_unixd_config.user_id;
     let child_gid = ffi::ap_unixd_config.group_id;
-    let dir = apache::opt_str(ffi::ap_runtime_dir_relative(pconf, c"rwsgi".as_ptr()))
-        .ok_or("the runtime directory is not valid UTF-8")?
-        .to_string();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create socket directory {dir:?}: {e}"))?;
-    // Only Apache's child user may enter; with a socket-user, others may
-    // pass through (not list) to reach their own 0600 socket.
-    let mode = if daemons.iter().any(|d| d.socket_user.is_some()) {
-        0o711
-    } else {
-        0o700
+    // WSGISocketPrefix: the administrator's directory, checked but left as
+    // it is; else a private directory under Apache's runtime directory.
+    let (dir, base) = match &cfg.socket_prefix {
+        Some(prefix) => {
+            let p = std::path::Path::new(prefix);
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .display()
+                .to_string();
+            let meta = std::fs::metadata(&dir)
+                .map_err(|e| format!("WSGISocketPrefix {prefix:?}: directory {dir:?}: {e}"))?;
+            if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o002 != 0 {
+                return Err(format!(
+                    "WSGISocketPrefix {prefix:?}: directory {dir:?} is world-writable, so another user could replace the daemon sockets; use a directory only root and Apache's user can write"
+                ));
+            }
+            let base = p
+                .file_name()
+                .map(|f| format!("{}.", f.to_string_lossy()))
+                .unwrap_or_default();
+            (dir, base)
+        }
+        None => {
+            let dir = apache::opt_str(ffi::ap_runtime_dir_relative(pconf, c"rwsgi".as_ptr()))
+                .ok_or("the runtime directory is not valid UTF-8")?
+                .to_string();
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create socket directory {dir:?}: {e}"))?;
+            // Only Apache's child user may enter; with a socket-user, others
+            // may pass through (not list) to reach their own 0600 socket.
+            let mode = if daemons.iter().any(|d| d.socket_user.is_some()) {
+                0o711
+            } else {
+                0o700
+            };
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(|e| format!("chmod {dir:?}: {e}"))?;
+            std::os::unix::fs::chown(&dir, Some(child_uid), Some(child_gid))
+                .map_err(|e| format!("chown {dir:?}: {e}"))?;
+            (dir, String::new())
+        }
     };
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(|e| format!("chmod {dir:?}: {e}"))?;
-    std::os::unix::fs::chown(&dir, Some(child_uid), Some(child_gid))
-        .map_err(|e| format!("chown {dir:?}: {e}"))?;
+    // WSGISocketRotation On (default): a new name per generation.
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst);
+    let rotation = if cfg.socket_rotation != Some(false) {
+        format!(".{generation}")
+    } else {
+        String::new()
+    };
     let apache_timeout = Duration::from_micros((*s).timeout.max(0) as u64);
     let mut groups = Vec::new();
     for d in daemons {
@@ -319,7 +357,10 @@ pub unsafe fn start(
                 }
             })
             .collect();
-        let path = std::path::PathBuf::from(format!("{dir}/{}.{safe}.sock", std::process::id()));
+        let path = std::path::PathBuf::from(format!(
+            "{dir}/{base}{}{rotation}.{safe}.sock",
+            std::process::id()
+        ));
         // socket-user (mod_wsgi): the socket's owner, when Apache's children
         // run as another user than `User` (mod_ruid2, ITK ...).
         let owner = match &d.socket_user {
