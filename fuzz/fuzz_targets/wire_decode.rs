@@ -26,6 +26,8 @@ fn reencode(frame: &Frame<'_>) -> Vec<u8> {
         Frame::End => e.end_response(),
         Frame::Hello { pid } => e.hello(*pid),
         Frame::Failed { reason, message } => e.failed(*reason, message),
+        Frame::File { offset, length } => e.file(*offset, *length),
+        Frame::FileReply { taken } => e.file_reply(*taken),
     }
     e.buf
 }

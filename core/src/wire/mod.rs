@@ -18,6 +18,14 @@
 //! [`Frame::Response`], then [`Frame::Data`] blocks, then [`Frame::End`], or
 //! [`Frame::Failed`] when the application failed. The connection then serves
 //! the next request.
+//!
+//! A file region (`wsgi.file_wrapper` on a real file) goes as
+//! [`Frame::File`]: offset and length here, the open descriptor as
+//! SCM_RIGHTS ancillary data on the `sendmsg` carrying the frame ([`fds`]);
+//! the child answers [`Frame::FileReply`] (taken, or not: then the daemon
+//! sends the region's bytes as Data frames).
+
+pub mod fds;
 
 use thiserror::Error;
 
@@ -30,8 +38,13 @@ pub const HEADER_LEN: usize = 5;
 pub const FLAG_HEAD: u32 = 1;
 
 /// Protocol version carried in every [`Frame::Request`]; a daemon refuses
-/// other versions (a module and daemon from different builds).
-pub const VERSION: u16 = 1;
+/// other versions (a module and daemon from different builds). 2: File and
+/// FileReply frames.
+pub const VERSION: u16 = 2;
+
+/// Bytes of an encoded [`Frame::File`] (header and payload): the unit sent
+/// with the descriptor.
+pub const FILE_FRAME_LEN: usize = HEADER_LEN + 16;
 
 /// Largest payloads a decoder accepts, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +96,13 @@ mod kind {
     pub const BODY: u8 = 0x02;
     pub const BODY_END: u8 = 0x03;
     pub const BODY_ERROR: u8 = 0x04;
+    pub const FILE_REPLY: u8 = 0x05;
     pub const READ: u8 = 0x10;
     pub const RESPONSE: u8 = 0x11;
     pub const DATA: u8 = 0x12;
     pub const END: u8 = 0x13;
     pub const FAILED: u8 = 0x14;
+    pub const FILE: u8 = 0x15;
     pub const HELLO: u8 = 0x20;
 }
 
@@ -201,6 +216,26 @@ pub enum Frame<'a> {
     },
     /// Daemon → child: the response is complete.
     End,
+    /// Daemon → child: `length` bytes of a regular file from `offset`, to be
+    /// sent after everything before it. The open file travels as one
+    /// descriptor (SCM_RIGHTS) on the `sendmsg` carrying this frame's
+    /// bytes, which carries nothing else; the child answers
+    /// [`Frame::FileReply`] before anything else happens on the connection.
+    File {
+        /// Where the region starts in the file, in bytes.
+        offset: u64,
+        /// Its length in bytes (> 0; `offset + length` fits a `u64`).
+        length: u64,
+    },
+    /// Child → daemon, the answer to [`Frame::File`]: `taken`, the child has
+    /// the descriptor and sends the region (the daemon may close its copy);
+    /// not taken (the descriptor did not arrive, e.g. the child was out of
+    /// descriptors, or it is not a readable regular file holding the
+    /// region), the daemon sends the region's bytes as Data frames instead.
+    FileReply {
+        /// Whether the child sends the region from the descriptor.
+        taken: bool,
+    },
     /// Daemon → child, once per connection, first: who accepted it (the
     /// peer credentials of a UNIX socket name whoever created the
     /// listening socket, the Apache parent).
@@ -301,6 +336,8 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
         kind::BODY | kind::DATA => limits.max_data,
         kind::BODY_END | kind::END => 0,
         kind::READ | kind::HELLO => 4,
+        kind::FILE => 16,
+        kind::FILE_REPLY => 1,
         kind::BODY_ERROR | kind::FAILED => 4096,
         other => return Err(WireError::UnknownType(other)),
     };
@@ -367,6 +404,23 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
             }
         }
         kind::END => Frame::End,
+        kind::FILE => {
+            let (offset, length) = (f.u64()?, f.u64()?);
+            if length == 0 {
+                return Err(WireError::Malformed(kind, "file region of 0 bytes"));
+            }
+            if offset.checked_add(length).is_none() {
+                return Err(WireError::Malformed(kind, "file region ends beyond 2^64"));
+            }
+            Frame::File { offset, length }
+        }
+        kind::FILE_REPLY => Frame::FileReply {
+            taken: match f.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed(kind, "file reply is not 0 or 1")),
+            },
+        },
         kind::HELLO => Frame::Hello { pid: f.u32()? },
         kind::FAILED => {
             let reason = FailReason::from_u8(f.u8()?)
@@ -497,6 +551,23 @@ impl Encoder {
     pub fn hello(&mut self, pid: u32) {
         let at = self.begin(kind::HELLO);
         self.buf.extend_from_slice(&pid.to_be_bytes());
+        self.end(at);
+    }
+
+    /// [`Frame::File`] of `length` bytes (> 0) from `offset`: exactly
+    /// [`FILE_FRAME_LEN`] bytes, which the sender passes with the descriptor
+    /// ([`fds::send_with_fd`]).
+    pub fn file(&mut self, offset: u64, length: u64) {
+        let at = self.begin(kind::FILE);
+        self.buf.extend_from_slice(&offset.to_be_bytes());
+        self.buf.extend_from_slice(&length.to_be_bytes());
+        self.end(at);
+    }
+
+    /// [`Frame::FileReply`].
+    pub fn file_reply(&mut self, taken: bool) {
+        let at = self.begin(kind::FILE_REPLY);
+        self.buf.push(taken as u8);
         self.end(at);
     }
 

@@ -37,6 +37,9 @@ fn all_frames() -> Vec<u8> {
     e.end_response();
     e.failed(FailReason::Application, b"RuntimeError: boom");
     e.hello(4242);
+    e.file(1 << 40, 12345);
+    e.file_reply(true);
+    e.file_reply(false);
     e.buf
 }
 
@@ -54,8 +57,17 @@ fn decode_all(mut buf: &[u8]) -> Vec<Frame<'_>> {
 fn round_trip() {
     let buf = all_frames();
     let frames = decode_all(&buf);
-    assert_eq!(frames.len(), 11);
+    assert_eq!(frames.len(), 14);
     assert_eq!(frames[10], Frame::Hello { pid: 4242 });
+    assert_eq!(
+        frames[11],
+        Frame::File {
+            offset: 1 << 40,
+            length: 12345
+        }
+    );
+    assert_eq!(frames[12], Frame::FileReply { taken: true });
+    assert_eq!(frames[13], Frame::FileReply { taken: false });
     assert_eq!(
         frames[0],
         Frame::Request(Request {
@@ -202,6 +214,77 @@ fn garbage_is_refused() {
     assert!(decode(&[kind::DATA, 0, 0, 0, 1, 2], &l).is_err());
     assert!(decode(&[kind::FAILED, 0, 0, 0, 1, 99], &l).is_err());
     assert!(decode(&[kind::BODY, 0, 0, 0, 0], &l).is_err());
+}
+
+#[test]
+fn file_frames_truncated_or_garbage_are_refused() {
+    let l = Limits::default();
+    let mut e = Encoder::new();
+    e.file(7, 9);
+    assert_eq!(e.buf.len(), FILE_FRAME_LEN);
+    assert_eq!(
+        decode(&e.buf, &l),
+        Ok(Some((
+            Frame::File {
+                offset: 7,
+                length: 9
+            },
+            FILE_FRAME_LEN
+        )))
+    );
+    // Every prefix is incomplete, never an error or a frame.
+    for cut in 0..FILE_FRAME_LEN {
+        assert_eq!(decode(&e.buf[..cut], &l), Ok(None), "cut at {cut}");
+    }
+    // A payload of other than 16 bytes: truncated fields, or over the limit
+    // (refused from the header alone).
+    let mut short = e.buf[..FILE_FRAME_LEN - 1].to_vec();
+    short[1..5].copy_from_slice(&15u32.to_be_bytes());
+    assert_eq!(
+        decode(&short, &l),
+        Err(WireError::Malformed(kind::FILE, "truncated field"))
+    );
+    assert_eq!(
+        decode(&[kind::FILE, 0, 0, 0, 17], &l),
+        Err(WireError::TooLong {
+            kind: kind::FILE,
+            len: 17,
+            limit: 16
+        })
+    );
+    // An empty region, a region past 2^64.
+    let mut e = Encoder::new();
+    e.file(5, 0);
+    assert_eq!(
+        decode(&e.buf, &l),
+        Err(WireError::Malformed(kind::FILE, "file region of 0 bytes"))
+    );
+    let mut e = Encoder::new();
+    e.file(u64::MAX, 1);
+    assert!(matches!(
+        decode(&e.buf, &l),
+        Err(WireError::Malformed(kind::FILE, _))
+    ));
+    let mut e = Encoder::new();
+    e.file(u64::MAX - 1, 1);
+    assert!(decode(&e.buf, &l).unwrap().is_some());
+    // FileReply: 0 or 1, exactly one byte.
+    assert_eq!(
+        decode(&[kind::FILE_REPLY, 0, 0, 0, 1, 2], &l),
+        Err(WireError::Malformed(
+            kind::FILE_REPLY,
+            "file reply is not 0 or 1"
+        ))
+    );
+    assert_eq!(
+        decode(&[kind::FILE_REPLY, 0, 0, 0, 0], &l),
+        Err(WireError::Malformed(kind::FILE_REPLY, "truncated field"))
+    );
+    assert!(matches!(
+        decode(&[kind::FILE_REPLY, 0, 0, 0, 2, 1, 1], &l),
+        Err(WireError::TooLong { .. })
+    ));
+    assert_eq!(decode(&[kind::FILE_REPLY, 0, 0, 0, 1], &l), Ok(None));
 }
 
 #[test]
