@@ -250,3 +250,73 @@ def test_world_writable_socket_prefix_is_refused(servers, ws):
         assert "WSGISocketPrefix" in srv.error_log()
     finally:
         srv.stop()
+
+
+def load(srv, seconds, clients=4):
+    """`clients` threads requesting for `seconds`: (pids seen, failures,
+    slowest request in seconds)."""
+    pids, failures, slowest = set(), [], [0.0]
+
+    def client():
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                r = requests.get(srv.url("/"), timeout=30, headers={"Connection": "close"})
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+                else:
+                    pids.add(r.json()["pid"])
+            except requests.RequestException as e:
+                failures.append(repr(e))
+            slowest[0] = max(slowest[0], time.monotonic() - t0)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    return threads, pids, failures, slowest
+
+
+def test_replacement_waits_for_no_import(servers, ws):
+    """maximum-requests with an application that takes 3 s to import: the
+    standby imports it while the old daemon keeps serving, so no request
+    waits for the import and none fails."""
+    srv = start_with_daemon_options(servers, ws, "zerodown", ["maximum-requests=30"],
+                                    ["--processes", "1", "--threads", "4"],
+                                    script=ws.apps / "daemon" / "slow_import.wsgi")
+    try:
+        pid(srv)            # the first import is done
+        threads, pids, failures, slowest = load(srv, 10)
+        for t in threads:
+            t.join()
+        assert failures == [], (failures, srv.error_log_tail())
+        assert len(pids) >= 2, pids
+        assert slowest[0] < 2.0, f"a request waited {slowest[0]:.1f} s (the import takes 3 s)"
+    finally:
+        srv.stop()
+
+
+def test_graceful_restart_waits_for_no_import(servers, ws):
+    """apachectl graceful with a 3 s import: the old daemons serve on the
+    same socket until the new ones have imported the application, then
+    retire; no request fails or waits for the import."""
+    srv = start_with_daemon_options(servers, ws, "zerograce", [],
+                                    ["--processes", "2", "--threads", "3"],
+                                    script=ws.apps / "daemon" / "slow_import.wsgi")
+    try:
+        for _ in range(4):  # the first imports are done
+            pid(srv)
+        old = set(daemon_pids(srv))
+        threads, pids, failures, slowest = load(srv, 12)
+        time.sleep(1)
+        assert srv.apachectl("graceful").returncode == 0
+        time.sleep(5)
+        assert srv.apachectl("graceful").returncode == 0
+        for t in threads:
+            t.join()
+        assert failures == [], (failures, srv.error_log_tail())
+        assert slowest[0] < 2.0, f"a request waited {slowest[0]:.1f} s (the import takes 3 s)"
+        assert wait_until(lambda: not (set(daemon_pids(srv)) & old), 15), (old, daemon_pids(srv))
+        assert "previous configuration, replaced" in srv.error_log()
+    finally:
+        srv.stop()

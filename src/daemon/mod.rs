@@ -7,6 +7,7 @@
 
 pub mod process;
 pub mod relay;
+pub mod retire;
 pub mod serve;
 pub mod supervisor;
 pub mod watchdog;

@@ -9,6 +9,7 @@
 //! request starts, those running get up to `shutdown-timeout`.
 
 use super::serve::{self, ConnState, Context, SharedConn};
+use super::supervisor::{self, Role};
 use super::{Conn, Group};
 use crate::apache::{self, Level};
 use crate::ffi;
@@ -82,11 +83,14 @@ pub unsafe fn run(
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGUSR2,
         Signal::SIGXCPU,
     ] {
         mask.add(sig);
     }
     let _ = mask.thread_block();
+    slot.record_pid();
+    let _ = HANDOVER.set((slot.slot(), slot.group_slots()));
     // Apache's listening sockets and the other groups' sockets are not ours.
     ffi::ap_close_listeners();
     for other in super::groups() {
@@ -119,6 +123,20 @@ pub unsafe fn run(
     );
     if nix::unistd::getppid() != parent {
         exit(slot, ExitCode::Normal);
+    }
+    // A standby waits here, without Python, until a daemon of its group
+    // hands over to it (SIGUSR2); any other signal ends it.
+    let activated = matches!(
+        supervisor::role(slot.slot()),
+        Role::Standby | Role::Retiring
+    );
+    if activated {
+        supervisor::set_role(slot.slot(), Role::Standby);
+        set_title(&format!("(wsgi-standby:{name})"));
+        if mask.wait() != Ok(Signal::SIGUSR2) {
+            exit(slot, ExitCode::Normal);
+        }
+        set_title(&group.config.display_title());
     }
     let mut python_path = cfg.python_path.clone();
     python_path.extend(group.config.python_path.iter().cloned());
@@ -195,30 +213,61 @@ pub unsafe fn run(
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         std::thread::spawn(move || super::watchdog::watch(&pool, &cx));
     }
-    if mask.wait() == Ok(Signal::SIGXCPU) {
-        apache::log_s(
-            server,
-            Level::Info,
-            0,
-            &format!(
-                "RWSGI0053: daemon process {} of group {name:?} used cpu-time-limit ({} s of CPU); replacing it",
-                std::process::id(),
-                group.config.cpu_time_limit.as_secs()
-            ),
-        );
-        let _ = pool.recycle.compare_exchange(
-            Recycle::NONE,
-            Recycle::CPU_TIME,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+    // Ready: it accepts requests with the application imported, so the
+    // process it replaces may go (zero-downtime replacement).
+    if activated {
+        if let Some(old) = supervisor::handover_from(slot.slot()) {
+            let pid = supervisor::slot_pid(old);
+            supervisor::swap_roles(slot.slot(), old);
+            if pid > 0 {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1);
+            }
+        }
+    } else if slot.restarts() == 0 {
+        super::retire::retire_predecessors(&name, slot.index(), group.config.processes as usize);
     }
-    // A recycle on the process's own initiative drains within
-    // graceful-timeout; a stop, a restart or a request-timeout within
+    let evicted = loop {
+        match mask.wait() {
+            Ok(Signal::SIGXCPU) => {
+                apache::log_s(
+                    server,
+                    Level::Info,
+                    0,
+                    &format!(
+                        "RWSGI0053: daemon process {} of group {name:?} used cpu-time-limit ({} s of CPU); replacing it",
+                        std::process::id(),
+                        group.config.cpu_time_limit.as_secs()
+                    ),
+                );
+                recycle(&pool, Recycle::CPU_TIME);
+            }
+            // mod_wsgi: SIGINT asks a daemon to restart (the reloader of
+            // rwsgi-express --reload-on-changes sends it).
+            Ok(Signal::SIGINT) => recycle(&pool, Recycle::RELOAD),
+            // The Apache parent restarted: the next generation's daemons
+            // retire this one once ready; if none does, it goes anyway.
+            Ok(Signal::SIGUSR2) => {
+                let wait = group.config.startup_timeout.max(Duration::from_secs(60));
+                std::thread::spawn(move || {
+                    std::thread::sleep(wait);
+                    let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
+                });
+            }
+            // Retired by its successor, or evicted.
+            Ok(Signal::SIGUSR1) => break true,
+            _ => break false,
+        }
+    };
+    // Replaced on the process's own initiative: it drains within
+    // graceful-timeout; evicted at a restart, within eviction-timeout
+    // (else graceful-timeout); a stop or a request-timeout, within
     // shutdown-timeout.
+    let c = &group.config;
     let drain = match pool.recycle.load(Ordering::SeqCst) {
-        Recycle::NONE | Recycle::REQUEST_TIMEOUT => group.config.shutdown_timeout,
-        _ => group.config.graceful_timeout,
+        Recycle::REQUEST_TIMEOUT => c.shutdown_timeout,
+        Recycle::NONE if evicted && !c.eviction_timeout.is_zero() => c.eviction_timeout,
+        Recycle::NONE if !evicted => c.shutdown_timeout,
+        _ => c.graceful_timeout,
     };
     pool.shutdown(drain);
     python::shutdown();
@@ -243,7 +292,12 @@ impl Recycle {
     pub const STARTUP: u8 = 5;
     /// It used `cpu-time-limit` seconds of CPU (SIGXCPU).
     pub const CPU_TIME: u8 = 6;
+    /// It was asked to restart (SIGINT, as mod_wsgi).
+    pub const RELOAD: u8 = 7;
 }
+
+/// This process's slot and its group's slots, for the handover.
+static HANDOVER: std::sync::OnceLock<(usize, std::ops::Range<usize>)> = std::sync::OnceLock::new();
 
 /// Ends this daemon process gracefully for `why` (a [`Recycle`] value): the
 /// main thread's signal wait returns and drains; the Apache parent starts
@@ -254,9 +308,37 @@ pub fn recycle(pool: &Pool, why: u8) {
         .compare_exchange(Recycle::NONE, why, Ordering::SeqCst, Ordering::SeqCst)
         .is_ok()
     {
-        // Process-directed, so the main thread's wait takes it (every
-        // thread has SIGTERM blocked).
-        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGTERM);
+        // Zero-downtime: the group's standby starts and imports the
+        // application, then retires this process (SIGUSR1), which serves
+        // until then. Without a standby, or if it does not come in time,
+        // the process drains now and the parent starts a new one.
+        let me = nix::unistd::getpid();
+        let Some((mine, slots)) = HANDOVER.get().cloned() else {
+            let _ = nix::sys::signal::kill(me, Signal::SIGTERM);
+            return;
+        };
+        let wait = pool.startup_wait;
+        // The standby may be busy replacing another daemon of the group, or
+        // still starting: keep serving and try again until `wait` is over.
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + wait;
+            while Instant::now() < deadline {
+                if let Some((standby, pid)) = supervisor::claim_standby(slots.clone(), mine) {
+                    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR2)
+                        .is_ok()
+                    {
+                        // Retired by SIGUSR1 once the standby is ready.
+                        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                        break;
+                    }
+                    supervisor::release_standby(standby);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // Process-directed, so the main thread's wait takes it (every
+            // thread has SIGTERM blocked).
+            let _ = nix::sys::signal::kill(me, Signal::SIGTERM);
+        });
     }
 }
 
@@ -511,6 +593,8 @@ pub struct Pool {
     socket_uid: Option<u32>,
     receive_buffer: Option<u32>,
     send_buffer: Option<u32>,
+    /// How long a handover may take before the process drains anyway.
+    startup_wait: Duration,
     maximum_requests: u64,
     /// Why the process ends itself, a [`Recycle`] value.
     pub recycle: std::sync::atomic::AtomicU8,
@@ -559,6 +643,7 @@ impl Pool {
                 .and_then(|p| resolve_user(p).ok())
                 .map(|u| u.uid.as_raw()),
             receive_buffer: group.config.receive_buffer_size,
+            startup_wait: group.config.startup_timeout.max(Duration::from_secs(30)),
             send_buffer: group.config.send_buffer_size,
             maximum_requests: group.config.maximum_requests as u64,
             recycle: std::sync::atomic::AtomicU8::new(Recycle::NONE),

@@ -14,7 +14,7 @@
 //! passes only the number), and records recent deaths for Apache's
 //! children, whose 502 then says how the daemon died.
 
-use super::{process, set_groups, Group};
+use super::{process, retire, set_groups, Group};
 use crate::apache::{self, Level};
 use crate::config::ServerConfig;
 use crate::ffi;
@@ -77,6 +77,27 @@ struct Shared {
     death_pid: [AtomicI32; DEATHS],
     death_how: [AtomicU64; DEATHS],
     next_death: AtomicUsize,
+    /// Per slot: what the process started in it is ([`Role`]), set by the
+    /// processes themselves when they hand a slot over.
+    role: [std::sync::atomic::AtomicU8; MAX_SLOTS],
+    /// Per slot: the pid of the process in it (written by that process).
+    pid: [AtomicI32; MAX_SLOTS],
+    /// Per standby slot: 1 + the slot of the daemon that activated it.
+    handover: [AtomicUsize; MAX_SLOTS],
+}
+
+/// What a daemon slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    /// A daemon process serving requests.
+    Serving = 0,
+    /// A forked process that waits, without Python, to replace a serving
+    /// one (zero-downtime replacement).
+    Standby = 1,
+    /// A daemon that was replaced and is draining: its slot gets a standby
+    /// when it exits.
+    Retiring = 2,
 }
 
 /// Set once Apache announced a restart or stop: dead daemons are not
@@ -146,6 +167,67 @@ unsafe extern "C" fn on_exit_mark(status: c_int, _arg: *mut c_void) {
     mark_current_exit(status);
 }
 
+/// The role of `slot` (for the process starting in it).
+pub fn role(slot: usize) -> Role {
+    match shared().map(|sh| sh.role[slot].load(Ordering::Acquire)) {
+        Some(1) => Role::Standby,
+        Some(2) => Role::Retiring,
+        _ => Role::Serving,
+    }
+}
+
+/// In a daemon: the pid in slot `slot` (0 if none recorded).
+pub fn slot_pid(slot: usize) -> i32 {
+    shared().map_or(0, |sh| sh.pid[slot].load(Ordering::Acquire))
+}
+
+/// In a standby being activated: the slot of the daemon it replaces.
+pub fn handover_from(slot: usize) -> Option<usize> {
+    let v = shared()?.handover[slot].load(Ordering::Acquire);
+    v.checked_sub(1)
+}
+
+/// Sets the role of `slot` (a standby marks itself ready to be claimed).
+pub fn set_role(slot: usize, role: Role) {
+    if let Some(sh) = shared() {
+        sh.role[slot].store(role as u8, Ordering::Release);
+    }
+}
+
+/// In a serving daemon of slot `mine`: claims a waiting standby among
+/// `slots` (its group's) for its replacement, returning the standby's
+/// slot and pid. `None` when there is none (another daemon claimed it, or
+/// it is still starting).
+pub fn claim_standby(slots: std::ops::Range<usize>, mine: usize) -> Option<(usize, i32)> {
+    let sh = shared()?;
+    slots.into_iter().find_map(|s| {
+        let pid = sh.pid[s].load(Ordering::Acquire);
+        (role(s) == Role::Standby
+            && pid > 0
+            && sh.handover[s]
+                .compare_exchange(0, mine + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok())
+        .then_some((s, pid))
+    })
+}
+
+/// Gives up a claim made with [`claim_standby`] (the standby never came).
+pub fn release_standby(standby: usize) {
+    if let Some(sh) = shared() {
+        sh.handover[standby].store(0, Ordering::Release);
+    }
+}
+
+/// A standby that took over from `old`: it serves in its slot now, and the
+/// old daemon's slot gets the next standby when that process exits.
+pub fn swap_roles(standby: usize, old: usize) {
+    if let Some(sh) = shared() {
+        sh.role[standby].store(Role::Serving as u8, Ordering::Release);
+        sh.role[old].store(Role::Retiring as u8, Ordering::Release);
+        sh.handover[standby].store(0, Ordering::Release);
+    }
+}
+
 /// One daemon process of a group: which one, and its history.
 pub struct SlotInfo {
     group: Arc<Group>,
@@ -155,6 +237,8 @@ pub struct SlotInfo {
     started: Instant,
     restarts: u64,
     quick_deaths: u32,
+    /// The first slot of this group.
+    first: usize,
     /// Whether the process is registered with apr_proc_other_child (APR
     /// crashes when asked to unregister what it does not hold).
     registered: bool,
@@ -184,6 +268,29 @@ impl SlotInfo {
     /// How many times this slot's process was restarted before.
     pub fn restarts(&self) -> u64 {
         self.restarts
+    }
+
+    /// This slot's index in the shared memory area.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// The process number within the group (0-based; the standby's is
+    /// `processes`).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The slots of this group (its processes and its standby).
+    pub fn group_slots(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.group.config.processes as usize + 1
+    }
+
+    /// In the daemon: records its pid for the processes that hand over.
+    pub fn record_pid(&self) {
+        if let Some(sh) = shared() {
+            sh.pid[self.slot].store(std::process::id() as i32, Ordering::Release);
+        }
     }
 
     fn pid(&self) -> i32 {
@@ -275,7 +382,9 @@ pub unsafe fn start(
 ) -> Result<(), String> {
     set_groups(Vec::new());
     STOPPING.store(false, Ordering::SeqCst);
+    retire::clear_retirees();
     if daemons.is_empty() {
+        retire::evict_leftovers(pconf, s);
         return Ok(());
     }
     let child_uid = ffi::ap_unixd_config.user_id;
@@ -369,8 +478,41 @@ pub unsafe fn start(
                 .map_err(|e| format!("WSGIDaemonProcess {:?}: socket-user: {e}", d.name))?,
             None => child_uid,
         };
-        let fd = bind_socket(&path, d.listen_backlog, owner, child_gid)
-            .map_err(|e| format!("WSGIDaemonProcess {:?}: {e}", d.name))?;
+        // After a graceful restart the group's socket is the previous
+        // generation's, whose daemons serve on it until the new ones are
+        // ready (zero downtime; see `retire`).
+        let fd = match retire::take(&d.name) {
+            Some(prior) => {
+                let moved = prior.path == path || std::fs::rename(&prior.path, &path).is_ok();
+                if moved
+                    && socket::listen(
+                        &std::os::fd::BorrowedFd::borrow_raw(prior.listen_fd),
+                        socket::Backlog::new(d.listen_backlog.clamp(1, 65535) as i32)
+                            .unwrap_or(socket::Backlog::MAXCONN),
+                    )
+                    .is_ok()
+                {
+                    let _ = std::os::unix::fs::chown(&path, Some(owner), Some(child_gid));
+                    retire::set_retirees(&d.name, prior.pids.clone());
+                    retire::adopt(pconf, s, &d.name, &prior.pids);
+                    prior.listen_fd
+                } else {
+                    libc::close(prior.listen_fd);
+                    let _ = std::fs::remove_file(&prior.path);
+                    for &pid in &prior.pids {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGUSR1,
+                        );
+                    }
+                    retire::adopt(pconf, s, &d.name, &prior.pids);
+                    bind_socket(&path, d.listen_backlog, owner, child_gid)
+                        .map_err(|e| format!("WSGIDaemonProcess {:?}: {e}", d.name))?
+                }
+            }
+            None => bind_socket(&path, d.listen_backlog, owner, child_gid)
+                .map_err(|e| format!("WSGIDaemonProcess {:?}: {e}", d.name))?,
+        };
         groups.push(Arc::new(Group {
             socket_timeout: d.socket_timeout_or(apache_timeout),
             config: d,
@@ -380,6 +522,7 @@ pub unsafe fn start(
         }));
     }
     set_groups(groups.clone());
+    retire::evict_leftovers(pconf, s);
     let size = std::mem::size_of::<Shared>();
     let mem = libc::mmap(
         std::ptr::null_mut(),
@@ -398,7 +541,9 @@ pub unsafe fn start(
     SHARED.store(mem as *mut Shared, Ordering::Release);
     let mut slots = Vec::new();
     for g in &groups {
-        for index in 0..g.config.processes as usize {
+        // The group's processes, then its standby (the last slot).
+        let first = slots.len();
+        for index in 0..=g.config.processes as usize {
             if slots.len() == MAX_SLOTS {
                 return Err(format!("more than {MAX_SLOTS} daemon processes configured"));
             }
@@ -413,11 +558,18 @@ pub unsafe fn start(
                 started: Instant::now(),
                 restarts: 0,
                 quick_deaths: 0,
+                first,
                 registered: false,
                 pconf,
                 server: s,
                 cfg,
             }));
+            let role = if index == g.config.processes as usize {
+                Role::Standby
+            } else {
+                Role::Serving
+            };
+            (*(mem as *const Shared)).role[slots.len()].store(role as u8, Ordering::Release);
             slots.push(slot);
             spawn(slot, Duration::ZERO);
         }
@@ -433,6 +585,12 @@ pub unsafe fn start(
 unsafe fn spawn(slot: *mut SlotInfo, delay: Duration) {
     let st = &mut *slot;
     st.mark_exit(-1);
+    if let Some(sh) = shared() {
+        sh.pid[st.slot].store(0, Ordering::Release);
+        if role(st.slot) != Role::Serving {
+            sh.handover[st.slot].store(0, Ordering::Release);
+        }
+    }
     let rv = ffi::apr_proc_fork(st.proc_, st.pconf);
     if rv == ffi::APR_INCHILD as ffi::apr_status_t {
         process::run(st, Arc::clone(&st.group), st.server, &*st.cfg, delay);
@@ -535,48 +693,94 @@ unsafe extern "C" fn on_child_event(reason: c_int, data: *mut c_void, status: c_
     })
 }
 
-/// pconf cleanup: stops this generation's daemons (SIGTERM, up to their
-/// shutdown-timeout, SIGKILL) and removes the sockets.
+/// A restart: the daemons keep serving on their sockets for the next
+/// generation, which retires them once its own are ready; the standbys
+/// (no Python, nothing to drain) go now.
+unsafe fn hand_on(slots: &Slots) {
+    for g in super::groups() {
+        let mut serving = Vec::new();
+        let mut standbys = Vec::new();
+        for &slot in &slots.0 {
+            let st = &*slot;
+            if !Arc::ptr_eq(&st.group, &g) || st.pid() <= 0 {
+                continue;
+            }
+            match role(st.slot) {
+                Role::Serving => serving.push((st.index, st.pid())),
+                Role::Retiring => serving.push((usize::MAX, st.pid())),
+                Role::Standby => standbys.push(st.pid()),
+            }
+        }
+        serving.sort_unstable();
+        for &pid in &standbys {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        // Told that their generation ended: if no successor retires them
+        // (it could not start, or runs as another user), they go anyway.
+        for &(_, pid) in &serving {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGUSR2,
+            );
+        }
+        retire::hand_on(retire::Retiring {
+            name: g.config.name.clone(),
+            listen_fd: g.listen_fd,
+            path: g.socket_path.clone(),
+            pids: serving
+                .into_iter()
+                .map(|(_, p)| p)
+                .chain(standbys)
+                .collect(),
+        });
+    }
+}
+
+/// A stop: sockets closed and removed first, then every daemon (and
+/// retired ones of an earlier generation) gets SIGTERM, up to its
+/// shutdown-timeout, then SIGKILL.
+unsafe fn stop(slots: &Slots) {
+    // First the sockets go, so no new connection queues up for daemons
+    // that are stopping.
+    for g in super::groups() {
+        libc::close(g.listen_fd);
+        let _ = std::fs::remove_file(&g.socket_path);
+    }
+    let mut wait = Duration::ZERO;
+    let mut pids = retire::all_adopted();
+    for &slot in &slots.0 {
+        let st = &*slot;
+        if st.pid() > 0 {
+            pids.push(st.pid());
+        }
+        wait = wait.max(st.group.config.shutdown_timeout);
+    }
+    retire::terminate(pids, wait);
+}
+
+/// pconf cleanup: at a stop, stops this generation's daemons (SIGTERM, up
+/// to their shutdown-timeout, SIGKILL) and removes the sockets; at a
+/// restart, hands daemons and sockets on to the next generation.
 unsafe extern "C" fn stop_all(data: *mut c_void) -> ffi::apr_status_t {
     apache::guard("stop daemon processes", (), || unsafe {
         let slots = &*(data as *const Slots);
         STOPPING.store(true, Ordering::SeqCst);
-        // First the sockets go, so no new connection queues up for daemons
-        // that are stopping: Apache's children retry until the next
-        // generation's daemons listen (connect-timeout).
-        for g in super::groups() {
-            libc::close(g.listen_fd);
-            let _ = std::fs::remove_file(&g.socket_path);
-        }
-        let mut wait = Duration::ZERO;
-        let mut pids = Vec::new();
+        let stopping =
+            ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) == ffi::AP_SQ_MS_EXITING as c_int;
         for &slot in &slots.0 {
             let st = &mut *slot;
             if st.registered {
                 ffi::apr_proc_other_child_unregister(slot as *mut c_void);
                 st.registered = false;
             }
-            let pid = nix::unistd::Pid::from_raw(st.pid());
-            if st.pid() > 0
-                && nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok()
-            {
-                pids.push(pid);
-            }
-            wait = wait.max(st.group.config.shutdown_timeout);
         }
-        let deadline = Instant::now() + wait + Duration::from_secs(1);
-        while !pids.is_empty() && Instant::now() < deadline {
-            pids.retain(|&p| {
-                matches!(
-                    nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
-                    Ok(nix::sys::wait::WaitStatus::StillAlive)
-                )
-            });
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for p in pids {
-            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(p, None);
+        if !stopping {
+            hand_on(slots);
+        } else {
+            stop(slots);
         }
         set_groups(Vec::new());
         for &slot in &slots.0 {
