@@ -320,3 +320,20 @@ def test_graceful_restart_waits_for_no_import(servers, ws):
         assert "previous configuration, replaced" in srv.error_log()
     finally:
         srv.stop()
+
+
+def test_script_user_refuses_a_script_owned_by_another(servers, ws):
+    import os
+    import pwd
+    owner = pwd.getpwuid(os.stat(ws.apps / "daemon" / "app.wsgi").st_uid).pw_name
+    for user, status in ((owner, 200), ("daemon", 403)):
+        srv = start_with_daemon_options(servers, ws, f"scriptuser-{user}",
+                                        [f"script-user={user}"], ["--processes", "1"])
+        try:
+            mark = srv.log_mark()
+            assert srv.get("/").status_code == status, srv.error_log_tail()
+            if status == 403:
+                log = srv.wait_for_log(mark, "RWSGI0057")
+                assert "script-user" in log and "daemon" in log, log
+        finally:
+            srv.stop()

@@ -15,6 +15,7 @@ use rwsgi_core::directives::{expand_application_group, MapHeadToGet};
 use rwsgi_core::environ::{split_script_name, RequestFacts};
 use rwsgi_core::validate::HeaderKind;
 use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
 
 const HTTP_500: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
@@ -72,6 +73,17 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         }
     }
     if !embedded {
+        if let Some(g) = crate::daemon::group(&group) {
+            if let Err(why) = crate::daemon::process::check_script_owner(&g.config, script) {
+                log.log(
+                    Level::Error,
+                    &format!(
+                        "RWSGI0057: {script:?} may not run in process group {group:?}: {why} (403)"
+                    ),
+                );
+                return ffi::HTTP_FORBIDDEN as c_int;
+            }
+        }
         if group == settings.process_group {
             return crate::daemon::relay::handle_request(r, settings, script);
         }
@@ -286,6 +298,21 @@ impl ApacheWriter {
         if finish != Finish::Flush {
             ffi::rwsgi_brigade_insert_tail(self.bb, ffi::apr_bucket_eos_create(alloc));
         }
+    }
+
+    /// Adds `len` bytes of `fd` from `offset` as a file bucket, as
+    /// [`ResponseWriter::file`] does for embedded mode's
+    /// `wsgi.file_wrapper`, the descriptor now owned by the request pool:
+    /// closed by a cleanup of that pool (APR's `apr_os_file_put` registers
+    /// none), which Apache destroys only once the response's buckets are
+    /// written or dropped (its EOR bucket), even when the file bucket was
+    /// set aside for write completion. Daemon mode's relay of a File frame;
+    /// `offset + len` must lie within the file.
+    pub fn file_owned(&mut self, fd: OwnedFd, offset: u64, len: u64) {
+        let raw = fd.as_raw_fd();
+        // SAFETY: the request is live; the pool outlives the bucket.
+        unsafe { crate::apache::pool_box((*self.r).pool, fd) };
+        self.file(raw, offset, len);
     }
 
     /// Passes what was added so far without FLUSH or EOS (daemon mode's

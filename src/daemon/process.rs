@@ -43,6 +43,25 @@ fn log(msg: &str) {
     apache::log_s(std::ptr::null(), Level::Error, 0, msg);
 }
 
+/// The signals a daemon process waits for (blocked in every thread, taken
+/// by the main thread's `sigwait`): SIGTERM/SIGHUP (stop), SIGINT
+/// (restart, as mod_wsgi), SIGUSR1 (retired: drain), SIGUSR2 (standby:
+/// start; serving: the Apache parent restarted), SIGXCPU (cpu-time-limit).
+pub fn daemon_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGXCPU,
+    ] {
+        mask.add(sig);
+    }
+    mask
+}
+
 /// Ends the daemon process: marks the exit as ours for the Apache parent
 /// and leaves without running any of Apache's exit code.
 pub fn exit(slot: &super::supervisor::SlotInfo, code: ExitCode) -> ! {
@@ -77,18 +96,11 @@ pub unsafe fn run(
         let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
     }
     let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
-    let mut mask = SigSet::empty();
-    for sig in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGXCPU,
-    ] {
-        mask.add(sig);
-    }
+    let mask = daemon_signals();
     let _ = mask.thread_block();
+    // Out of Apache's process group: the prefork MPM signals the whole
+    // group at a restart (SIGHUP, SIGUSR1), which are not for daemons.
+    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     slot.record_pid();
     let _ = HANDOVER.set((slot.slot(), slot.group_slots()));
     // Apache's listening sockets and the other groups' sockets are not ours.
@@ -410,6 +422,41 @@ fn resolve_group(p: &Principal) -> Result<Gid, String> {
             .map(|g| g.gid)
             .ok_or_else(|| format!("group {n:?} does not exist")),
     }
+}
+
+/// mod_wsgi WSGIDaemonProcess script-user / script-group: the WSGI script
+/// `script` must be owned by that user (or group). Errors (a 403 for the
+/// caller) say who owns it and who must.
+pub fn check_script_owner(
+    group: &rwsgi_core::daemon_config::DaemonProcess,
+    script: &str,
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if group.script_user.is_none() && group.script_group.is_none() {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(script).map_err(|e| format!("cannot stat it: {e}"))?;
+    if let Some(p) = &group.script_user {
+        let want = resolve_user(p)?.uid.as_raw();
+        if meta.uid() != want {
+            return Err(format!(
+                "it is owned by uid {}, and script-user={p:?} (uid {want}) of group {:?} requires that owner",
+                meta.uid(),
+                group.name
+            ));
+        }
+    }
+    if let Some(p) = &group.script_group {
+        let want = resolve_group(p)?.as_raw();
+        if meta.gid() != want {
+            return Err(format!(
+                "its group is gid {}, and script-group={p:?} (gid {want}) of group {:?} requires that group",
+                meta.gid(),
+                group.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The user a group's daemons run as: `user=`, else Apache's `User`

@@ -347,8 +347,6 @@ pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'stat
             out.push(name)
         }
     };
-    check(d.script_user != def.script_user, "script-user");
-    check(d.script_group != def.script_group, "script-group");
     check(
         d.eviction_timeout != def.eviction_timeout,
         "eviction-timeout",
@@ -591,9 +589,17 @@ unsafe fn spawn(slot: *mut SlotInfo, delay: Duration) {
             sh.handover[st.slot].store(0, Ordering::Release);
         }
     }
+    // The child starts with the signals it waits for blocked (inherited
+    // mask), so one sent right after the fork (a restart's SIGUSR2, a
+    // handover's) is kept for it rather than killing it.
+    let old_mask =
+        process::daemon_signals().thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
     let rv = ffi::apr_proc_fork(st.proc_, st.pconf);
     if rv == ffi::APR_INCHILD as ffi::apr_status_t {
         process::run(st, Arc::clone(&st.group), st.server, &*st.cfg, delay);
+    }
+    if let Ok(m) = old_mask {
+        let _ = m.thread_set_mask();
     }
     if rv != ffi::APR_INPARENT as ffi::apr_status_t {
         log(
