@@ -57,6 +57,7 @@ def test_runs_in_daemon_processes_as_the_user(daemon_server):
     # ps shows the group, as mod_wsgi's display-name=%{GROUP}.
     cmdline = open(f"/proc/{pids[0]}/cmdline", "rb").read()
     assert cmdline.startswith(f"(wsgi:localhost:{daemon_server.port})".encode()), cmdline
+    assert cmdline.rstrip(b"\0").count(b"\0") == 0, cmdline     # nothing of Apache's left
 
 
 def test_daemons_do_not_hold_apaches_listening_socket(daemon_server):

@@ -392,9 +392,16 @@ unsafe fn set_title(title: &str) {
     }
     let argv = (*process).argv as *const *mut libc::c_char;
     let first = *argv;
-    let last = *argv.add((*process).argc as usize - 1);
-    let end = last.add(libc::strlen(last));
-    let room = end.offset_from(first) as usize;
+    // The whole argument block (Apache's process->argv may leave out
+    // arguments it consumed, such as `-k start`): its size is that of
+    // /proc/self/cmdline, NUL-terminated strings from argv[0] on.
+    let room = match std::fs::read("/proc/self/cmdline") {
+        Ok(block) if !block.is_empty() => block.len() - 1,
+        _ => {
+            let last = *argv.add((*process).argc as usize - 1);
+            last.add(libc::strlen(last)).offset_from(first) as usize
+        }
+    };
     // The argument strings must be one contiguous block to be rewritten.
     if room == 0 || room > 64 * 1024 {
         return;
