@@ -13,8 +13,10 @@ pub mod supervisor;
 pub mod watchdog;
 
 use rwsgi_core::daemon_config::DaemonProcess;
+use rwsgi_core::wire::fds::{self, FdReader, MissingFd, SendFdError};
 use rwsgi_core::wire::{self, Frame, Limits, WireError};
 use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -105,25 +107,47 @@ pub fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// One end of a connection: frames read through a buffer, written whole.
+/// The Apache child's end also receives the descriptor of each File frame
+/// (`wire::fds`).
 pub struct Conn {
-    reader: BufReader<UnixStream>,
+    reader: BufReader<FdReader>,
     frame: Vec<u8>,
     limits: Limits,
+    /// The descriptor of the File frame last read, until taken.
+    file_fd: Option<Result<OwnedFd, MissingFd>>,
 }
 
 impl Conn {
-    /// Wraps a connected stream.
+    /// Wraps a connected stream of a daemon process: it accepts no
+    /// descriptors (any sent to it are closed by the kernel).
     pub fn new(stream: UnixStream, limits: Limits) -> Conn {
+        Conn::with_reader(FdReader::new(stream), limits)
+    }
+
+    /// Wraps a connected stream of an Apache child, which receives the
+    /// descriptors of File frames (MSG_CMSG_CLOEXEC, at most one a message;
+    /// any other is closed).
+    pub fn receiving_fds(stream: UnixStream, limits: Limits) -> Conn {
+        Conn::with_reader(FdReader::receiving(stream), limits)
+    }
+
+    fn with_reader(reader: FdReader, limits: Limits) -> Conn {
         Conn {
-            reader: BufReader::with_capacity(BLOCK + 64, stream),
+            reader: BufReader::with_capacity(BLOCK + 64, reader),
             frame: Vec::new(),
             limits,
+            file_fd: None,
         }
     }
 
     /// The stream.
     pub fn stream(&self) -> &UnixStream {
-        self.reader.get_ref()
+        self.reader.get_ref().stream()
+    }
+
+    /// Stream offset of the next byte a frame read consumes.
+    fn consumed(&self) -> u64 {
+        self.reader.get_ref().position() - self.reader.buffer().len() as u64
     }
 
     /// Whether bytes of a next frame are already buffered.
@@ -134,6 +158,8 @@ impl Conn {
     /// Reads the next frame (blocking, up to the socket's timeout). The
     /// frame borrows this connection's buffer until the next read.
     pub fn read_frame(&mut self) -> Result<Frame<'_>, FrameError> {
+        self.file_fd = None;
+        let start = self.consumed();
         let mut head = [0u8; wire::HEADER_LEN];
         let mut got = 0;
         while got < head.len() {
@@ -159,7 +185,15 @@ impl Conn {
         self.reader
             .read_exact(&mut self.frame[wire::HEADER_LEN..])
             .map_err(FrameError::Io)?;
-        match wire::decode(&self.frame, &self.limits) {
+        let decoded = wire::decode(&self.frame, &self.limits);
+        // A File frame's descriptor came with its first byte; any other
+        // that came with this frame's bytes or earlier ones is closed.
+        let fds = self.reader.get_mut();
+        if let Ok(Some((Frame::File { .. }, _))) = decoded {
+            self.file_fd = Some(fds.take_fd(start));
+        }
+        fds.discard_through(start + self.frame.len() as u64);
+        match decoded {
             Ok(Some((frame, _))) => Ok(frame),
             Ok(None) => unreachable!("a whole frame was read"),
             Err(e) => Err(FrameError::Wire(e)),
@@ -171,8 +205,22 @@ impl Conn {
         &self.frame
     }
 
+    /// The descriptor of the File frame just read (the caller's now), or
+    /// why there is none. Errors also when the last frame was no File.
+    pub fn take_file_fd(&mut self) -> Result<OwnedFd, MissingFd> {
+        self.file_fd.take().unwrap_or(Err(MissingFd::None))
+    }
+
     /// Writes encoded frames.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.reader.get_mut().write_all(bytes)
+        let mut s = self.stream();
+        s.write_all(bytes)
+    }
+
+    /// Writes one encoded File frame with `fd` attached (SCM_RIGHTS).
+    /// Errors: [`SendFdError::NotPassed`] when nothing was sent (send the
+    /// region another way), else the connection is unusable.
+    pub fn send_with_fd(&mut self, frame: &[u8], fd: BorrowedFd<'_>) -> Result<(), SendFdError> {
+        fds::send_with_fd(self.stream(), frame, fd)
     }
 }

@@ -3,7 +3,9 @@
 //! group over a pooled connection (one per Apache thread and group, kept
 //! for the next request), and the daemon's frames are relayed: body read
 //! from the client only as the application asks for it, the response
-//! passed down Apache's output filters as it comes.
+//! passed down Apache's output filters as it comes. A File frame's
+//! descriptor becomes a file bucket, as `wsgi.file_wrapper` in embedded
+//! mode: the file's bytes never cross the daemon socket.
 //!
 //! Every failure is answered and logged as what it is: 503 when no daemon
 //! can be reached (socket path, errno, group), 502 when the daemon died
@@ -20,10 +22,10 @@ use crate::ffi;
 use crate::wsgi::environ::for_each_pair;
 use crate::wsgi::transport::{BodyReader, Finish, Header, ResponseWriter};
 use rwsgi_core::validate::{validate_header, validate_status, HeaderKind};
-use rwsgi_core::wire::{self, Encoder, FailReason, Frame};
+use rwsgi_core::wire::{self, fds, Encoder, FailReason, Frame};
 use std::cell::RefCell;
 use std::ffi::c_int;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -98,7 +100,7 @@ fn connect(group: &Group) -> Result<Pooled, String> {
                     .unwrap_or(Duration::from_secs(60));
                 let _ = stream.set_read_timeout(Some(queue));
                 let _ = stream.set_write_timeout(t);
-                let mut conn = Conn::new(stream, super::limits(&group.config));
+                let mut conn = Conn::receiving_fds(stream, super::limits(&group.config));
                 match conn.read_frame() {
                     Ok(Frame::Hello { pid }) => {
                         let _ = conn.stream().set_read_timeout(t);
@@ -369,6 +371,45 @@ unsafe fn relay(
                         &format!("RWSGI0026: client closed the connection while {script:?} was sending its response; output stopped"),
                     );
                     return Relayed::Done { keep: false };
+                }
+            }
+            Frame::File { offset, length } => {
+                // Answered at once (the daemon waits, and closes its copy
+                // of the descriptor after): taken, or not, and then the
+                // daemon sends the bytes instead.
+                let usable = match pooled.conn.take_file_fd() {
+                    Ok(fd) if started => fds::check_region(fd.as_fd(), offset, length).map(|()| fd),
+                    Ok(_) => Err("the response has not started".to_string()),
+                    Err(why) => Err(why.to_string()),
+                };
+                let mut enc = Encoder::new();
+                enc.file_reply(usable.is_ok());
+                if let Err(e) = pooled.conn.write_all(&enc.buf) {
+                    return daemon_failed(
+                        r,
+                        group,
+                        pooled.pid,
+                        script,
+                        &FrameError::Io(e),
+                        started,
+                    );
+                }
+                match usable {
+                    Ok(fd) => {
+                        writer.file_owned(fd, offset, length);
+                        relayed += length;
+                        if writer.pass_plain().is_err() {
+                            log.log(
+                                Level::Info,
+                                &format!("RWSGI0026: client closed the connection while {script:?} was sending its response; output stopped"),
+                            );
+                            return Relayed::Done { keep: false };
+                        }
+                    }
+                    Err(why) => log.log(
+                        Level::Info,
+                        &format!("RWSGI0060: the descriptor of a file region of {length} bytes from daemon process {} of group {name:?} was not taken ({why}); the daemon sends the bytes instead", pooled.pid),
+                    ),
                 }
             }
             Frame::End => {

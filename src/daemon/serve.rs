@@ -2,6 +2,12 @@
 //! `wsgi::Request` whose body is pulled from the Apache child with Read
 //! frames ([`DaemonReader`]) and whose response goes back as frames
 //! ([`DaemonWriter`]); the WSGI core is the one embedded mode uses.
+//!
+//! A file region (`wsgi.file_wrapper` on a real file) goes as a File frame
+//! with the file's descriptor attached (SCM_RIGHTS): the Apache child sends
+//! it with a file bucket, so the file's bytes never cross the socket. When
+//! the descriptor cannot be passed (too many in flight, or the child could
+//! not take it and says so), the region goes as Data frames read here.
 
 use super::{Conn, FrameError, Group, BLOCK};
 use crate::apache::{ClientTag, LogTarget};
@@ -9,7 +15,9 @@ use crate::ffi;
 use crate::python::{self, GilGuard, Runtime};
 use crate::wsgi::transport::{BodyReader, Finish, Gone, Header, ResponseWriter};
 use crate::wsgi::{self, environ::Source, Outcome};
+use rwsgi_core::wire::fds::{self as wire_fds, SendFdError};
 use rwsgi_core::wire::{self, Encoder, FailReason, Frame};
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -149,6 +157,8 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
             enc: Encoder::new(),
             last_data: None,
             aborted: false,
+            files: Vec::new(),
+            log,
         }),
     };
     let gil = GilGuard::acquire(cx.rt);
@@ -260,13 +270,35 @@ impl BodyReader for DaemonReader {
 
 /// The response of a daemon request, encoded as frames and written to the
 /// Apache child at each send (the bytes are copied into the frames, so a
-/// set-aside batch needs nothing more).
+/// set-aside batch needs nothing more; file regions are sent by descriptor).
 struct DaemonWriter {
     conn: SharedConn,
     enc: Encoder,
     /// Where the last Data frame starts, so a flush can mark it.
     last_data: Option<usize>,
     aborted: bool,
+    /// The File frames of this batch, in order.
+    files: Vec<PendingFile>,
+    log: LogTarget,
+}
+
+/// A file region added to a batch: its File frame in the batch's bytes, the
+/// application's descriptor (open until the batch is sent: the
+/// `ResponseWriter::file` contract) and the region, in bytes.
+struct PendingFile {
+    at: usize,
+    fd: i32,
+    offset: u64,
+    len: u64,
+}
+
+/// How sending a batch stopped.
+enum Stop {
+    /// The connection failed: it is closed after the request.
+    Broken,
+    /// The response was cut (a file shorter than its region): the Apache
+    /// child was told with Failed; the connection stays usable.
+    Cut,
 }
 
 impl DaemonWriter {
@@ -286,17 +318,105 @@ impl DaemonWriter {
     }
 
     fn write(&mut self) -> Result<(), Gone> {
-        let mut st = lock(&self.conn);
+        let files = std::mem::take(&mut self.files);
+        let conn = Arc::clone(&self.conn);
+        let mut st = lock(&conn);
         let rv = if st.broken {
-            Err(Gone)
+            Err(Stop::Broken)
         } else {
-            st.conn.write_all(&self.enc.buf).map_err(|_| Gone)
+            self.write_batch(&mut st.conn, &files)
         };
-        if rv.is_err() {
-            st.broken = true;
-        }
         self.enc.buf.clear();
-        rv
+        match rv {
+            Ok(()) => Ok(()),
+            Err(Stop::Broken) => {
+                st.broken = true;
+                Err(Gone)
+            }
+            Err(Stop::Cut) => Err(Gone),
+        }
+    }
+
+    /// Writes the batch: its bytes, each File frame with its descriptor
+    /// (after the bytes before it, so the order holds), or its region as
+    /// Data frames when the descriptor does not get through.
+    fn write_batch(&mut self, conn: &mut Conn, files: &[PendingFile]) -> Result<(), Stop> {
+        let mut pos = 0;
+        for f in files {
+            let frame = f.at..f.at + wire::FILE_FRAME_LEN;
+            conn.write_all(&self.enc.buf[pos..frame.start])
+                .map_err(|_| Stop::Broken)?;
+            // SAFETY: the application keeps the descriptor open until this
+            // send returns (ResponseWriter::file).
+            let fd = unsafe { BorrowedFd::borrow_raw(f.fd) };
+            let refused = match conn.send_with_fd(&self.enc.buf[frame.clone()], fd) {
+                Ok(()) => match conn.read_frame() {
+                    Ok(Frame::FileReply { taken: true }) => None,
+                    Ok(Frame::FileReply { taken: false }) => {
+                        Some("the Apache child could not take the descriptor".to_string())
+                    }
+                    _ => return Err(Stop::Broken),
+                },
+                Err(SendFdError::NotPassed(e)) => {
+                    Some(format!("passing the descriptor failed: {e}"))
+                }
+                Err(SendFdError::Io(_)) => return Err(Stop::Broken),
+            };
+            if let Some(why) = refused {
+                self.log.log(
+                    crate::apache::Level::Info,
+                    &format!("RWSGI0060: a file region of {} bytes goes to the Apache child as bytes: {why}", f.len),
+                );
+                self.send_region(conn, fd, f)?;
+            }
+            pos = frame.end;
+        }
+        conn.write_all(&self.enc.buf[pos..])
+            .map_err(|_| Stop::Broken)
+    }
+
+    /// Sends the region of `f` as Data frames read from its descriptor (it
+    /// could not be passed). A file shorter than the region cuts the
+    /// response (Failed), as a file bucket's short read does in embedded
+    /// mode.
+    fn send_region(
+        &mut self,
+        conn: &mut Conn,
+        fd: BorrowedFd<'_>,
+        f: &PendingFile,
+    ) -> Result<(), Stop> {
+        let mut block = vec![0u8; BLOCK.min(f.len as usize)];
+        let mut enc = Encoder::new();
+        let mut done = 0u64;
+        while done < f.len {
+            let want = (f.len - done).min(block.len() as u64) as usize;
+            let n = match wire_fds::read_at(fd, &mut block[..want], f.offset + done) {
+                Ok(n) if n > 0 => n,
+                outcome => {
+                    let why = match outcome {
+                        Err(e) => format!("reading it failed: {e}"),
+                        Ok(_) => "the file is shorter than that now".to_string(),
+                    };
+                    self.log.log(
+                        crate::apache::Level::Error,
+                        &format!("RWSGI0061: a file region of {} bytes from offset {} could not be sent after {done} bytes: {why}; the response is cut", f.len, f.offset),
+                    );
+                    self.aborted = true;
+                    enc.buf.clear();
+                    enc.failed(
+                        FailReason::Application,
+                        b"the file being sent could not be read to its end",
+                    );
+                    conn.write_all(&enc.buf).map_err(|_| Stop::Broken)?;
+                    return Err(Stop::Cut);
+                }
+            };
+            enc.buf.clear();
+            enc.data(&block[..n], false);
+            conn.write_all(&enc.buf).map_err(|_| Stop::Broken)?;
+            done += n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -324,8 +444,18 @@ impl ResponseWriter for DaemonWriter {
         }
     }
 
-    fn file(&mut self, _fd: i32, _offset: u64, _len: u64) -> bool {
-        false
+    fn file(&mut self, fd: i32, offset: u64, len: u64) -> bool {
+        if len > 0 {
+            self.files.push(PendingFile {
+                at: self.enc.buf.len(),
+                fd,
+                offset,
+                len,
+            });
+            self.enc.file(offset, len);
+            self.last_data = None;
+        }
+        true
     }
 
     fn send(&mut self, finish: Finish) -> Result<(), Gone> {
@@ -334,6 +464,10 @@ impl ResponseWriter for DaemonWriter {
     }
 
     fn set_aside(&mut self, finish: Finish) -> bool {
+        // A file region must go before its descriptor may close.
+        if !self.files.is_empty() {
+            return false;
+        }
         self.end(finish);
         true
     }
