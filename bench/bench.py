@@ -80,14 +80,13 @@ def main():
         n1, n2 = (int(x) for x in args.callgrind_n.split(","))
     save = not (args.smoke or args.no_save)
 
-    express, rw_module, mw_express, mw_module = binaries()
-
     started = datetime.datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
     work = Path(f"/tmp/rwsgi-bench-{stamp}-{os.getpid()}")
     work.mkdir(mode=0o755)
     os.chmod(work, 0o755)
     apps, docroot = prepare_work(work)
+    express, rw_module, mw_express, mw_module = binaries(work)
     app = apps / "app.py"
     report_lua = work / "report.lua"
     report_lua.write_text(REPORT_LUA)
@@ -178,7 +177,7 @@ def main():
         "started": started.isoformat(timespec="seconds"),
         "smoke": args.smoke,
         "machine": machine_info(),
-        "versions": versions(),
+        "versions": versions(rw_module, express),
         "network_namespace": "private" if in_netns else "host",
         "config": {"duration": duration, "warmup": warmup, "rounds": rounds, "processes": PROCESSES,
                    "threads": THREADS, "threads_c64": THREADS_C64, "callgrind_n": [n1, n2],

@@ -183,11 +183,12 @@ def cmdline_of(pid):
 
 def role_of(pid, root):
     """'parent' (the server's root process), 'daemon' (a WSGI daemon
-    process: rwsgi and mod_wsgi-express title theirs "(wsgi:..."), or
-    'child' (an Apache child, a gunicorn/granian worker)."""
+    process: rwsgi and mod_wsgi-express title theirs "(wsgi:...)"; rwsgi's
+    standby process of a group, "(wsgi-standby:...)", counts as one too),
+    or 'child' (an Apache child, a gunicorn/granian worker)."""
     if pid == root:
         return "parent"
-    return "daemon" if cmdline_of(pid).startswith("(wsgi:") else "child"
+    return "daemon" if cmdline_of(pid).startswith(("(wsgi:", "(wsgi-standby:")) else "child"
 
 
 def processes_of(root):
@@ -625,12 +626,25 @@ def binary_stamp(path):
     return f"built {t}, sha256 {hashlib.sha256(data).hexdigest()[:12]}"
 
 
-def binaries():
-    """(rwsgi-express, mod_rwsgi.so, mod_wsgi-express, mod_wsgi's module)."""
+def binaries(work=None):
+    """(rwsgi-express, mod_rwsgi.so, mod_wsgi-express, mod_wsgi's module).
+    With work, rwsgi-express and mod_rwsgi.so are first copied to work/bin
+    (rwsgi-express takes the mod_rwsgi.so next to it) and the copies are
+    returned: a rebuild in target/ during a run (others work in this tree)
+    then cannot mix two builds in one set of figures."""
     express = REPO / "target" / "release" / "rwsgi-express"
     rw_module = REPO / "target" / "release" / "mod_rwsgi.so"
     if not rw_module.exists():
         rw_module = REPO / "target" / "release" / "libmod_rwsgi.so"
+    if work is not None and express.exists() and rw_module.exists():
+        bindir = work / "bin"
+        bindir.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(bindir, 0o755)
+        shutil.copy2(express, bindir / "rwsgi-express")
+        shutil.copy2(rw_module, bindir / "mod_rwsgi.so")
+        for f in ("rwsgi-express", "mod_rwsgi.so"):
+            os.chmod(bindir / f, 0o755)
+        express, rw_module = bindir / "rwsgi-express", bindir / "mod_rwsgi.so"
     mw_express = VENV / "bin" / "mod_wsgi-express"
     r = run([str(mw_express), "module-config"], capture_output=True, text=True)
     mw_module = re.search(r'^LoadModule wsgi_module "?([^"\n]+)"?', r.stdout, re.M).group(1)

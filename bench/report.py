@@ -236,7 +236,8 @@ def machine_info():
     }
 
 
-def versions():
+def versions(rw_module, express):
+    """Versions of everything; rw_module and express: the rwsgi build used."""
     def out(cmd):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -257,9 +258,8 @@ def versions():
                                         capture_output=True, text=True).stdout.strip()
     except OSError:
         v["rwsgi_git"] = "?"
-    rel = REPO / "target" / "release"
-    v["rwsgi_module"] = binary_stamp(rel / "mod_rwsgi.so" if (rel / "mod_rwsgi.so").exists() else rel / "libmod_rwsgi.so")
-    v["rwsgi_express"] = binary_stamp(rel / "rwsgi-express")
+    v["rwsgi_module"] = binary_stamp(rw_module)
+    v["rwsgi_express"] = binary_stamp(express)
     return v
 
 
@@ -319,7 +319,7 @@ selection).
 ```
 {table}
 ```
-
+{daemon_section(data, goal_lines)}
 ## Goals
 
 Ratios of the medians over the rounds (each round's own ratio in
@@ -396,7 +396,9 @@ must be 0 and are flagged `<<< ERRORS` otherwise.
 RSS is VmRSS summed over the server's whole process tree (Apache's root
 parent, its children and, for daemon mode, the daemon processes, which the
 Apache parent forks — rwsgi's and mod_wsgi-express's are titled
-`(wsgi:...)` in ps; gunicorn's and granian's master and workers), read from
+`(wsgi:...)` in ps, and rwsgi's standby process of a group (forked ahead,
+no Python until it replaces a daemon) `(wsgi-standby:...)`, counted with
+the daemons; gunicorn's and granian's master and workers), read from
 /proc at the end of each run; the daemon-mode servers' figures are also
 shown split into parent, children and daemons. PSS (from smaps_rollup) is
 shown as well because summed RSS counts shared pages once per process.
@@ -424,11 +426,41 @@ application); both run as `nobody`.
 
 
 
+def daemon_section(data, goal_lines):
+    """'Daemon mode' at a glance: its goal lines, RSS split and instruction
+    counts, taken from the tables above."""
+    cg = data.get("callgrind") or {}
+    dgoals = [g for g in goal_lines if "daemon" in g]
+    rss = daemon_rss_table(data)[2:]
+    if not dgoals and not rss:
+        return ""
+    text = """
+## Daemon mode
+
+rwsgi-express in daemon mode (its default) against mod_wsgi-express in daemon
+mode (its default), both `--processes 2 --threads 15 --server-mpm event`;
+`rwsgi daemon/embedded` compares with rwsgi-express `--embedded-mode`. The
+lines are those of the tables above and of Goals below.
+
+```
+""" + "\n".join(dgoals)
+    if rss:
+        text += "\n\nRSS, MiB (Apache parent + children + daemons; processes in brackets):\n" + "\n".join(
+            daemon_rss_table(data)[2:])
+    lines = [f"  {k:<16} {fmt_int(r['per_request']):>9} Ir/request = Apache child "
+             f"{fmt_int(r['apache_per_request']):>7} + daemon {fmt_int(r['daemon_per_request']):>7}"
+             for k, r in cg.items() if r.get("daemon")]
+    if lines:
+        text += "\n\nInstructions per hello request (callgrind):\n" + "\n".join(lines)
+    return text + "\n```\n"
+
+
 def binaries_md(v):
     if "rwsgi_module" not in v:
         return ""
     return (f"; `target/release/mod_rwsgi.so` {v['rwsgi_module']}, `rwsgi-express` {v['rwsgi_express']} "
-            f"(`-dirty`: the working tree had uncommitted changes, others' work in progress)")
+            f"(copied at the start, so that every figure is of that build; `-dirty`: the working tree "
+            f"had uncommitted changes, others' work in progress)")
 
 
 def soak_section(data):
@@ -460,6 +492,18 @@ first chunk against after the last request (the goal: each within 5 MiB).
 `--save` keeps the result as `bench/results/soak-<timestamp>.json` / `.txt`,
 of which the newest of each server and request count is shown here
 (`--server mod_wsgi-express` runs the same test on the peer).
+
+A failure "kept-alive connection closed before any response byte" is a
+request sent on a kept-alive connection that Apache closed without
+answering. Apache's event MPM closes the kept-alive connections of a child
+whose worker threads are all busy (see "64 connections" above), and
+rwsgi-express in daemon mode gives Apache `--processes` × `--threads`
+workers (2 children × 15 threads here, for 16 connections), where
+mod_wsgi-express's daemon mode gives it 1.5 × processes × threads (18
+threads per child, up to 4 children): in the runs of 2026-12-01 rwsgi-express
+had a few such failures per 100,000 requests at 16 connections and none at
+12 (`--connections 12`), mod_wsgi-express none at 16. Every other kind of
+failure is counted the same way.
 """
     for f in saved:
         text += f"""

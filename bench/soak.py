@@ -408,13 +408,13 @@ def main():
 
     enter_netns(args.no_netns)
     in_netns = netns_loopback()
-    express, rw_module, mw_express, _ = binaries()
     started = datetime.datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
     work = Path(f"/tmp/rwsgi-soak-{stamp}-{os.getpid()}")
     work.mkdir(mode=0o755)
     os.chmod(work, 0o755)
     apps, _ = prepare_work(work)
+    express, rw_module, mw_express, _ = binaries(work)
     flags = ["--processes", str(PROCESSES), "--threads", str(THREADS), "--server-mpm", "event"]
     if args.server == "rwsgi-express":
         launcher, flags = express, flags + ["--python-home", str(VENV)]
