@@ -183,7 +183,7 @@ def test_maximum_requests_recycles_without_failures(servers, ws):
 
         def client():
             with requests.Session() as s:
-                for _ in range(50):
+                for _ in range(150):
                     try:
                         r = s.get(srv.url("/"), timeout=30, headers={"Connection": "close"})
                     except requests.RequestException as e:
@@ -200,7 +200,9 @@ def test_maximum_requests_recycles_without_failures(servers, ws):
         for t in threads:
             t.join()
         assert failures == [], (failures, srv.error_log_tail())
-        assert len(pids) > 2, pids     # 200 requests, 20 per process
+        # 600 requests, 20 per process; a process serves on until its
+        # replacement has started, so fewer than 30 take part.
+        assert len(pids) > 2, pids
         assert "RWSGI0050" in srv.error_log()
 
 

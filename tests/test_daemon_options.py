@@ -337,3 +337,26 @@ def test_script_user_refuses_a_script_owned_by_another(servers, ws):
                 assert "script-user" in log and "daemon" in log, log
         finally:
             srv.stop()
+
+
+def test_ignored_activity_does_not_keep_a_daemon_alive(servers, ws):
+    """inactivity-timeout counts only requests outside WSGIIgnoreActivity
+    On locations: a health check every half second does not keep the
+    daemon from being replaced."""
+    srv = start_with_daemon_options(
+        servers, ws, "ignore", ["inactivity-timeout=3"], ["--processes", "1"],
+        extra=['<Location "/health">', "WSGIIgnoreActivity On", "</Location>"])
+    try:
+        first = pid(srv)
+        assert srv.get("/").json()["connects"] == "1"
+        seen = set()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and len(seen) < 2:
+            r = srv.get("/health", headers={"Connection": "close"})
+            assert r.status_code == 200, srv.error_log_tail()
+            seen.add(r.json()["pid"])
+            time.sleep(0.5)
+        assert len(seen) == 2 and first in seen, seen
+        assert "inactivity-timeout (3 s)" in srv.error_log()
+    finally:
+        srv.stop()

@@ -196,13 +196,14 @@ pub unsafe fn run(
             group.config.threads
         ),
     );
+    let pool = Arc::new(Pool::new(&group));
     let cx = Arc::new(Context {
         rt,
         group: Arc::clone(&group),
         server,
         restarts: slot.restarts(),
+        last_activity: Arc::clone(&pool.last_activity),
     });
-    let pool = Arc::new(Pool::new(&group));
     for worker in 0..group.config.threads.max(1) as usize {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         let mut builder = std::thread::Builder::new().name(format!("wsgi-{worker}"));
@@ -641,7 +642,7 @@ pub struct Pool {
     /// Per worker: its thread's `pthread_self()` (Python's thread ident).
     idents: Vec<std::sync::atomic::AtomicU64>,
     /// When the last request started or ended (inactivity-timeout).
-    last_activity: Mutex<Instant>,
+    last_activity: Arc<Mutex<Instant>>,
     /// uid besides Apache's children (and root) allowed to connect:
     /// `socket-user`.
     socket_uid: Option<u32>,
@@ -689,7 +690,7 @@ impl Pool {
             idents: (0..group.config.threads.max(1))
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
-            last_activity: Mutex::new(Instant::now()),
+            last_activity: Arc::new(Mutex::new(Instant::now())),
             socket_uid: group
                 .config
                 .socket_user
@@ -734,10 +735,6 @@ impl Pool {
                 .unwrap_or_else(|e| e.into_inner())
                 .elapsed(),
         )
-    }
-
-    fn touch(&self) {
-        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     /// Threads free for one more request, given the queue (locked).
@@ -962,9 +959,7 @@ impl Pool {
                 }
                 self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] =
                     Some((Instant::now(), Arc::clone(&conn)));
-                self.touch();
                 let served = serve::serve_one(&conn, cx);
-                self.touch();
                 self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
                 let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.maximum_requests > 0 && done == self.maximum_requests {

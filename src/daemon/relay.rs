@@ -195,13 +195,25 @@ pub unsafe fn handle_request(
             wire::FLAG_HEAD
         } else {
             0
+        } | if settings.ignore_activity {
+            wire::FLAG_IGNORE_ACTIVITY
+        } else {
+            0
         },
         script: script.as_bytes(),
         environ: Vec::new(),
     };
-    let mut w = enc.request(&head);
-    for_each_pair(&facts, &mut |k, v| w.item(k, v));
-    let size = w.finish();
+    // mod_wsgi.daemon_connects: the connections this request took to reach
+    // a daemon (1 unless one failed or refused it), so the head is encoded
+    // again when it is sent on another.
+    let encode = |enc: &mut Encoder, connects: u32| -> usize {
+        enc.buf.clear();
+        let mut w = enc.request(&head);
+        for_each_pair(&facts, &mut |k, v| w.item(k, v));
+        w.item(b"mod_wsgi.daemon_connects", connects.to_string().as_bytes());
+        w.finish()
+    };
+    let size = encode(&mut enc, 1);
     let limits = super::limits(&group.config);
     if size > limits.max_head as usize {
         log.log(
@@ -220,7 +232,12 @@ pub unsafe fn handle_request(
     let deadline = Instant::now() + group.config.connect_timeout.max(Duration::from_millis(100));
     let mut pause = Duration::from_millis(2);
     let mut force_new = false;
+    let mut connects = 0u32;
     while Instant::now() < deadline {
+        connects += 1;
+        if connects > 1 {
+            encode(&mut enc, connects);
+        }
         let got = if std::mem::take(&mut force_new) {
             connect(&group).map(|c| (c, true))
         } else {
@@ -309,7 +326,11 @@ unsafe fn relay(
     let mut started = false;
     let mut declared: Option<u64> = None;
     let mut relayed: u64 = 0;
+    let mut unflushed: u64 = 0;
     let mut block = Vec::new();
+    // mod_wsgi response-socket-timeout: the timeout of writes to the client
+    // while this response is relayed (else socket-timeout, else Timeout).
+    let _client_timeout = ClientTimeout::set(r, group);
     loop {
         let frame = match pooled.conn.read_frame() {
             Ok(f) => f,
@@ -358,6 +379,17 @@ unsafe fn relay(
                 }
                 writer.data(data);
                 relayed += data.len() as u64;
+                unflushed += data.len() as u64;
+                // mod_wsgi response-buffer-size: a flush at least every so
+                // many bytes; response-flush-delay: unmarked data is flushed
+                // when no more arrives from the daemon within the delay.
+                let flush = flush
+                    || unflushed >= group.config.response_buffer_size as u64
+                    || (!pooled.conn.has_buffered()
+                        && !readable_within(&pooled.conn, group.config.response_flush_delay));
+                if flush {
+                    unflushed = 0;
+                }
                 let sent = if flush {
                     writer.send(Finish::Flush)
                 } else {
@@ -482,6 +514,50 @@ unsafe fn relay(
                 }
                 return Relayed::Status(ffi::HTTP_BAD_GATEWAY as c_int);
             }
+        }
+    }
+}
+
+/// Whether the daemon connection has data to read within `wait`.
+fn readable_within(conn: &Conn, wait: Duration) -> bool {
+    let mut pfd = [libc::pollfd {
+        fd: conn.stream().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) > 0 }
+}
+
+/// The client connection's socket timeout, set for one relayed response
+/// and restored when dropped.
+struct ClientTimeout {
+    sock: *mut ffi::apr_socket_t,
+    old: ffi::apr_interval_time_t,
+}
+
+impl ClientTimeout {
+    /// Sets the response-socket-timeout of `group` on `r`'s connection, if
+    /// it has one that differs from Apache's `Timeout`.
+    unsafe fn set(r: *mut ffi::request_rec, group: &Group) -> Option<ClientTimeout> {
+        let t = group.config.response_socket_timeout?;
+        let sock = ffi::ap_get_conn_socket((*r).connection);
+        if sock.is_null() {
+            return None;
+        }
+        let mut old: ffi::apr_interval_time_t = 0;
+        ffi::apr_socket_timeout_get(sock, &mut old);
+        ffi::apr_socket_timeout_set(sock, t.as_micros() as ffi::apr_interval_time_t);
+        Some(ClientTimeout { sock, old })
+    }
+}
+
+impl Drop for ClientTimeout {
+    fn drop(&mut self) {
+        // SAFETY: the connection outlives the request being relayed.
+        unsafe {
+            ffi::apr_socket_timeout_set(self.sock, self.old);
         }
     }
 }

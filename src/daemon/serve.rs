@@ -47,6 +47,15 @@ pub struct Context {
     pub server: *const ffi::server_rec,
     /// How many times this daemon slot was restarted before this process.
     pub restarts: u64,
+    /// When a request that counts as activity last started or ended
+    /// (inactivity-timeout; `WSGIIgnoreActivity` requests do not count).
+    pub last_activity: Arc<Mutex<std::time::Instant>>,
+}
+
+impl Context {
+    fn touch(&self) {
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+    }
 }
 
 // SAFETY: the server_rec lives for the process; the runtime is GIL-guarded.
@@ -109,6 +118,10 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
         ClientTag::new(&tag)
     };
     let log = LogTarget::Client(cx.server, remote);
+    let counts = req.flags & wire::FLAG_IGNORE_ACTIVITY == 0;
+    if counts {
+        cx.touch();
+    }
     // mod_wsgi WSGIDaemonProcess queue-timeout: a request that waited too
     // long for a thread is not run (its client has likely given up); the
     // Apache child answers 503 naming the wait.
@@ -169,6 +182,9 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
     python::replace_log_target(outer);
     drop(gil);
     end.finish(log, script);
+    if counts {
+        cx.touch();
+    }
     match outcome {
         Outcome::Failed => fail(
             shared,

@@ -351,18 +351,6 @@ pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'stat
         d.eviction_timeout != def.eviction_timeout,
         "eviction-timeout",
     );
-    check(
-        d.response_buffer_size != def.response_buffer_size,
-        "response-buffer-size",
-    );
-    check(
-        d.response_socket_timeout != def.response_socket_timeout,
-        "response-socket-timeout",
-    );
-    check(
-        d.response_flush_delay != def.response_flush_delay,
-        "response-flush-delay",
-    );
     check(d.server_metrics != def.server_metrics, "server-metrics");
     out
 }

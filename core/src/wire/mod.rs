@@ -36,6 +36,9 @@ pub const HEADER_LEN: usize = 5;
 /// `r->header_only`; the application may see GET): a body shorter than
 /// Content-Length is correct.
 pub const FLAG_HEAD: u32 = 1;
+/// Request flag: the request does not count as activity for the daemon's
+/// inactivity-timeout (`WSGIIgnoreActivity On`).
+pub const FLAG_IGNORE_ACTIVITY: u32 = 2;
 
 /// Protocol version carried in every [`Frame::Request`]; a daemon refuses
 /// other versions (a module and daemon from different builds). 2: File and

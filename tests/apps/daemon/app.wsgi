@@ -54,6 +54,7 @@ def application(environ, start_response):
         "env": {k: os.environ.get(k) for k in ("LANG", "LC_ALL", "PYTHON_EGG_CACHE")},
         "priority": os.getpriority(os.PRIO_PROCESS, 0),
         "switch_interval": __import__("sys").getswitchinterval(),
+        "connects": environ.get("mod_wsgi.daemon_connects"),
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
