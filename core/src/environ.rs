@@ -6,6 +6,8 @@
 //! decoding, as PEP 3333 requires for native strings. Keys of fixed variables
 //! are [`CgiKey`]s, so the module can keep one interned Python string per key.
 
+use crate::proxy::Rewrite;
+
 /// Fixed (non-header) CGI variable names, in the order they are emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(usize)]
@@ -182,6 +184,18 @@ pub struct RequestFacts<'a> {
     pub headers: Vec<(&'a [u8], &'a [u8])>,
     /// WSGIPassAuthorization: expose `Authorization` as `HTTP_AUTHORIZATION`.
     pub pass_authorization: bool,
+    /// What trusted proxy headers change (`WSGITrustedProxyHeaders`).
+    pub proxy: Option<&'a Rewrite>,
+}
+
+impl RequestFacts<'_> {
+    /// Whether the request counts as HTTPS (`wsgi.url_scheme`, `HTTPS`):
+    /// a trusted proxy's scheme header, else Apache's scheme.
+    pub fn is_https(&self) -> bool {
+        self.proxy
+            .and_then(|p| p.https)
+            .unwrap_or_else(|| self.scheme.eq_ignore_ascii_case(b"https"))
+    }
 }
 
 /// Receives the variables [`build_cgi_environ`] produces.
@@ -240,7 +254,28 @@ fn push_port(sink: &mut dyn EnvironSink, key: CgiKey, port: u16) {
 /// `Proxy-Authorization` and `Proxy` never), then server, client and
 /// request variables. The process environment is never included.
 pub fn build_cgi_environ(facts: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
+    let mut host_seen = false;
     for &(name, value) in &facts.headers {
+        let mut value = value;
+        if let Some(p) = facts.proxy {
+            // Trusted proxy headers: spoofable look-alikes removed, Host and
+            // X-Forwarded-For as the proxy rules rewrote them.
+            let Some(env) = header_env_name(name) else {
+                continue;
+            };
+            if p.removes(&env) {
+                continue;
+            }
+            let replaced = match env.as_str() {
+                "HTTP_HOST" => {
+                    host_seen = true;
+                    p.host.as_deref()
+                }
+                "HTTP_X_FORWARDED_FOR" => p.forwarded_for.as_deref(),
+                _ => None,
+            };
+            value = replaced.unwrap_or(value);
+        }
         if name.eq_ignore_ascii_case(b"content-type") {
             sink.fixed(CgiKey::ContentType, value);
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -257,17 +292,40 @@ pub fn build_cgi_environ(facts: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
             sink.header(name, value);
         }
     }
+    static UNCHANGED: Rewrite = Rewrite {
+        remote_addr: None,
+        forwarded_for: None,
+        host: None,
+        server_name: None,
+        server_port: None,
+        script_name: None,
+        https: None,
+        removed: Vec::new(),
+    };
+    let proxy = facts.proxy.unwrap_or(&UNCHANGED);
+    if let (Some(host), false) = (&proxy.host, host_seen) {
+        sink.header(b"Host", host);
+    }
     sink.fixed(CgiKey::ServerSignature, facts.server_signature);
     if let Some(software) = facts.server_software {
         sink.fixed(CgiKey::ServerSoftware, software);
     }
-    sink.fixed(CgiKey::ServerName, facts.server_name);
+    sink.fixed(
+        CgiKey::ServerName,
+        proxy.server_name.as_deref().unwrap_or(facts.server_name),
+    );
     sink.fixed(CgiKey::ServerAddr, facts.server_addr);
-    push_port(sink, CgiKey::ServerPort, facts.server_port);
+    match &proxy.server_port {
+        Some(port) => sink.fixed(CgiKey::ServerPort, port),
+        None => push_port(sink, CgiKey::ServerPort, facts.server_port),
+    }
     if let Some(host) = facts.remote_host {
         sink.fixed(CgiKey::RemoteHost, host);
     }
-    sink.fixed(CgiKey::RemoteAddr, facts.remote_addr);
+    sink.fixed(
+        CgiKey::RemoteAddr,
+        proxy.remote_addr.as_deref().unwrap_or(facts.remote_addr),
+    );
     push_port(sink, CgiKey::RemotePort, facts.remote_port);
     sink.fixed(CgiKey::DocumentRoot, facts.document_root);
     sink.fixed(CgiKey::RequestScheme, facts.scheme);
@@ -281,7 +339,7 @@ pub fn build_cgi_environ(facts: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     if let Some(auth) = facts.auth_type {
         sink.fixed(CgiKey::AuthType, auth);
     }
-    if facts.scheme.eq_ignore_ascii_case(b"https") {
+    if facts.is_https() {
         sink.fixed(CgiKey::Https, b"on");
     }
     sink.fixed(CgiKey::GatewayInterface, b"CGI/1.1");
@@ -289,7 +347,10 @@ pub fn build_cgi_environ(facts: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     sink.fixed(CgiKey::RequestMethod, facts.method);
     sink.fixed(CgiKey::QueryString, facts.query.unwrap_or(b""));
     sink.fixed(CgiKey::RequestUri, facts.unparsed_uri);
-    sink.fixed(CgiKey::ScriptName, facts.script_name);
+    sink.fixed(
+        CgiKey::ScriptName,
+        proxy.script_name.as_deref().unwrap_or(facts.script_name),
+    );
     sink.fixed(CgiKey::PathInfo, facts.path_info);
 }
 
@@ -416,6 +477,51 @@ mod tests {
         );
         assert_eq!(c.get("HTTPS"), Some(&b"on"[..]));
         assert_eq!(c.get("QUERY_STRING"), Some(&b"a=1"[..]));
+    }
+
+    #[test]
+    fn trusted_proxy_rewrite() {
+        let rw = Rewrite {
+            remote_addr: Some(b"203.0.113.5".to_vec()),
+            forwarded_for: Some(b"203.0.113.5".to_vec()),
+            host: Some(b"proxy.example.com".to_vec()),
+            server_name: Some(b"front".to_vec()),
+            server_port: Some(b"8443".to_vec()),
+            script_name: Some(b"/mounted".to_vec()),
+            https: Some(true),
+            removed: vec!["HTTP_X_REAL_IP"],
+        };
+        let mut f = facts();
+        f.headers.push((b"X-Real-IP", b"6.6.6.6"));
+        f.proxy = Some(&rw);
+        assert!(f.is_https());
+        let mut c = Collect::default();
+        build_cgi_environ(&f, &mut c);
+        assert_eq!(c.get("REMOTE_ADDR"), Some(&b"203.0.113.5"[..]));
+        assert_eq!(c.get("HTTP_X_FORWARDED_FOR"), Some(&b"203.0.113.5"[..]));
+        assert_eq!(c.get("HTTP_HOST"), Some(&b"proxy.example.com"[..]));
+        assert_eq!(c.get("SERVER_NAME"), Some(&b"front"[..]));
+        assert_eq!(c.get("SERVER_PORT"), Some(&b"8443"[..]));
+        assert_eq!(c.get("SCRIPT_NAME"), Some(&b"/mounted"[..]));
+        assert_eq!(c.get("HTTPS"), Some(&b"on"[..]));
+        assert_eq!(c.get("REQUEST_SCHEME"), Some(&b"http"[..]), "Apache's own");
+        assert_eq!(c.get("HTTP_X_REAL_IP"), None);
+        // No Host header at all: the proxy's host is still HTTP_HOST.
+        f.headers.retain(|(n, _)| *n != b"Host");
+        let mut c = Collect::default();
+        build_cgi_environ(&f, &mut c);
+        assert_eq!(c.get("HTTP_HOST"), Some(&b"proxy.example.com"[..]));
+        // A proxy that said http over TLS.
+        let rw = Rewrite {
+            https: Some(false),
+            ..Default::default()
+        };
+        f.scheme = b"https";
+        f.proxy = Some(&rw);
+        let mut c = Collect::default();
+        build_cgi_environ(&f, &mut c);
+        assert!(!f.is_https());
+        assert_eq!(c.get("HTTPS"), None);
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! - [`directives`]: parsing of mod_wsgi configuration directive arguments.
 //! - [`environ`]: the CGI part of the WSGI environ (PEP 3333 §environ), built
 //!   from a neutral description of a request.
+//! - [`options`]: arguments of the dispatch and interpreter directives
+//!   (`WSGIDispatchScript`, `WSGIPythonHashSeed`, ...).
+//! - [`proxy`]: trusted proxy headers (`WSGITrustedProxyHeaders`,
+//!   `WSGITrustedProxies`): what they rewrite, what they remove.
 //! - [`validate`]: the rules `start_response` enforces on status lines and
 //!   response headers (PEP 3333 §start_response, RFC 9110).
 //! - [`wire`]: the daemon-mode wire protocol (frames between an Apache child
@@ -15,5 +19,7 @@
 pub mod daemon_config;
 pub mod directives;
 pub mod environ;
+pub mod options;
+pub mod proxy;
 pub mod validate;
 pub mod wire;
