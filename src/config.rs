@@ -6,7 +6,8 @@
 //! as the directive's error string, which Apache reports with the file and line
 //! (`apachectl configtest` fails).
 
-use crate::apache::{self, cs, pool_box};
+use crate::apache::{self, pool_box};
+use crate::config_more::{DirMore, MoreSettings, ServerMore};
 use crate::ffi;
 use rwsgi_core::daemon_config::{parse_daemon_process, DaemonProcess};
 use rwsgi_core::directives::{
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     /// `WSGISocketRotation` (main server only; default On): a new socket
     /// name for each configuration generation.
     pub socket_rotation: Option<bool>,
+    /// The interpreter and restriction directives (config_more.rs).
+    pub more: ServerMore,
 }
 
 /// Per-directory configuration (also the server default, as Apache passes the
@@ -62,6 +65,8 @@ pub struct DirConfig {
     /// `WSGIIgnoreActivity` (default Off): requests here do not count as
     /// activity for the daemon's inactivity-timeout.
     pub ignore_activity: Option<bool>,
+    /// Dispatch, proxy, sendfile, error override... (config_more.rs).
+    pub more: DirMore,
 }
 
 impl DirConfig {
@@ -88,6 +93,7 @@ impl DirConfig {
                 .clone()
                 .or_else(|| base.restrict_process.clone()),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
+            more: DirMore::merge(&base.more, &add.more),
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct RequestSettings {
     pub restrict_process: Option<Vec<String>>,
     /// Not activity for inactivity-timeout (`WSGIIgnoreActivity`).
     pub ignore_activity: bool,
+    /// The settings of config_more.rs's directives.
+    pub more: MoreSettings,
 }
 
 impl RequestSettings {
@@ -146,6 +154,7 @@ impl RequestSettings {
             map_head_to_get: d.map_head_to_get.unwrap_or_default(),
             restrict_process: d.restrict_process,
             ignore_activity: d.ignore_activity.unwrap_or(false),
+            more: MoreSettings::resolve(&d.more),
         }
     }
 }
@@ -183,6 +192,7 @@ pub unsafe extern "C" fn merge_server_config(
         merged.restrict_embedded = base.restrict_embedded;
         merged.socket_prefix = base.socket_prefix.clone();
         merged.socket_rotation = base.socket_rotation;
+        merged.more = base.more.clone();
         pool_box(p, merged) as *mut c_void
     })
 }
@@ -222,20 +232,23 @@ pub unsafe fn server_config<'a>(s: *const ffi::server_rec) -> &'a ServerConfig {
 
 /// Turns a handler result into Apache's convention: NULL on success, else an
 /// error string allocated in the command pool.
-unsafe fn finish(cmd: *mut ffi::cmd_parms, r: Result<(), DirectiveError>) -> *const c_char {
+pub(crate) unsafe fn finish(
+    cmd: *mut ffi::cmd_parms,
+    r: Result<(), DirectiveError>,
+) -> *const c_char {
     match r {
         Ok(()) => ptr::null(),
         Err(e) => apache::pstrdup((*cmd).pool, format!("{e}").as_bytes()),
     }
 }
 
-unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Option<*const c_char> {
+pub(crate) unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Option<*const c_char> {
     let e = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY as c_uint);
     (!e.is_null()).then_some(e)
 }
 use std::ffi::c_uint;
 
-unsafe fn arg_str<'a>(
+pub(crate) unsafe fn arg_str<'a>(
     directive: &'static str,
     w: *const c_char,
 ) -> Result<&'a str, DirectiveError> {
@@ -245,7 +258,7 @@ unsafe fn arg_str<'a>(
     })
 }
 
-unsafe fn srv<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConfig {
+pub(crate) unsafe fn srv<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConfig {
     &mut *apache::module_config::<ServerConfig>((*(*cmd).server).module_config)
 }
 
@@ -267,23 +280,24 @@ pub fn daemons() -> Vec<DaemonProcess> {
 macro_rules! handler {
     ($name:ident, |$cmd:ident, $cfg:ident, $arg:ident| $body:block) => {
         unsafe extern "C" fn $name(
-            $cmd: *mut ffi::cmd_parms,
-            $cfg: *mut c_void,
-            $arg: *const c_char,
-        ) -> *const c_char {
-            apache::guard(
+            $cmd: *mut $crate::ffi::cmd_parms,
+            $cfg: *mut std::ffi::c_void,
+            $arg: *const std::ffi::c_char,
+        ) -> *const std::ffi::c_char {
+            $crate::apache::guard(
                 stringify!($name),
-                cs(c"internal error in directive handler"),
+                $crate::apache::cs(c"internal error in directive handler"),
                 || unsafe {
                     let _ = &$cfg;
                     #[allow(clippy::redundant_closure_call)]
-                    let r: Result<(), DirectiveError> = (|| $body)();
-                    finish($cmd, r)
+                    let r: Result<(), rwsgi_core::directives::DirectiveError> = (|| $body)();
+                    $crate::config::finish($cmd, r)
                 },
             )
         }
     };
 }
+pub(crate) use handler;
 
 unsafe fn add_alias(
     cmd: *mut ffi::cmd_parms,
@@ -464,7 +478,7 @@ handler!(cmd_ignore_activity, |cmd, cfg, w| {
     Ok(())
 });
 
-unsafe fn dir<'a>(cfg: *mut c_void) -> &'a mut DirConfig {
+pub(crate) unsafe fn dir<'a>(cfg: *mut c_void) -> &'a mut DirConfig {
     &mut *(cfg as *mut DirConfig)
 }
 
@@ -549,7 +563,7 @@ unsafe impl<const N: usize> Sync for CommandTable<N> {}
 
 type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
 
-const fn command(
+pub(crate) const fn command(
     name: &'static CStr,
     func: RawFn,
     how: ffi::cmd_how,
@@ -567,11 +581,11 @@ const fn command(
     }
 }
 
-const RSRC: u32 = ffi::RSRC_CONF;
-const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
+pub(crate) const RSRC: u32 = ffi::RSRC_CONF;
+pub(crate) const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// The directives of mod_wsgi that rwsgi implements, NULL-terminated.
-pub static COMMANDS: CommandTable<19> = CommandTable([
+pub static COMMANDS: CommandTable<{ 19 + crate::config_more::COUNT }> = CommandTable([
     command(c"WSGIScriptAlias", cmd_script_alias, ffi::cmd_how_RAW_ARGS, RSRC,
         c"Map a URL prefix to a WSGI script file or directory: WSGIScriptAlias URL-path path [options]"),
     command(c"WSGIScriptAliasMatch", cmd_script_alias_match, ffi::cmd_how_RAW_ARGS, RSRC,
@@ -608,6 +622,24 @@ pub static COMMANDS: CommandTable<19> = CommandTable([
         c"Process groups that applications here may be delegated to: WSGIRestrictProcess group ..."),
     command(c"WSGIIgnoreActivity", cmd_ignore_activity, ffi::cmd_how_TAKE1, DIRS,
         c"On: requests here do not count as activity for inactivity-timeout"),
+    // config_more.rs (keep COUNT there in step).
+    crate::config_more::COMMANDS[0],
+    crate::config_more::COMMANDS[1],
+    crate::config_more::COMMANDS[2],
+    crate::config_more::COMMANDS[3],
+    crate::config_more::COMMANDS[4],
+    crate::config_more::COMMANDS[5],
+    crate::config_more::COMMANDS[6],
+    crate::config_more::COMMANDS[7],
+    crate::config_more::COMMANDS[8],
+    crate::config_more::COMMANDS[9],
+    crate::config_more::COMMANDS[10],
+    crate::config_more::COMMANDS[11],
+    crate::config_more::COMMANDS[12],
+    crate::config_more::COMMANDS[13],
+    crate::config_more::COMMANDS[14],
+    crate::config_more::COMMANDS[15],
+    crate::config_more::COMMANDS[16],
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

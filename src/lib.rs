@@ -12,6 +12,7 @@
 
 mod apache;
 mod config;
+mod config_more;
 mod daemon;
 #[allow(clippy::all)]
 mod ffi;
@@ -92,6 +93,7 @@ unsafe extern "C" fn pre_config(
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
         || {
             config::reset_daemons();
+            config_more::reset();
             match python::check_libpython() {
                 Ok(()) => ffi::OK as c_int,
                 Err(msg) => {
@@ -123,6 +125,8 @@ unsafe extern "C" fn post_config(
             );
             let c = apache::pstrdup(pconf, banner.as_bytes());
             ffi::ap_add_version_component(pconf, c);
+            // Before any Apache child or daemon is forked: they inherit it.
+            python::options::configure(&config::server_config(s).more);
             if let Err(e) = check_daemons(s) {
                 apache::log_s(s, Level::Crit, 0, &e);
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
@@ -185,11 +189,12 @@ unsafe fn check_daemons(s: *mut ffi::server_rec) -> Result<(), String> {
 }
 
 /// child_init: start Python in this Apache child unless WSGIRestrictEmbedded
-/// is On; register the exit cleanup on the child pool.
+/// is On (and no WSGIDispatchScript needs it, as with mod_wsgi); register
+/// the exit cleanup on the child pool.
 unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     apache::guard("child_init", (), || unsafe {
         let cfg: &ServerConfig = config::server_config(s);
-        if cfg.restrict_embedded == Some(true) {
+        if cfg.restrict_embedded == Some(true) && !config_more::python_required() {
             return;
         }
         python::init_embedded(s, cfg);

@@ -4,7 +4,7 @@
 //! on), and the transport over Apache's input filters ([`ApacheReader`])
 //! and output brigades ([`ApacheWriter`]).
 
-use super::{bytes, opt_bytes, opt_str, pstrdup, table_entries, Level, LogTarget};
+use super::{bytes, opt_bytes, opt_str, pool_box, pstrdup, table_entries, Level, LogTarget};
 use crate::config::RequestSettings;
 use crate::ffi;
 use crate::python::{self, GilGuard};
@@ -12,7 +12,8 @@ use crate::wsgi::environ::Facts;
 use crate::wsgi::transport::{BodyReader, Finish, Gone, Header, ResponseWriter};
 use crate::wsgi::{self, Outcome};
 use rwsgi_core::directives::{expand_application_group, MapHeadToGet};
-use rwsgi_core::environ::{split_script_name, RequestFacts};
+use rwsgi_core::environ::{header_env_name, split_script_name, RequestFacts};
+use rwsgi_core::proxy::Rewrite;
 use rwsgi_core::validate::HeaderKind;
 use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -53,6 +54,17 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         }
         return rv;
     }
+    // WSGIDispatchScript: may choose another process group, application
+    // group or callable object.
+    let dispatched;
+    let settings = match super::dispatch::dispatch(r, settings) {
+        Ok(Some(s)) => {
+            dispatched = s;
+            &dispatched
+        }
+        Ok(None) => settings,
+        Err(status) => return status,
+    };
     let group = rwsgi_core::directives::expand_process_group(&settings.process_group, |name| {
         let c = std::ffi::CString::new(name).ok()?;
         opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
@@ -85,11 +97,11 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
             }
         }
         if group == settings.process_group {
-            return crate::daemon::relay::handle_request(r, settings, script);
+            return error_override(r, crate::daemon::relay::handle_request(r, settings, script));
         }
         let mut chosen = settings.clone();
         chosen.process_group = group;
-        return crate::daemon::relay::handle_request(r, &chosen, script);
+        return error_override(r, crate::daemon::relay::handle_request(r, &chosen, script));
     }
     let scfg: &crate::config::ServerConfig = crate::config::server_config((*r).server);
     if scfg.restrict_embedded == Some(true) {
@@ -120,7 +132,8 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         head_only: (*r).header_only != 0,
         environ: wsgi::environ::Source::Facts(facts),
         body: (Box::new(ApacheReader(r)), body_length(r)),
-        output: Box::new(ApacheWriter::new(r)),
+        // WSGIErrorOverride applies to daemon mode only, as with mod_wsgi.
+        output: Box::new(ApacheWriter::new(r).without_error_override()),
     };
     let gil = GilGuard::acquire(rt);
     let outer = python::replace_log_target(log);
@@ -148,14 +161,29 @@ pub unsafe fn body_length(r: *mut ffi::request_rec) -> Option<u64> {
 /// # Safety
 /// `r` must be live.
 pub unsafe fn application_group(r: *mut ffi::request_rec, settings: &RequestSettings) -> String {
+    expand_application_group_of(r, &settings.application_group)
+}
+
+/// Application group `spec` (`%{GLOBAL}`, `%{RESOURCE}`, ...) expanded for
+/// request `r`; with `WSGICaseSensitivity Off` the SCRIPT_NAME part of
+/// `%{RESOURCE}` is lower-cased (mod_wsgi).
+///
+/// # Safety
+/// `r` must be live.
+pub unsafe fn expand_application_group_of(r: *mut ffi::request_rec, spec: &str) -> String {
     let uri = bytes((*r).uri);
     let (script_name, _) = split_script_name(uri, bytes((*r).path_info));
     let server_name = opt_str(ffi::ap_get_server_name(r)).unwrap_or("");
+    let mut script_name = String::from_utf8_lossy(script_name);
+    let scfg: &crate::config::ServerConfig = crate::config::server_config((*r).server);
+    if scfg.more.case_sensitivity == Some(false) {
+        script_name = script_name.to_lowercase().into();
+    }
     expand_application_group(
-        &settings.application_group,
+        spec,
         server_name,
         ffi::ap_get_server_port(r),
-        &String::from_utf8_lossy(script_name),
+        &script_name,
         |name| {
             let c = std::ffi::CString::new(name).ok()?;
             opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
@@ -209,6 +237,7 @@ pub unsafe fn gather_facts<'a>(
         } else {
             method
         };
+    let proxy = proxy_rewrite(r, settings);
     let cgi = RequestFacts {
         method,
         protocol: bytes((*r).protocol),
@@ -238,15 +267,58 @@ pub unsafe fn gather_facts<'a>(
         scheme: bytes(ffi::rwsgi_http_scheme(r)),
         headers: table_entries((*r).headers_in).collect(),
         pass_authorization: settings.pass_authorization,
+        proxy,
     };
+    let mut extra: Vec<_> = table_entries((*r).subprocess_env).collect();
+    if let Some(p) = proxy {
+        extra.retain(|(k, _)| !p.removed.iter().any(|n| n.as_bytes() == *k));
+    }
     Facts {
         cgi,
-        extra: table_entries((*r).subprocess_env).collect(),
+        extra,
         application_group,
         callable_object: &settings.callable_object,
         script_reloading: settings.script_reloading,
         request_start_us: (*r).request_time.max(0) as u64,
+        enable_sendfile: settings.more.enable_sendfile,
+        mount_point: proxy.and_then(|p| p.script_name.as_deref()),
+        request_rec: if settings.more.pass_apache_request {
+            r as *mut c_void
+        } else {
+            ptr::null_mut()
+        },
     }
+}
+
+/// What `WSGITrustedProxyHeaders`/`WSGITrustedProxies` change in the
+/// environ of `r` (kept in the request pool), `None` without trusted
+/// headers.
+///
+/// # Safety
+/// `r` must be live for `'a`.
+unsafe fn proxy_rewrite<'a>(
+    r: *mut ffi::request_rec,
+    settings: &RequestSettings,
+) -> Option<&'a Rewrite> {
+    let headers = settings.more.trusted_proxy_headers.as_deref()?;
+    let table: Vec<(&[u8], &[u8])> = table_entries((*r).headers_in).collect();
+    let remote = opt_str((*r).useragent_ip).unwrap_or("");
+    let rw = rwsgi_core::proxy::rewrite(
+        headers,
+        settings
+            .more
+            .trusted_proxies
+            .as_deref()
+            .map(|v| v.as_slice()),
+        remote,
+        |env| {
+            table
+                .iter()
+                .find(|(n, _)| header_env_name(n).as_deref() == Some(env))
+                .map(|(_, v)| *v)
+        },
+    );
+    Some(&*pool_box((*r).pool, rw))
 }
 
 /// The request body from Apache's input filters (`ap_get_client_block`).
@@ -274,6 +346,37 @@ impl BodyReader for ApacheReader {
 pub struct ApacheWriter {
     r: *mut ffi::request_rec,
     bb: *mut ffi::apr_bucket_brigade,
+    /// WSGIEnableSendfile: file buckets may use sendfile().
+    sendfile: bool,
+    /// WSGIErrorOverride: an error status is left to Apache's error
+    /// documents (the response is discarded; see [`error_override`]).
+    override_errors: bool,
+    /// The response is being discarded for Apache's error document.
+    discarding: bool,
+}
+
+/// The `r->notes` key carrying the status an overridden error response had.
+const OVERRIDDEN: &std::ffi::CStr = c"rwsgi-error-override";
+
+/// The handler status of a relayed request: with WSGIErrorOverride On, an
+/// error response the writer discarded becomes that status, for Apache's
+/// `ErrorDocument` (as mod_wsgi and `ProxyErrorOverride`).
+///
+/// # Safety
+/// `r` must be live.
+unsafe fn error_override(r: *mut ffi::request_rec, status: c_int) -> c_int {
+    if status != ffi::OK as c_int {
+        return status;
+    }
+    match opt_str(ffi::apr_table_get((*r).notes, OVERRIDDEN.as_ptr()))
+        .and_then(|s| s.parse::<c_int>().ok())
+    {
+        Some(code) => {
+            (*r).status = ffi::HTTP_OK as c_int;
+            code
+        }
+        None => status,
+    }
 }
 
 // SAFETY: used by one thread at a time (the WSGI core's output lock), only
@@ -287,7 +390,22 @@ impl ApacheWriter {
     /// `r` must be live while the writer is used.
     pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheWriter {
         let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-        ApacheWriter { r, bb }
+        let d = super::module_config::<crate::config::DirConfig>((*r).per_dir_config);
+        let more = d.as_ref().map(|d| &d.more);
+        ApacheWriter {
+            r,
+            bb,
+            sendfile: more.and_then(|m| m.enable_sendfile).unwrap_or(false),
+            override_errors: more.and_then(|m| m.error_override).unwrap_or(false),
+            discarding: false,
+        }
+    }
+
+    /// The writer without WSGIErrorOverride (embedded mode, where mod_wsgi
+    /// does not apply it).
+    pub fn without_error_override(mut self) -> ApacheWriter {
+        self.override_errors = false;
+        self
     }
 
     unsafe fn end(&mut self, finish: Finish) {
@@ -307,12 +425,37 @@ impl ApacheWriter {
     /// none), which Apache destroys only once the response's buckets are
     /// written or dropped (its EOR bucket), even when the file bucket was
     /// set aside for write completion. Daemon mode's relay of a File frame;
-    /// `offset + len` must lie within the file.
+    /// `offset + len` must lie within the file. Apache's `EnableSendfile`
+    /// alone decides whether sendfile() sends it (WSGIEnableSendfile is for
+    /// the file buckets of embedded mode's `wsgi.file_wrapper`, as mod_wsgi).
     pub fn file_owned(&mut self, fd: OwnedFd, offset: u64, len: u64) {
         let raw = fd.as_raw_fd();
         // SAFETY: the request is live; the pool outlives the bucket.
         unsafe { crate::apache::pool_box((*self.r).pool, fd) };
-        self.file(raw, offset, len);
+        self.insert_file(raw, offset, len, true);
+    }
+
+    /// A file bucket of `len` bytes of `fd` from `offset`, sendfile()
+    /// allowed or not.
+    fn insert_file(&mut self, fd: i32, offset: u64, len: u64, sendfile: bool) -> bool {
+        if self.discarding {
+            return true;
+        }
+        let flags = if sendfile {
+            ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED
+        } else {
+            ffi::APR_FOPEN_READ
+        };
+        // SAFETY: the request is live; APR does not close the descriptor
+        // (apr_os_file_put registers no cleanup).
+        unsafe {
+            let pool = (*self.r).pool;
+            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
+            let mut os_fd: ffi::apr_os_file_t = fd;
+            ffi::apr_os_file_put(&mut file, &mut os_fd, flags as i32, pool);
+            ffi::apr_brigade_insert_file(self.bb, file, offset as _, len as _, pool);
+        }
+        true
     }
 
     /// Passes what was added so far without FLUSH or EOS (daemon mode's
@@ -323,6 +466,10 @@ impl ApacheWriter {
     }
 
     unsafe fn pass(&mut self) -> Result<(), Gone> {
+        if self.discarding {
+            ffi::apr_brigade_cleanup(self.bb as *mut c_void);
+            return Ok(());
+        }
         let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.bb);
         ffi::apr_brigade_cleanup(self.bb as *mut c_void);
         if rv != ffi::APR_SUCCESS as ffi::apr_status_t || (*(*self.r).connection).aborted != 0 {
@@ -348,6 +495,13 @@ impl ResponseWriter for ApacheWriter {
         unsafe {
             let r = self.r;
             let pool = (*r).pool;
+            if self.override_errors && (400..600).contains(code) {
+                // Apache answers with its error document for this status.
+                self.discarding = true;
+                let text = pstrdup(pool, code.to_string().as_bytes());
+                ffi::apr_table_setn((*r).notes, OVERRIDDEN.as_ptr(), text);
+                return;
+            }
             (*r).status = *code as _;
             (*r).status_line = pool_latin1(pool, line);
             // What mod_mime derived from the script's file name (`.py` is
@@ -375,6 +529,9 @@ impl ResponseWriter for ApacheWriter {
     }
 
     unsafe fn data(&mut self, data: &[u8]) {
+        if self.discarding {
+            return;
+        }
         let b = ffi::apr_bucket_transient_create(
             data.as_ptr() as *const c_char,
             data.len() as _,
@@ -384,27 +541,18 @@ impl ResponseWriter for ApacheWriter {
     }
 
     fn file(&mut self, fd: i32, offset: u64, len: u64) -> bool {
-        // SAFETY: the request is live; APR does not close the descriptor
-        // (apr_os_file_put registers no cleanup).
-        unsafe {
-            let pool = (*self.r).pool;
-            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
-            let mut os_fd: ffi::apr_os_file_t = fd;
-            ffi::apr_os_file_put(
-                &mut file,
-                &mut os_fd,
-                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
-                pool,
-            );
-            ffi::apr_brigade_insert_file(self.bb, file, offset as _, len as _, pool);
-        }
-        true
+        // WSGIEnableSendfile: without it Apache reads the file and writes
+        // its bytes (mod_wsgi's default); with it the kernel's sendfile()
+        // may send it (if Apache's EnableSendfile allows too).
+        self.insert_file(fd, offset, len, self.sendfile)
     }
 
     fn send(&mut self, finish: Finish) -> Result<(), Gone> {
         // SAFETY: the request is live.
         unsafe {
-            self.end(finish);
+            if !self.discarding {
+                self.end(finish);
+            }
             self.pass()
         }
     }
@@ -438,6 +586,9 @@ impl ResponseWriter for ApacheWriter {
     fn abort(&mut self) {
         // SAFETY: the request is live. An error bucket makes Apache's chunk
         // filter omit the final chunk and close the connection.
+        if self.discarding {
+            return;
+        }
         unsafe {
             let r = self.r;
             (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;

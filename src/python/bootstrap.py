@@ -129,3 +129,51 @@ os._exit = _exit
 sys.argv = ["mod_wsgi"]
 sys.stdout = make_log_stream("<stdout>")
 sys.stderr = make_log_stream("<stderr>")
+
+
+class Restricted:
+    """Stands in for sys.stdin/sys.stdout under WSGIRestrictStdin /
+    WSGIRestrictStdout On: any attribute raises OSError, as mod_wsgi's."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name):
+        object.__setattr__(self, "_name", name)
+
+    def __getattribute__(self, attr):
+        raise OSError("%s access restricted by mod_wsgi" % object.__getattribute__(self, "_name"))
+
+    def __setattr__(self, attr, value):
+        raise OSError("%s access restricted by mod_wsgi" % object.__getattribute__(self, "_name"))
+
+
+Restricted.__module__ = "mod_wsgi"
+mod_wsgi.Restricted = Restricted
+
+
+def restrict(stdin, stdout, signals):
+    """WSGIRestrictStdin, WSGIRestrictStdout, WSGIRestrictSignal."""
+    if stdin:
+        sys.stdin = Restricted("sys.stdin")
+    if stdout:
+        sys.stdout = Restricted("sys.stdout")
+    if signals:
+        import signal
+
+        real = signal.signal
+        pid = os.getpid()
+
+        def restricted_signal(signalnum, handler):
+            # A process the application forked may set its own handlers.
+            if os.getpid() != pid:
+                return real(signalnum, handler)
+            stack = "".join(traceback.format_stack()[:-1])
+            sys.stderr.write(
+                "RWSGI0071: signal.signal(%r, ...) ignored: WSGIRestrictSignal is On "
+                "(Apache and rwsgi use the signals of this process); called from:\n%s"
+                % (signalnum, stack)
+            )
+            return handler
+
+        restricted_signal.__wrapped__ = real
+        signal.signal = restricted_signal

@@ -9,6 +9,7 @@
 
 mod log;
 pub mod object;
+pub mod options;
 
 pub use log::{
     flush_application_output, log_application_output, log_exception, log_lines, replace_log_target,
@@ -374,6 +375,7 @@ fn init_inner(cfg: &InitOptions) -> Result<(), String> {
         if let Some(h) = &home {
             set(ptr::addr_of_mut!((*pc).home), h)?;
         }
+        options::apply_to_config(pc)?;
         let st = Py_InitializeFromConfig(&config);
         PyConfig_Clear(&mut config);
         if PyStatus_Exception(st) != 0 {
@@ -389,6 +391,9 @@ fn init_inner(cfg: &InitOptions) -> Result<(), String> {
         match result {
             Ok(rt) => {
                 let _ = RUNTIME.set(RuntimeCell(rt));
+                if let Err(e) = options::apply_after_setup() {
+                    log_exception(LogTarget::None, &format!("RWSGI0072: {e}"));
+                }
                 import_scripts(cfg);
                 PyEval_SaveThread();
                 Ok(())

@@ -377,6 +377,13 @@ pub struct Facts<'a> {
     pub script_reloading: bool,
     /// `mod_wsgi.request_start`: microseconds since the Unix epoch.
     pub request_start_us: u64,
+    /// `mod_wsgi.enable_sendfile` (WSGIEnableSendfile).
+    pub enable_sendfile: bool,
+    /// `mod_wsgi.mount_point`: SCRIPT_NAME as a trusted proxy header set
+    /// it (`mod_wsgi.script_name` keeps Apache's).
+    pub mount_point: Option<&'a [u8]>,
+    /// `apache.request_rec` (WSGIPassApacheRequest, embedded mode), or null.
+    pub request_rec: *mut std::ffi::c_void,
 }
 
 /// What an environ is made of.
@@ -408,15 +415,10 @@ pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
     for (k, v) in &facts.extra {
         f(k, v);
     }
-    struct Pairs<'f>(&'f mut dyn FnMut(&[u8], &[u8]), Vec<u8>, Vec<u8>);
+    struct Pairs<'f>(&'f mut dyn FnMut(&[u8], &[u8]));
     impl EnvironSink for Pairs<'_> {
         fn fixed(&mut self, key: CgiKey, value: &[u8]) {
             (self.0)(key.as_str().as_bytes(), value);
-            match key {
-                CgiKey::ScriptName => self.1 = value.to_vec(),
-                CgiKey::PathInfo => self.2 = value.to_vec(),
-                _ => {}
-            }
         }
         fn header(&mut self, name: &[u8], value: &[u8]) {
             if let Some(key) = header_env_name(name) {
@@ -424,10 +426,11 @@ pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
             }
         }
     }
-    let mut sink = Pairs(f, Vec::new(), Vec::new());
+    let mut sink = Pairs(f);
     build_cgi_environ(&facts.cgi, &mut sink);
-    let Pairs(f, script_name, path_info) = sink;
-    let scheme: &[u8] = if facts.cgi.scheme.eq_ignore_ascii_case(b"https") {
+    let Pairs(f) = sink;
+    let path_info = facts.cgi.path_info;
+    let scheme: &[u8] = if facts.cgi.is_https() {
         b"https"
     } else {
         b"http"
@@ -452,8 +455,15 @@ pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
         b"mod_wsgi.request_start",
         format_decimal(&mut buf, facts.request_start_us),
     );
-    f(b"mod_wsgi.script_name", &script_name);
-    f(b"mod_wsgi.path_info", &path_info);
+    f(b"mod_wsgi.script_name", facts.cgi.script_name);
+    f(b"mod_wsgi.path_info", path_info);
+    if let Some(mount) = facts.mount_point {
+        f(b"mod_wsgi.mount_point", mount);
+    }
+    f(
+        b"mod_wsgi.enable_sendfile",
+        if facts.enable_sendfile { b"1" } else { b"0" },
+    );
 }
 
 /// Builds the environ dict of a request from `source`; `input` and
@@ -515,7 +525,7 @@ unsafe fn set_from_facts(rt: &Runtime, d: *mut PyObject, facts: &Facts<'_>) -> R
         }
     }
     let k = &rt.keys;
-    let scheme = if facts.cgi.scheme.eq_ignore_ascii_case(b"https") {
+    let scheme = if facts.cgi.is_https() {
         &k.https
     } else {
         &k.http
@@ -564,5 +574,33 @@ unsafe fn set_from_facts(rt: &Runtime, d: *mut PyObject, facts: &Facts<'_>) -> R
         PyDict_SetItem(d, k.mod_wsgi_script_name.as_ptr(), sn.as_ptr());
         PyDict_SetItem(d, k.mod_wsgi_path_info.as_ptr(), pi.as_ptr());
     }
+    set_rare(d, k, facts);
     Ok(())
+}
+
+/// The items only some configurations set: a trusted proxy's mount point,
+/// `mod_wsgi.enable_sendfile`, `apache.request_rec`. GIL held.
+unsafe fn set_rare(d: *mut PyObject, k: &Keys, facts: &Facts<'_>) {
+    if let Some(mount) = facts.mount_point {
+        PyDict_SetItemString(
+            d,
+            c"mod_wsgi.mount_point".as_ptr(),
+            object::latin1(mount).as_ptr(),
+        );
+        PyDict_SetItem(
+            d,
+            k.mod_wsgi_script_name.as_ptr(),
+            object::latin1(facts.cgi.script_name).as_ptr(),
+        );
+    }
+    if facts.enable_sendfile {
+        PyDict_SetItemString(d, c"mod_wsgi.enable_sendfile".as_ptr(), k.one.as_ptr());
+    }
+    if !facts.request_rec.is_null() {
+        if let Some(cap) = Owned::new(PyCapsule_New(facts.request_rec, std::ptr::null(), None)) {
+            PyDict_SetItemString(d, c"apache.request_rec".as_ptr(), cap.as_ptr());
+        } else {
+            PyErr_Clear();
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! once the response has started. The server keeps serving either way.
 
 pub mod adapter;
+pub mod dispatch;
 pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
