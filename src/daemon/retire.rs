@@ -53,6 +53,9 @@ struct Adopted {
 // SAFETY: only the Apache parent's main thread touches these.
 unsafe impl Send for Adopted {}
 
+/// Boxed: APR holds a pointer to each entry, which must not move when the
+/// vector grows.
+#[allow(clippy::vec_box)]
 static ADOPTED: Mutex<Vec<Box<Adopted>>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
