@@ -332,7 +332,7 @@ brackets); `met`/`NOT MET` compares with the goal as stated, never adjusted.
 ## Problems flagged in this run
 
 {problems_md}
-
+{run_notes(stem)}
 ## What runs
 
 All servers run on 127.0.0.1 inside a private network namespace (`unshare
@@ -455,6 +455,21 @@ lines are those of the tables above and of Goals below.
     return text + "\n```\n"
 
 
+def run_notes(stem):
+    """bench/results/<stem>.notes.md, when someone wrote one: what the
+    figures of that run mean, kept next to them (this file is generated)."""
+    f = RESULTS / f"{stem}.notes.md"
+    if not f.exists():
+        return ""
+    return f"""
+## Notes on this run
+
+(from `bench/results/{f.name}`, written by hand after the run)
+
+{f.read_text().strip()}
+"""
+
+
 def binaries_md(v):
     if "rwsgi_module" not in v:
         return ""
@@ -501,9 +516,10 @@ rwsgi-express in daemon mode gives Apache `--processes` × `--threads`
 workers (2 children × 15 threads here, for 16 connections), where
 mod_wsgi-express's daemon mode gives it 1.5 × processes × threads (18
 threads per child, up to 4 children): in the runs of 2026-12-01 rwsgi-express
-had a few such failures per 100,000 requests at 16 connections and none at
-12 (`--connections 12`), mod_wsgi-express none at 16. Every other kind of
-failure is counted the same way.
+had such failures in all but one run at 16 connections (2 to 43 in a run of
+200,000 or 1,000,000 requests) and none at 12 (`--connections 12`, 200,000
+requests), mod_wsgi-express none at 16. Every other kind of failure is
+counted the same way.
 """
     for f in saved:
         text += f"""

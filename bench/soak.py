@@ -519,21 +519,23 @@ def main():
         lines.append(f"  RSS per process, MiB, after {first['after']:,} requests and after the last "
                      f"({last['after']:,}); min..max over all {len(snapshots)} checkpoints:")
         rss_ok = True
-        for pid in sorted(set(a) | set(b), key=lambda p: ("parent", "child", "daemon").index(
-                (a.get(p) or b.get(p))["role"]) * 10**8 + p):
+        def role_label(p):
+            return "standby" if p["title"].startswith("(wsgi-standby:") else p["role"]
+        for pid in sorted(set(a) | set(b), key=lambda p: ("parent", "child", "daemon", "standby").index(
+                role_label(a.get(p) or b.get(p))) * 10**8 + p):
             pa, pb = a.get(pid), b.get(pid)
-            role = (pa or pb)["role"]
+            role = role_label(pa or pb)
             series = [q["rss_kb"] for s in snapshots for q in s["processes"] if q["pid"] == pid]
             if pa and pb:
                 d = pb["rss_kb"] - pa["rss_kb"]
                 ok = abs(d) <= tol
                 rss_ok &= ok
-                lines.append(f"    {role:<6} {pid:>7}  {mib(pa['rss_kb']):7.1f} -> {mib(pb['rss_kb']):7.1f}  "
+                lines.append(f"    {role:<7} {pid:>7}  {mib(pa['rss_kb']):7.1f} -> {mib(pb['rss_kb']):7.1f}  "
                              f"({mib(d):+.1f})  [{mib(min(series)):.1f}..{mib(max(series)):.1f}]"
                              f"{'' if ok else '  <<< beyond ' + str(args.tolerance_mib) + ' MiB'}")
             else:
                 rss_ok = False
-                lines.append(f"    {role:<6} {pid:>7}  {'gone by the end' if pa else 'new since the first checkpoint'}"
+                lines.append(f"    {role:<7} {pid:>7}  {'gone by the end' if pa else 'new since the first checkpoint'}"
                              f"  <<< a process was replaced")
         lines.append(f"  RSS goal: each process within {args.tolerance_mib:g} MiB between the checkpoints: "
                      f"{'met' if rss_ok else 'NOT MET'}")
