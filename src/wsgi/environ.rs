@@ -148,8 +148,42 @@ pub struct EnvironCache {
     headers: Vec<HeaderSlot>,
     application_group: CachedValue,
     callable_object: CachedValue,
-    /// Interned keys of daemon-mode environ pairs, by name.
-    pair_keys: std::collections::HashMap<Vec<u8>, Owned>,
+    /// Daemon-mode environ pairs, by name: the interned key and the last
+    /// value with its `str` (most values repeat from request to request).
+    pair_keys: std::collections::HashMap<Vec<u8>, PairSlot, FastHash>,
+}
+
+/// A daemon-mode environ name's interned key and last value.
+struct PairSlot {
+    key: Owned,
+    value: CachedValue,
+}
+
+/// FNV-1a over the (short) environ names: much cheaper than SipHash here.
+/// Header names come from clients, but the map never holds more than 512
+/// names, so colliding names cost at most that many comparisons.
+#[derive(Default, Clone, Copy)]
+struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// The FNV-1a state.
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Sets `environ[key]` to the `str` of `value` when it differs from what the
@@ -179,21 +213,30 @@ unsafe fn set_templated(
 }
 
 impl EnvironCache {
-    /// The interned `str` key for environ name `name` (latin-1), made once
-    /// (at most 512 names are remembered). GIL held.
-    unsafe fn key(&mut self, name: &[u8]) -> Owned {
-        if let Some(k) = self.pair_keys.get(name) {
-            return Owned::from_borrowed(k.as_ptr());
+    /// The interned `str` key for environ name `name` (latin-1) and the
+    /// `str` of its `value`, both remembered (at most 512 names), so a
+    /// repeated name or value is neither decoded nor allocated. GIL held.
+    unsafe fn pair(&mut self, name: &[u8], value: &[u8]) -> (Owned, Owned) {
+        if let Some(slot) = self.pair_keys.get_mut(name) {
+            let v = EnvironCache::value(&mut slot.value, value);
+            return (Owned::from_borrowed(slot.key.as_ptr()), v);
         }
         let k = object::latin1(name);
         let mut p = k.into_ptr();
         PyUnicode_InternInPlace(&mut p);
         let k = Owned::from_owned(p);
+        let mut slot = None;
+        let v = EnvironCache::value(&mut slot, value);
         if self.pair_keys.len() < 512 {
-            self.pair_keys
-                .insert(name.to_vec(), Owned::from_borrowed(k.as_ptr()));
+            self.pair_keys.insert(
+                name.to_vec(),
+                PairSlot {
+                    key: Owned::from_borrowed(k.as_ptr()),
+                    value: slot,
+                },
+            );
         }
-        k
+        (k, v)
     }
 
     /// A new reference to the `str` of `value`, from `slot` when it holds
@@ -483,8 +526,7 @@ pub unsafe fn build_environ(
         Source::Pairs(pairs) => {
             let cache = rt.environ_cache.get();
             for (name, value) in pairs.iter() {
-                let key = cache.key(name);
-                let v = object::latin1(value);
+                let (key, v) = cache.pair(name, value);
                 if PyDict_SetItem(d, key.as_ptr(), v.as_ptr()) < 0 {
                     return Err(format!(
                         "cannot set environ[{:?}]",
