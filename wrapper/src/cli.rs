@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::build_info;
+use crate::compat::EnvArgs;
 use crate::daemon_opts::DaemonArgs;
+use crate::https::HttpsArgs;
+use crate::vhost::VhostArgs;
 
 /// The whole command line: one subcommand.
 #[derive(Debug, Parser)]
@@ -119,9 +122,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DIRECTORY-PATH")]
     pub server_root: Option<PathBuf>,
 
-    /// ServerName of the server.
-    #[arg(long, default_value = "localhost", value_name = "HOSTNAME")]
-    pub server_name: String,
+    /// The name-based virtual host options (--server-name, ...).
+    #[command(flatten)]
+    pub vhost: VhostArgs,
+
+    /// The HTTPS and HTTP/2 options.
+    #[command(flatten)]
+    pub https: HttpsArgs,
 
     /// URL path at which the application is mounted.
     #[arg(long, default_value = "/", value_name = "URL-PATH")]
@@ -187,9 +194,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "OFF|ON|AUTO", value_parser = on_off_auto)]
     pub map_head_to_get: Option<String>,
 
-    /// Extra Apache configuration file, included at the end (repeatable).
+    /// Extra Apache configuration file, included at the end, before the application's WSGIScriptAlias (repeatable).
     #[arg(long = "include-file", value_name = "FILE-PATH")]
     pub include_file: Vec<PathBuf>,
+
+    /// The environment and rewrite options (--setenv, --passenv, ...).
+    #[command(flatten)]
+    pub env: EnvArgs,
 
     /// Apache LogLevel.
     #[arg(long, default_value = "warn", value_name = "NAME")]
@@ -342,7 +353,10 @@ mod tests {
         assert_eq!(a.application_group, "%{GLOBAL}");
         assert_eq!(a.mount_point, "/");
         assert_eq!(a.log_level, "warn");
-        assert_eq!(a.server_name, "localhost");
+        assert_eq!(a.vhost.server_name, None);
+        assert_eq!(a.https.https_port, None);
+        assert!(!a.https.ssl_environment && !a.https.http2 && !a.vhost.allow_localhost);
+        assert!(a.env.setenv.is_empty() && a.env.passenv.is_empty());
         assert_eq!(a.socket_timeout, 60);
         assert_eq!(a.keep_alive_timeout, 2);
         assert_eq!(a.limit_request_body, 10_485_760);

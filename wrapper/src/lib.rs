@@ -23,9 +23,12 @@
 pub mod access;
 pub mod build_info;
 pub mod cli;
+pub mod compat;
 pub mod daemon_opts;
+pub mod https;
 pub mod model;
 pub mod module;
 pub mod render;
 pub mod setup;
 pub mod unsupported;
+pub mod vhost;

@@ -10,8 +10,11 @@ use serde::Serialize;
 use crate::access::RunAs;
 use crate::build_info::BuildInfo;
 use crate::cli::{ApplicationType, Mpm, ServerArgs};
+use crate::compat::{self, Define, Environment};
 use crate::daemon_opts::{self, Daemon};
+use crate::https::{self, Https};
 use crate::module;
+use crate::vhost::{self, VirtualHosts};
 
 /// Facts about the machine and process that the model depends on, gathered
 /// once by [`HostFacts::current`] so tests can substitute their own.
@@ -19,6 +22,8 @@ use crate::module;
 pub struct HostFacts {
     /// Effective uid: 0 means Apache's children must be given `--user`/`--group`.
     pub euid: u32,
+    /// Effective gid (Apache's `Group` when not run as root).
+    pub egid: u32,
     /// Real uid, part of the default server root name (as in mod_wsgi-express).
     pub uid: u32,
     /// Current directory, against which relative paths are resolved.
@@ -43,6 +48,7 @@ impl HostFacts {
         let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         Ok(HostFacts {
             euid: nix::unistd::geteuid().as_raw(),
+            egid: nix::unistd::getegid().as_raw(),
             uid: nix::unistd::getuid().as_raw(),
             cwd: std::env::current_dir().context("cannot determine the current directory")?,
             virtual_env: non_empty("VIRTUAL_ENV").map(PathBuf::from),
@@ -221,14 +227,23 @@ pub const LOG_LEVELS: &[&str] = &[
 ];
 
 /// Apache modules (besides the MPM and mod_wsgi) the configuration loads, by
-/// identifier and file name. Compiled into Debian's apache2 and therefore
-/// never loaded: core, so, watchdog, http, log_config, logio, version, unixd.
+/// identifier and file name: those mod_wsgi-express always loads, so that
+/// include files written for it find `SetEnv`, `Header`, `RewriteRule`,
+/// `Order`/`Allow`, ... Compiled into Debian's apache2 and therefore never
+/// loaded: core, so, watchdog, http, log_config, logio, version, unixd.
+/// mod_reqtimeout, mod_ssl and mod_http2 are added when used.
 pub const REQUIRED_MODULES: &[(&str, &str)] = &[
+    ("access_compat_module", "mod_access_compat.so"),
+    ("authn_core_module", "mod_authn_core.so"),
     ("authz_core_module", "mod_authz_core.so"),
     ("authz_host_module", "mod_authz_host.so"),
     ("mime_module", "mod_mime.so"),
+    ("rewrite_module", "mod_rewrite.so"),
     ("alias_module", "mod_alias.so"),
     ("dir_module", "mod_dir.so"),
+    ("env_module", "mod_env.so"),
+    ("headers_module", "mod_headers.so"),
+    ("filter_module", "mod_filter.so"),
 ];
 
 /// Everything needed to write a server root and run Apache on it.
@@ -264,8 +279,18 @@ pub struct ServerConfig {
     pub port: u16,
     /// Argument of `Listen`: `port`, `host:port` or `[v6]:port`.
     pub listen: String,
-    /// `ServerName`.
+    /// `ServerName`: `--server-name`, else `localhost`.
     pub server_name: String,
+    /// With `--server-name`: the name-based `<VirtualHost>`s ([`crate::vhost`]).
+    pub vhosts: Option<VirtualHosts>,
+    /// With `--https-port`: the HTTPS listener ([`crate::https`]).
+    pub https: Option<Https>,
+    /// `--http2`: mod_http2 with `Protocols h2 h2c http/1.1`.
+    pub http2: bool,
+    /// `--setenv`, `--passenv`, envvars and rewrite rules ([`crate::compat`]).
+    pub env: Environment,
+    /// The `Define`s at the top of httpd.conf ([`compat::defines`]).
+    pub defines: Vec<Define>,
     /// URL to print for the user.
     pub url: String,
     /// `--mount-point`, without a trailing slash (except `/`).
@@ -341,6 +366,11 @@ pub struct ServerConfig {
     pub access_log_format: Option<String>,
     /// User/group of Apache's children when running as root.
     pub run_as: Option<RunAs>,
+    /// `User` and `Group` of httpd.conf: [`Self::run_as`]'s names, else
+    /// (not root, where Apache keeps the current user) `#euid`/`#egid`,
+    /// written as mod_wsgi-express always writes them, so that Apache (and
+    /// the module) know the user its children run as.
+    pub apache_user: (String, String),
     /// `Timeout`.
     pub socket_timeout: u32,
     /// `KeepAliveTimeout`; 0 means `KeepAlive Off`.
@@ -547,10 +577,19 @@ impl ServerConfig {
         }
         let host_name = a.host.clone();
         let listen = listen_arg(host_name.as_deref(), port);
-        if a.server_name.is_empty() || a.server_name.contains(char::is_whitespace) {
-            bail!("--server-name {:?} is not a host name", a.server_name);
-        }
-        conf_safe_str("--server-name", &a.server_name)?;
+        let vhosts = vhost::build(&a.vhost)?;
+        let server_name = a
+            .vhost
+            .server_name
+            .clone()
+            .unwrap_or_else(|| "localhost".to_string());
+        let https = https::build(
+            &a.https,
+            a.vhost.server_name.as_deref(),
+            host_name.as_deref(),
+            port,
+            cwd,
+        )?;
 
         // Server root.
         let server_root = match &a.server_root {
@@ -842,6 +881,18 @@ impl ServerConfig {
         if request_read_timeout.is_some() {
             wanted.push(("reqtimeout_module", "mod_reqtimeout.so"));
         }
+        if https.is_some() {
+            wanted.push(("ssl_module", "mod_ssl.so"));
+        }
+        if a.https.http2 {
+            if mpm == Mpm::Prefork {
+                warnings.push(
+                    "--http2: mod_http2 does not serve HTTP/2 under the prefork MPM (HTTP/1.1 only)"
+                        .to_string(),
+                );
+            }
+            wanted.push(("http2_module", "mod_http2.so"));
+        }
         let mut missing = Vec::new();
         for (id, file) in wanted {
             let path = modules_directory.join(file);
@@ -901,6 +952,11 @@ impl ServerConfig {
             None
         };
 
+        let apache_user = match &run_as {
+            Some(r) => (r.user.clone(), r.group.clone()),
+            None => (format!("#{}", host.euid), format!("#{}", host.egid)),
+        };
+
         let locale = match &a.locale {
             Some(l) => l.clone(),
             None => default_locale(host.locale_env.as_deref()),
@@ -947,7 +1003,8 @@ impl ServerConfig {
             .unwrap_or_else(|| PathBuf::from("/bin/sh"));
 
         let url_host = match host_name.as_deref() {
-            None | Some("0.0.0.0") | Some("::") | Some("[::]") => a.server_name.clone(),
+            _ if a.vhost.server_name.is_some() => server_name.clone(),
+            None | Some("0.0.0.0") | Some("::") | Some("[::]") => server_name.clone(),
             Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
             Some(h) => h.to_string(),
         };
@@ -962,7 +1019,18 @@ impl ServerConfig {
             format!("{url}/")
         };
 
-        Ok(ServerConfig {
+        let env = compat::build(&a.env, &server_root, cwd)?;
+        let mpms_present: Vec<Mpm> = [Mpm::Event, Mpm::Worker, Mpm::Prefork]
+            .into_iter()
+            .filter(|m| {
+                (a.server_mpm.is_empty() || a.server_mpm.contains(m))
+                    && modules_directory
+                        .join(format!("mod_mpm_{}.so", m.name()))
+                        .is_file()
+            })
+            .collect();
+
+        let mut config = ServerConfig {
             httpd_conf: server_root.join("httpd.conf"),
             apachectl: server_root.join("apachectl"),
             server_root,
@@ -977,7 +1045,12 @@ impl ServerConfig {
             host: host_name,
             port,
             listen,
-            server_name: a.server_name.clone(),
+            server_name,
+            vhosts,
+            https,
+            http2: a.https.http2,
+            env,
+            defines: Vec::new(),
             url,
             mount_point,
             app,
@@ -1012,6 +1085,7 @@ impl ServerConfig {
             access_log_nickname,
             access_log_format,
             run_as,
+            apache_user,
             socket_timeout: a.socket_timeout,
             keep_alive_timeout: a.keep_alive_timeout,
             server_backlog: a.server_backlog,
@@ -1020,7 +1094,9 @@ impl ServerConfig {
             locale,
             mime_types,
             warnings,
-        })
+        };
+        config.defines = compat::defines(&config, &mpms_present);
+        Ok(config)
     }
 
     /// The paths Apache's children must be able to read, in the order they
@@ -1078,6 +1154,14 @@ pub(crate) mod tests {
                 "mod_alias.so",
                 "mod_dir.so",
                 "mod_reqtimeout.so",
+                "mod_access_compat.so",
+                "mod_authn_core.so",
+                "mod_rewrite.so",
+                "mod_env.so",
+                "mod_headers.so",
+                "mod_filter.so",
+                "mod_ssl.so",
+                "mod_http2.so",
                 "mod_rwsgi.so",
             ] {
                 fs::write(mods.join(f), b"").unwrap();
@@ -1097,6 +1181,7 @@ pub(crate) mod tests {
         pub(crate) fn host(&self, euid: u32) -> HostFacts {
             HostFacts {
                 euid,
+                egid: euid,
                 uid: euid,
                 cwd: self.path("app"),
                 virtual_env: None,

@@ -14,6 +14,8 @@ use crate::model::{Application, ServerConfig};
 
 /// Template of `httpd.conf`.
 pub const HTTPD_CONF_TEMPLATE: &str = include_str!("../../apache/httpd.conf.j2");
+/// Template of the `<VirtualHost>` blocks, included by httpd.conf's.
+pub const VHOSTS_TEMPLATE: &str = include_str!("../../apache/vhosts.conf.j2");
 /// Template of `apachectl`.
 pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
 /// Template of `handler.wsgi` (module applications).
@@ -69,6 +71,8 @@ fn environment() -> Environment<'static> {
     env.add_filter("py", |v: String| python_literal(&v));
     env.add_template("httpd.conf", HTTPD_CONF_TEMPLATE)
         .expect("httpd.conf template parses");
+    env.add_template("vhosts.conf", VHOSTS_TEMPLATE)
+        .expect("vhosts.conf template parses");
     env.add_template("apachectl", APACHECTL_TEMPLATE)
         .expect("apachectl template parses");
     env.add_template("handler.wsgi", HANDLER_TEMPLATE)
@@ -174,6 +178,11 @@ mod tests {
         text.lines().any(|l| l.trim() == line)
     }
 
+    /// Whether a line of `text` is a `WSGI*` directive.
+    pub(crate) fn has_wsgi_directive(text: &str) -> bool {
+        text.lines().any(|l| l.trim_start().starts_with("WSGI"))
+    }
+
     #[test]
     fn default_config_content() {
         let f = Fixture::new();
@@ -228,9 +237,12 @@ mod tests {
         ] {
             assert!(has_line(&t, &line), "missing {line:?} in\n{t}");
         }
+        // Not root: the current user, by id, as mod_wsgi-express names it.
+        assert!(
+            has_line(&t, "User \"#1000\"") && has_line(&t, "Group \"#1000\""),
+            "{t}"
+        );
         for absent in [
-            "User",
-            "Group",
             "CustomLog",
             "WSGIChunkedRequest",
             "Include",
@@ -338,11 +350,12 @@ mod tests {
         ] {
             assert!(has_line(&t, &line), "missing {line:?} in\n{t}");
         }
-        // Order: aliases before the script alias, includes last.
+        // Order: aliases, the include files, then the application's
+        // WSGIScriptAlias (an include's mounts match first).
         let alias = t.find("Alias /static").unwrap();
         let script_alias = t.find("WSGIScriptAlias").unwrap();
-        let include = t.find("Include \"").unwrap();
-        assert!(alias < script_alias && script_alias < include);
+        let include = t.find(&format!("Include \"{}\"", inc.display())).unwrap();
+        assert!(alias < include && include < script_alias);
     }
 
     #[test]
@@ -531,7 +544,7 @@ mod tests {
         assert_eq!(t.matches("WSGIIgnoreActivity On").count(), 2);
         // The module's directives stay inside the markers.
         let s = strip_wsgi(&t);
-        assert!(!s.contains("WSGI") && !s.contains("<Location"), "{s}");
+        assert!(!has_wsgi_directive(&s) && !s.contains("<Location"), "{s}");
         assert_eq!(c.daemon.unwrap().group, "site");
     }
 
@@ -627,7 +640,7 @@ mod tests {
         let f = Fixture::new();
         let (_, t) = conf(&f, &["app.wsgi", "--chunked-request"]);
         let s = strip_wsgi(&t);
-        assert!(!s.contains("WSGI"), "{s}");
+        assert!(!has_wsgi_directive(&s), "{s}");
         assert!(!s.contains("wsgi_module"));
         assert!(s.contains("ThreadsPerChild 5"));
         assert!(s.contains("<Files \"app.wsgi\">"));

@@ -73,7 +73,9 @@ fn touch(path: &Path) -> Result<()> {
 }
 
 /// Writes the server root's files: `handler.wsgi` (module applications),
-/// `reloader.py` (`--reload-on-changes`), `httpd.conf` (0644), `apachectl` (0755), and creates `error_log` (and
+/// `reloader.py` (`--reload-on-changes`), `httpd.conf` (0644), `apachectl`
+/// (0755), `envvars` and `rewrite.conf` (unless they exist; `envvars` is
+/// rewritten with `--envvars-script`), and creates `error_log` (and
 /// `access_log` with `--access-log`) unless logging to the terminal.
 /// Directories must exist ([`prepare_directories`]).
 pub fn write_server_root(c: &ServerConfig) -> Result<()> {
@@ -88,6 +90,21 @@ pub fn write_server_root(c: &ServerConfig) -> Result<()> {
     }
     write_file(&c.httpd_conf, &render::httpd_conf(c)?, 0o644)?;
     write_file(&c.apachectl, &render::apachectl(c)?, 0o755)?;
+    // As mod_wsgi-express: envvars sources --envvars-script, else it is
+    // created empty and then left alone (the user may edit it); the same
+    // for the server root's rewrite.conf.
+    match &c.env.envvars_script {
+        Some(script) => write_file(
+            &c.env.envvars,
+            &format!(". {}\n", render::shell_quote(&script.to_string_lossy())),
+            0o644,
+        )?,
+        None if !c.env.envvars.exists() => write_file(&c.env.envvars, "", 0o644)?,
+        None => {}
+    }
+    if c.env.rewrite_rules_default && !c.env.rewrite_rules.exists() {
+        write_file(&c.env.rewrite_rules, "", 0o644)?;
+    }
     if !c.log_to_terminal {
         touch(&c.error_log)?;
         if let Some(access_log) = &c.access_log {
@@ -108,8 +125,11 @@ pub fn summary(c: &ServerConfig) -> String {
         Application::Script { path } => format!("script {}", path.display()),
         Application::Module { name, callable, .. } => format!("module {name}:{callable}"),
     };
-    let mut lines = vec![
-        format!("Server URL         : {}", c.url),
+    let mut lines = vec![format!("Server URL         : {}", c.url)];
+    if let Some(h) = &c.https {
+        lines.push(format!("Server URL (HTTPS) : {}", h.url));
+    }
+    lines.extend([
         format!("Server Root        : {}", c.server_root.display()),
         format!("Server Conf        : {}", c.httpd_conf.display()),
         format!(
@@ -117,10 +137,22 @@ pub fn summary(c: &ServerConfig) -> String {
             c.error_log.display(),
             c.log_level
         ),
-    ];
+    ]);
     if let Some(access_log) = &c.access_log {
         lines.push(format!("Access Log File    : {}", access_log.display()));
     }
+    lines.push(format!(
+        "Rewrite Rules      : {}",
+        c.env.rewrite_rules.display()
+    ));
+    lines.push(format!(
+        "Environ Variables  : {}",
+        c.env
+            .envvars_script
+            .as_ref()
+            .unwrap_or(&c.env.envvars)
+            .display()
+    ));
     lines.push(format!("Control Script     : {}", c.apachectl.display()));
     lines.push(format!("Application        : {app} at {}", c.mount_point));
     lines.push(format!("Python Home        : {}", c.python_home.display()));
@@ -193,21 +225,14 @@ pub fn summary(c: &ServerConfig) -> String {
     lines.join("\n") + "\n"
 }
 
-/// The Apache command `start-server` execs: `<httpd> -f <root>/httpd.conf
-/// -d <root> -DFOREGROUND`, with `LANG`/`LC_ALL` set to the locale and
-/// argv\[0\] the process name (`--process-name`).
+/// The command `start-server` execs: `<root>/apachectl start-foreground`,
+/// which exports the `MOD_WSGI_*` variables and the locale, sources
+/// `envvars` and execs `<httpd> -f <root>/httpd.conf -d <root>
+/// -DFOREGROUND` with argv\[0\] the process name (`--process-name`), all
+/// in the same process.
 pub fn httpd_command(c: &ServerConfig) -> Command {
-    let mut cmd = Command::new(&c.httpd_executable);
-    if let Some(name) = &c.process_name {
-        cmd.arg0(name);
-    }
-    cmd.arg("-f")
-        .arg(&c.httpd_conf)
-        .arg("-d")
-        .arg(&c.server_root)
-        .arg("-DFOREGROUND")
-        .env("LANG", &c.locale)
-        .env("LC_ALL", &c.locale);
+    let mut cmd = Command::new(&c.apachectl);
+    cmd.arg("start-foreground");
     cmd
 }
 
@@ -338,16 +363,8 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let root = f.path("root").display().to_string();
-        assert_eq!(
-            args,
-            vec![
-                "-f".to_string(),
-                format!("{root}/httpd.conf"),
-                "-d".into(),
-                root.clone(),
-                "-DFOREGROUND".into()
-            ]
-        );
+        assert_eq!(cmd.get_program(), f.path("root/apachectl").as_os_str());
+        assert_eq!(args, vec!["start-foreground".to_string()]);
         let s = summary(&c);
         assert!(
             s.contains("Server URL         : http://localhost:8123/"),
@@ -409,11 +426,15 @@ mod tests {
         );
     }
 
+    fn apachectl_text(c: &ServerConfig) -> String {
+        render::apachectl(c).unwrap()
+    }
+
     #[test]
     fn start_server_names_apache() {
         let f = Fixture::new();
         let c = f.config(&["app.wsgi"]).unwrap();
-        assert_eq!(httpd_command(&c).get_program(), f.path("httpd").as_os_str());
+        assert!(apachectl_text(&c).contains(&format!("HTTPD='{}'", f.path("httpd").display())));
         assert_eq!(c.process_name.as_deref(), Some("httpd (rwsgi-express)"));
         let c = f
             .config(&["app.wsgi", "--process-name", "my-site"])

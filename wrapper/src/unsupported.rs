@@ -13,9 +13,7 @@ const SERVICE: &str =
     "managed service processes (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode";
 const DESTROY: &str =
     "the module has no WSGIDestroyInterpreter: the interpreter is always destroyed";
-const HTTPS: &str = "HTTPS is not implemented";
 const DEBUG: &str = "debug mode is not implemented";
-const VHOST: &str = "name based virtual hosts are not implemented";
 const PROXY: &str = "proxying is not implemented";
 const AUTH: &str = "access and authentication scripts are not implemented";
 const METRICS: &str = "server metrics and telemetry are not implemented";
@@ -31,22 +29,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("service-group", SERVICE),
     ("service-log-file", SERVICE),
     ("orphan-interpreter", DESTROY),
-    // HTTPS and HTTP/2.
-    ("https-port", HTTPS),
-    ("ssl-port", HTTPS),
-    ("ssl-certificate-file", HTTPS),
-    ("ssl-certificate-key-file", HTTPS),
-    ("ssl-certificate", HTTPS),
-    ("ssl-ca-certificate-file", HTTPS),
-    ("ssl-verify-client", HTTPS),
-    ("ssl-certificate-chain-file", HTTPS),
-    ("ssl-environment", HTTPS),
-    ("https-only", HTTPS),
-    ("hsts-policy", HTTPS),
-    ("http2", "HTTP/2 is not implemented"),
-    // Virtual hosts.
-    ("server-alias", VHOST),
-    ("allow-localhost", VHOST),
     // Proxying.
     ("proxy-mount-point", PROXY),
     ("proxy-url-alias", PROXY),
@@ -101,10 +83,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("error-override", OTHER),
     ("compress-responses", OTHER),
     ("enable-sendfile", OTHER),
-    ("rewrite-rules", OTHER),
-    ("envvars-script", OTHER),
-    ("setenv", OTHER),
-    ("passenv", OTHER),
     ("shell-executable", OTHER),
     ("add-handler", OTHER),
     ("with-php5", OTHER),
@@ -216,20 +194,19 @@ mod tests {
 
     #[test]
     fn refuses_inline_value_and_flags() {
-        let msg = find_refused_for_cli(&os(&["setup-server", "--https-port=8443"]));
+        let msg = find_refused_for_cli(&os(&["setup-server", "--server-metrics=x"]));
         assert_eq!(
             msg.as_deref(),
-            Some("--https-port is not supported yet (HTTPS is not implemented)")
+            Some(
+                "--server-metrics is not supported yet (server metrics and telemetry are not \
+                 implemented)"
+            )
         );
         let msg = find_refused_for_cli(&os(&["setup-server", "--orphan-interpreter", "a.wsgi"]));
         assert!(msg
             .unwrap()
             .starts_with("--orphan-interpreter is not supported yet"));
-        for opt in [
-            "--enable-debugger",
-            "--server-metrics",
-            "--ssl-certificate-file",
-        ] {
+        for opt in ["--enable-debugger", "--server-metrics", "--trust-proxy"] {
             assert!(
                 find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
                 "{opt}"
@@ -263,6 +240,25 @@ mod tests {
             "initial-workers",
             "minimum-spare-workers",
             "maximum-spare-workers",
+            "https-port",
+            "ssl-port",
+            "ssl-certificate-file",
+            "ssl-certificate-key-file",
+            "ssl-certificate",
+            "ssl-ca-certificate-file",
+            "ssl-verify-client",
+            "ssl-certificate-chain-file",
+            "ssl-environment",
+            "https-only",
+            "hsts-policy",
+            "http2",
+            "server-name",
+            "server-alias",
+            "allow-localhost",
+            "setenv",
+            "passenv",
+            "envvars-script",
+            "rewrite-rules",
         ] {
             assert_eq!(reason(opt), None, "--{opt}");
         }
@@ -274,12 +270,25 @@ mod tests {
         let args = os(&["setup-server", "--python-path", "--debug-mode", "app.wsgi"]);
         assert_eq!(find_refused_for_cli(&args), None);
         // Nor that of a daemon option.
-        let args = os(&["setup-server", "--ignore-activity", "--http2", "app.wsgi"]);
+        let args = os(&[
+            "setup-server",
+            "--ignore-activity",
+            "--with-cgi",
+            "app.wsgi",
+        ]);
         assert_eq!(find_refused_for_cli(&args), None);
-        // Both values of --url-alias are skipped.
-        let args = os(&["setup-server", "--url-alias", "/x", "--http2", "app.wsgi"]);
+        // Both values of --url-alias and --setenv are skipped.
+        let args = os(&[
+            "setup-server",
+            "--url-alias",
+            "/x",
+            "--with-cgi",
+            "app.wsgi",
+        ]);
         assert_eq!(find_refused_for_cli(&args), None);
-        let args = os(&["setup-server", "--", "--http2"]);
+        let args = os(&["setup-server", "--setenv", "K", "--with-cgi", "app.wsgi"]);
+        assert_eq!(find_refused_for_cli(&args), None);
+        let args = os(&["setup-server", "--", "--with-cgi"]);
         assert_eq!(find_refused_for_cli(&args), None);
     }
 

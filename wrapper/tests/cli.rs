@@ -104,11 +104,11 @@ fn http_get(port: u16, path: &str, deadline: Instant) -> Option<String> {
 
 #[test]
 fn refused_option_exits_1_with_reason() {
-    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--https-port", "8443"]));
+    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--trust-proxy", "::1"]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim(),
-        "rwsgi-express: --https-port is not supported yet (HTTPS is not implemented)"
+        "rwsgi-express: --trust-proxy is not supported yet (proxying is not implemented)"
     );
 }
 
