@@ -112,7 +112,7 @@ def test_module_config(binaries):
 
 
 @pytest.mark.parametrize("option", [["--orphan-interpreter"], ["--service-script", "svc", "svc.py"],
-                                    ["--https-port", "8443"]])
+                                    ["--trust-proxy", "127.0.0.1"]])
 def test_unsupported_option_refused(binaries, ws, hello, option):
     root = ws.new_dir("unsupported")
     proc = run([express_path(), "setup-server", hello, "--port", str(free_port()),
