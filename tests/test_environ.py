@@ -253,3 +253,20 @@ def test_wsgi_errors_goes_to_error_log(core_server, token):
     text = core_server.wait_for_log(mark, *needles)
     for n in needles:
         assert n in text, f"{n} not in the error log:\n{text}"
+
+
+def test_environ_does_not_carry_over_between_requests(core_server):
+    """Values and variables of one request never show in the next (daemon
+    processes build each environ from the previous one's template)."""
+    for _ in range(3):
+        env = get_env(core_server, "/env/a?x=1", headers={"X-Once": "first", "X-Keep": "1"})
+        assert env["HTTP_X_ONCE"] == "first" and env["QUERY_STRING"] == "x=1"
+        env = get_env(core_server, "/env/b", headers={"X-Keep": "2"})
+        assert "HTTP_X_ONCE" not in env, env
+        assert env["HTTP_X_KEEP"] == "2" and env["QUERY_STRING"] == ""
+        assert env["PATH_INFO"] == "/env/b"
+        long = "v" * 1000
+        env = get_env(core_server, "/env/c", headers={"X-Long": long})
+        assert env["HTTP_X_LONG"] == long
+        env = get_env(core_server, "/env/c")
+        assert "HTTP_X_LONG" not in env

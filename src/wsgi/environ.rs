@@ -151,12 +151,21 @@ pub struct EnvironCache {
     /// Daemon-mode environ pairs, by name: the interned key and the last
     /// value with its `str` (most values repeat from request to request).
     pair_keys: std::collections::HashMap<Vec<u8>, PairSlot, FastHash>,
+    /// Daemon mode: the base environ plus the last value of every pair
+    /// whose slot says `in_template`; each environ starts as its copy.
+    pairs_template: Option<Owned>,
+    /// Daemon mode: requests built so far (marks the pairs each one had).
+    generation: u64,
 }
 
 /// A daemon-mode environ name's interned key and last value.
 struct PairSlot {
     key: Owned,
     value: CachedValue,
+    /// Whether `pairs_template` holds `value` under `key`.
+    in_template: bool,
+    /// The last request (generation) that had this name.
+    seen: u64,
 }
 
 /// FNV-1a over the (short) environ names: much cheaper than SipHash here.
@@ -233,10 +242,83 @@ impl EnvironCache {
                 PairSlot {
                     key: Owned::from_borrowed(k.as_ptr()),
                     value: slot,
+                    in_template: false,
+                    seen: 0,
                 },
             );
         }
         (k, v)
+    }
+
+    /// Daemon mode: a new environ dict holding the request's `pairs` over
+    /// `base`. It is a copy of a template that holds the last value of each
+    /// name, so only the values that changed since the last request are
+    /// set (and names the last request had and this one lacks removed).
+    /// GIL held.
+    unsafe fn environ_from_pairs(
+        &mut self,
+        base: *mut PyObject,
+        pairs: &[(&[u8], &[u8])],
+    ) -> Result<Owned, String> {
+        if self.pairs_template.is_none() {
+            self.pairs_template =
+                Some(Owned::new(PyDict_Copy(base)).ok_or("cannot copy base environ")?);
+        }
+        let tmpl = self
+            .pairs_template
+            .as_ref()
+            .map(|t| t.as_ptr())
+            .unwrap_or(base);
+        let env = Owned::new(PyDict_Copy(tmpl)).ok_or("cannot copy the environ template")?;
+        let d = env.as_ptr();
+        self.generation += 1;
+        let generation = self.generation;
+        for (name, value) in pairs {
+            let unchanged = self.pair_keys.get_mut(*name).is_some_and(|slot| {
+                slot.seen = generation;
+                slot.in_template
+                    && slot
+                        .value
+                        .as_ref()
+                        .is_some_and(|(b, _)| b.as_slice() == *value)
+            });
+            if unchanged {
+                continue;
+            }
+            let (key, v) = self.pair(name, value);
+            if PyDict_SetItem(d, key.as_ptr(), v.as_ptr()) < 0 {
+                return Err(format!(
+                    "cannot set environ[{:?}]",
+                    String::from_utf8_lossy(name)
+                ));
+            }
+            let Some(slot) = self.pair_keys.get_mut(*name) else {
+                continue; // not remembered (the map is full): never templated
+            };
+            slot.seen = generation;
+            // Keep the template's value the slot's value, or none.
+            if slot.value.is_some() {
+                slot.in_template = PyDict_SetItem(tmpl, key.as_ptr(), v.as_ptr()) == 0;
+            } else if slot.in_template {
+                slot.in_template = false;
+                if PyDict_DelItem(tmpl, key.as_ptr()) < 0 {
+                    PyErr_Clear();
+                }
+            }
+            if !slot.in_template {
+                PyErr_Clear();
+            }
+        }
+        // Names the template has from earlier requests that this one lacks.
+        for slot in self.pair_keys.values() {
+            if slot.in_template
+                && slot.seen != generation
+                && PyDict_DelItem(d, slot.key.as_ptr()) < 0
+            {
+                PyErr_Clear();
+            }
+        }
+        Ok(env)
     }
 
     /// A new reference to the `str` of `value`, from `slot` when it holds
@@ -517,25 +599,20 @@ pub unsafe fn build_environ(
     input: *mut PyObject,
     errors: *mut PyObject,
 ) -> Result<Owned, String> {
-    let env =
-        Owned::new(PyDict_Copy(rt.base_environ.as_ptr())).ok_or("cannot copy base environ")?;
-    let d = env.as_ptr();
     let k = &rt.keys;
-    match source {
-        Source::Facts(facts) => set_from_facts(rt, d, facts)?,
-        Source::Pairs(pairs) => {
-            let cache = rt.environ_cache.get();
-            for (name, value) in pairs.iter() {
-                let (key, v) = cache.pair(name, value);
-                if PyDict_SetItem(d, key.as_ptr(), v.as_ptr()) < 0 {
-                    return Err(format!(
-                        "cannot set environ[{:?}]",
-                        String::from_utf8_lossy(name)
-                    ));
-                }
-            }
+    let env = match source {
+        Source::Facts(facts) => {
+            let env = Owned::new(PyDict_Copy(rt.base_environ.as_ptr()))
+                .ok_or("cannot copy base environ")?;
+            set_from_facts(rt, env.as_ptr(), facts)?;
+            env
         }
-    }
+        Source::Pairs(pairs) => rt
+            .environ_cache
+            .get()
+            .environ_from_pairs(rt.base_environ.as_ptr(), pairs)?,
+    };
+    let d = env.as_ptr();
     PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
     PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
     Ok(env)
