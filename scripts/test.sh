@@ -4,7 +4,8 @@
 # launcher config), then the integration suite: real Apache httpd with the
 # real module, driving real WSGI, Flask and Django apps over HTTP, after
 # the benchmark's 2-second smoke mode (it asserts no timing; it checks that
-# every server in the benchmark starts and answers correctly).
+# every server in the benchmark starts and answers correctly), and mod_wsgi's
+# integration suite (scripts/conformance.sh) when ../shared/conformance exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,5 +18,18 @@ venv="$(bash scripts/test-env.sh | tail -n 1)"
 if [ "$(id -u)" -eq 0 ] && [ -z "${RWSGI_SKIP_BENCH_SMOKE:-}" ]; then
     bash bench/run.sh --smoke
 fi
+# mod_wsgi's own integration suite, when its copy is beside the clone: the
+# score is printed; below tests/conformance-floor.txt fails the run (after
+# the tests below have run too).
+conformance=0
+if [ -d ../shared/conformance ]; then
+    bash scripts/conformance.sh || conformance=$?
+fi
 # Last, so its summary line closes the output.
-"$venv/bin/python" -m pytest tests -v -p no:cacheprovider "$@"
+status=0
+"$venv/bin/python" -m pytest tests -v -p no:cacheprovider "$@" || status=$?
+if [ "$conformance" -ne 0 ]; then
+    echo "test.sh: the conformance suite failed (see its score above)" >&2
+    exit 1
+fi
+exit "$status"
