@@ -7,7 +7,10 @@
 //!    mod_wsgi-express options that are not implemented yet, before clap runs.
 //! 2. [`model::ServerConfig::build`] turns the options plus facts about the
 //!    host ([`model::HostFacts`], [`build_info::BuildInfo`]) into a validated
-//!    model with every default resolved ([`daemon_opts`] for daemon mode).
+//!    model with every default resolved ([`daemon_opts`] for daemon mode,
+//!    [`https`] for HTTPS and HTTP/2, [`vhost`] for virtual hosts,
+//!    [`compat`] for the environment options and what include files written
+//!    for mod_wsgi-express rely on).
 //! 3. [`render`] turns the model into `httpd.conf`, `apachectl`,
 //!    `handler.wsgi` and `reloader.py` text (minijinja templates under
 //!    `apache/`).
