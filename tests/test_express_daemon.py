@@ -109,9 +109,10 @@ def test_daemon_options_reach_httpd_conf_and_server_answers(servers, ws, app):
         assert f" {opt}" in line, (opt, line)
     assert "maximum-requests" not in line, line
     assert re.search(r"^WSGIScriptAlias / .* process-group=site$", conf, re.M), conf
-    # 20 clients = 4 children of 5 threads: half of them up front and spare.
-    for directive in ["Timeout 50", "StartServers 2", "MinSpareThreads 10",
-                      "MaxSpareThreads 20", "MaxRequestWorkers 20"]:
+    # 20 clients = 2 relaying children of 10 threads (as mod_wsgi-express):
+    # half of them up front and spare.
+    for directive in ["Timeout 50", "StartServers 1", "ThreadsPerChild 10",
+                      "MinSpareThreads 10", "MaxSpareThreads 20", "MaxRequestWorkers 20"]:
         assert re.search(rf"^{directive}$", conf, re.M), (directive, conf)
     # The eggs directory is made for the application's user.
     assert eggs.is_dir() and eggs.stat().st_uid == pwd.getpwnam(APACHE_USER).pw_uid

@@ -80,6 +80,17 @@ fn connection(group: &Group) -> Result<(Pooled, bool), String> {
     connect(group).map(|c| (c, true))
 }
 
+/// Keeps `c` for this thread's next request to its group: one connection
+/// per Apache thread and group, so a surplus one is closed.
+fn keep_pooled(c: Pooled) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if !p.iter().any(|o| o.group == c.group) {
+            p.push(c);
+        }
+    });
+}
+
 fn connect(group: &Group) -> Result<Pooled, String> {
     let deadline = Instant::now() + group.config.connect_timeout.max(Duration::from_millis(100));
     let mut pause = Duration::from_millis(5);
@@ -270,13 +281,15 @@ pub unsafe fn handle_request(
         match relay(r, &group, &mut pooled, script) {
             Relayed::Done { keep } => {
                 if keep {
-                    POOL.with(|p| p.borrow_mut().push(pooled));
+                    keep_pooled(pooled);
                 }
                 return OK;
             }
             Relayed::Busy => {
-                // The connection is sound; the next try connects anew.
-                POOL.with(|p| p.borrow_mut().push(pooled));
+                // That daemon's threads are all busy: this connection goes
+                // (the new one, accepted by a daemon with a free thread,
+                // takes its place in the pool).
+                drop(pooled);
                 force_new = true;
                 continue;
             }

@@ -373,8 +373,16 @@ pub unsafe fn start(
         retire::evict_leftovers(pconf, s);
         return Ok(());
     }
-    let child_uid = ffi::ap_unixd_config.user_id;
-    let child_gid = ffi::ap_unixd_config.group_id;
+    // Apache's children run as `User`; started by another user without a
+    // `User` line (mod_unixd leaves -1), they run as that user.
+    let child_uid = match ffi::ap_unixd_config.user_id {
+        u32::MAX => nix::unistd::geteuid().as_raw(),
+        uid => uid,
+    };
+    let child_gid = match ffi::ap_unixd_config.group_id {
+        u32::MAX => nix::unistd::getegid().as_raw(),
+        gid => gid,
+    };
     // WSGISocketPrefix: the administrator's directory, checked but left as
     // it is; else a private directory under Apache's runtime directory.
     let (dir, base) = match &cfg.socket_prefix {

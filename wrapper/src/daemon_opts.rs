@@ -353,7 +353,8 @@ pub fn socket_prefix(dir: Option<&Path>, cwd: &Path) -> Result<Option<PathBuf>> 
 
 /// The Apache children's spare-worker directives with mod_wsgi-express's
 /// `--initial-workers`, `--minimum-spare-workers`, `--maximum-spare-workers`
-/// (daemon mode; `s` unchanged when none is given).
+/// (daemon mode, where they always apply: mod_wsgi-express's defaults for
+/// those not given).
 ///
 /// The fractions are of `--max-clients`, counted in whole children for
 /// event/worker: with `n = ServerLimit` children of `t = ThreadsPerChild`
@@ -366,12 +367,6 @@ pub fn socket_prefix(dir: Option<&Path>, cwd: &Path) -> Result<Option<PathBuf>> 
 /// raise it to (`MinSpareThreads + ThreadsPerChild`, `MinSpareServers + 1`)
 /// so the file shows the values in effect.
 pub fn worker_fractions(s: MpmSizing, mpm: Mpm, d: &DaemonArgs) -> MpmSizing {
-    if d.initial_workers.is_none()
-        && d.minimum_spare_workers.is_none()
-        && d.maximum_spare_workers.is_none()
-    {
-        return s;
-    }
     let (initial_default, max_default) = match mpm {
         Mpm::Prefork => (0.05, 0.1),
         Mpm::Event | Mpm::Worker => (0.2, 0.6),
@@ -627,7 +622,9 @@ mod tests {
     #[test]
     fn worker_fractions_as_mod_wsgi_express() {
         let base = mpm_sizing(Mpm::Event, 1, 5, 40);
-        assert_eq!(worker_fractions(base, Mpm::Event, &args(&[])), base);
+        // None given: mod_wsgi-express's defaults (0.2, 0.2, 0.6).
+        let s = worker_fractions(base, Mpm::Event, &args(&[]));
+        assert_eq!((s.start_servers, s.min_spare, s.max_spare), (1, 5, 20));
         // 8 children of 5 threads: 0.5 -> 4 children, spares in whole children.
         let s = worker_fractions(base, Mpm::Event, &args(&["--initial-workers", "0.5"]));
         assert_eq!((s.server_limit, s.threads_per_child), (8, 5));

@@ -210,11 +210,11 @@ mod tests {
             "LogLevel warn".into(),
             "StartServers 1".into(),
             "ServerLimit 2".into(),
-            "ThreadsPerChild 5".into(),
-            "ThreadLimit 5".into(),
-            "MaxRequestWorkers 10".into(),
-            "MinSpareThreads 1".into(),
-            "MaxSpareThreads 10".into(),
+            "ThreadsPerChild 10".into(),
+            "ThreadLimit 10".into(),
+            "MaxRequestWorkers 20".into(),
+            "MinSpareThreads 10".into(),
+            "MaxSpareThreads 20".into(),
             "MaxConnectionsPerChild 0".into(),
             "Require all denied".into(),
             format!("DocumentRoot \"{}/htdocs\"", root.display()),
@@ -377,11 +377,11 @@ mod tests {
         for line in [
             "User \"nobody\"",
             "Group \"nogroup\"",
-            "StartServers 2",
+            "StartServers 1",
             "MinSpareServers 1",
-            "MaxSpareServers 10",
-            "ServerLimit 10",
-            "MaxRequestWorkers 10",
+            "MaxSpareServers 2",
+            "ServerLimit 25",
+            "MaxRequestWorkers 25",
         ] {
             assert!(has_line(&t, line), "missing {line:?} in\n{t}");
         }
@@ -604,13 +604,14 @@ mod tests {
             "0.75",
         ];
         let (_, t) = conf(&f, &fractions);
+        // What mod_wsgi-express 6.1.1 generates for the same options.
         for line in [
-            "StartServers 4",
-            "ServerLimit 8",
-            "ThreadsPerChild 5",
-            "MinSpareThreads 10",
-            "MaxSpareThreads 30",
-            "MaxRequestWorkers 40",
+            "StartServers 2",
+            "ServerLimit 4",
+            "ThreadsPerChild 13",
+            "MinSpareThreads 13",
+            "MaxSpareThreads 39",
+            "MaxRequestWorkers 52",
         ] {
             assert!(has_line(&t, line), "missing {line:?} in\n{t}");
         }
@@ -642,7 +643,7 @@ mod tests {
         let s = strip_wsgi(&t);
         assert!(!has_wsgi_directive(&s), "{s}");
         assert!(!s.contains("wsgi_module"));
-        assert!(s.contains("ThreadsPerChild 5"));
+        assert!(s.contains("ThreadsPerChild 10"));
         assert!(s.contains("<Files \"app.wsgi\">"));
     }
 

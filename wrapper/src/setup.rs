@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(mode(&root), 0o755);
         assert!(fs::read_to_string(root.join("httpd.conf"))
             .unwrap()
-            .contains("ThreadsPerChild 5"));
+            .contains("ThreadsPerChild 10"));
         // Setting up again over an existing root works (and keeps logs).
         fs::write(root.join("error_log"), "old\n").unwrap();
         write_server_root(&c).unwrap();
@@ -384,7 +384,7 @@ mod tests {
             "Startup Timeout    : 15 (seconds)".into(),
             "Queue Backlog      : 100 (connections)".into(),
             "Queue Timeout      : 45 (seconds)".into(),
-            "Server Capacity    : 10 (event MPM, 2 child process(es) at most)".into(),
+            "Server Capacity    : 20 (event MPM, 2 child process(es) at most)".into(),
             "Server Backlog     : 500 (connections)".into(),
             "Locale Setting     : C.UTF-8".into(),
         ];

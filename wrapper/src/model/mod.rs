@@ -295,6 +295,7 @@ impl ServerConfig {
         }
         let minimum = a.processes.saturating_mul(a.threads);
         let max_clients = match a.max_clients {
+            None if !a.embedded_mode => daemon_max_clients(a.processes, a.threads),
             None => default_max_clients(a.processes, a.threads),
             Some(0) => bail!("--max-clients must be at least 1"),
             Some(m) if m < minimum => {
@@ -567,7 +568,14 @@ impl ServerConfig {
                 missing.join(", ")
             );
         }
-        let sizing = mpm_sizing(mpm, a.processes, a.threads, max_clients);
+        // Daemon mode: Apache's children only relay, sized as
+        // mod_wsgi-express sizes them (about 20 threads a child).
+        let child_threads = if a.embedded_mode {
+            a.threads
+        } else {
+            daemon_child_threads(max_clients)
+        };
+        let sizing = mpm_sizing(mpm, a.processes, child_threads, max_clients);
         let mime_types = absolute(cwd, &a.mime_types);
         if !mime_types.is_file() {
             bail!(

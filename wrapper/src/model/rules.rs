@@ -31,8 +31,28 @@ pub struct MpmSizing {
     pub max_spare: u32,
 }
 
-/// Default of `--max-clients`: `processes * threads`, but at least 10 (the
-/// floor mod_wsgi-express also applies).
+/// Default of `--max-clients` in daemon mode, as mod_wsgi-express's:
+/// `10 + max(10, 1.5 * processes * threads)`. Apache's children only relay
+/// there, and more of them than daemon threads hold queued requests without
+/// the event MPM closing idle kept-alive connections for want of a worker.
+pub fn daemon_max_clients(processes: u32, threads: u32) -> u32 {
+    let n = u64::from(processes.saturating_mul(threads));
+    u32::try_from(10 + (n * 3 / 2).max(10)).unwrap_or(u32::MAX)
+}
+
+/// Threads of each relaying Apache child in daemon mode, as
+/// mod_wsgi-express: `max_clients / (max_clients / 20 + 1)`, or 10 for up
+/// to 20 clients.
+pub fn daemon_child_threads(max_clients: u32) -> u32 {
+    if max_clients > 20 {
+        max_clients / (max_clients / 20 + 1)
+    } else {
+        10
+    }
+}
+
+/// Default of `--max-clients` in embedded mode: `processes * threads`, but
+/// at least 10 (the floor mod_wsgi-express also applies).
 pub fn default_max_clients(processes: u32, threads: u32) -> u32 {
     processes.saturating_mul(threads).max(10)
 }

@@ -144,6 +144,10 @@ fn sizing_prefork() {
 fn max_clients_default_floor() {
     assert_eq!(default_max_clients(1, 5), 10);
     assert_eq!(default_max_clients(4, 5), 20);
+    assert_eq!(daemon_max_clients(1, 5), 20);
+    assert_eq!(daemon_max_clients(2, 15), 55);
+    assert_eq!(daemon_child_threads(55), 18); // 4 children: 72 workers
+    assert_eq!(daemon_child_threads(20), 10);
 }
 
 #[test]
@@ -199,7 +203,7 @@ fn builds_script_config_with_defaults() {
     );
     assert_eq!(c.mpm, Mpm::Event);
     assert_eq!(c.listen, "8000");
-    assert_eq!(c.max_clients, 10);
+    assert_eq!(c.max_clients, 20); // daemon mode: 10 + max(10, 1.5 * 1 * 5)
     assert_eq!(c.module_path, f.path("modules/mod_rwsgi.so"));
     assert_eq!(c.error_log, f.path("root/error_log"));
     assert_eq!(c.access_log, None);
