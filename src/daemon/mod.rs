@@ -5,6 +5,8 @@
 //! relaying requests to them over pooled connections ([`relay`]), speaking
 //! the wire protocol of `rwsgi_core::wire` (docs/daemon-protocol.md).
 
+pub mod identity;
+pub mod pool;
 pub mod process;
 pub mod relay;
 pub mod retire;

@@ -1,0 +1,461 @@
+//! The connections of a daemon process and its request threads: one poller
+//! thread watches the group's listening socket (accepting only while a
+//! thread is free) and the idle pooled connections (epoll); `threads`
+//! workers each serve one request at a time from the connections that
+//! became readable.
+
+use super::identity::resolve_user;
+use super::process::{recycle, Recycle};
+use super::serve::{self, ConnState, Context, SharedConn};
+use super::{Conn, Group};
+use crate::apache::{self, Level};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+fn log(msg: &str) {
+    apache::log_s(std::ptr::null(), Level::Error, 0, msg);
+}
+
+/// The connections of a daemon process and the threads serving them.
+pub struct Pool {
+    epoll: Epoll,
+    /// The group's listening socket; closed when draining starts.
+    listener: Mutex<Option<UnixListener>>,
+    socket_timeout: Duration,
+    child_uid: u32,
+    group: String,
+    /// Connections, idle (registered with epoll) or being served.
+    conns: Mutex<HashMap<RawFd, SharedConn>>,
+    ready: Mutex<VecDeque<RawFd>>,
+    ready_cv: Condvar,
+    /// Workers serving a request (changed under the `ready` lock).
+    busy: AtomicUsize,
+    /// Worker threads.
+    threads: usize,
+    /// Connections accepted whose first request no worker took yet: each
+    /// holds a thread (they are accepted only when one is free), so the
+    /// connection waiting in the backlog is the request's queue.
+    fresh: Mutex<std::collections::HashSet<RawFd>>,
+    /// Whether the listening socket is armed in epoll (one-shot: it is
+    /// armed again only while a thread is free).
+    listener_armed: AtomicBool,
+    stopping: AtomicBool,
+    limits: rwsgi_core::wire::Limits,
+    /// Per worker: when its request started, and its connection.
+    pub active: Mutex<Vec<Option<(Instant, SharedConn)>>>,
+    /// Requests served (for maximum-requests).
+    done: std::sync::atomic::AtomicU64,
+    /// Per worker: its thread's `pthread_self()` (Python's thread ident).
+    idents: Vec<std::sync::atomic::AtomicU64>,
+    /// When the last request started or ended (inactivity-timeout).
+    pub(super) last_activity: Arc<Mutex<Instant>>,
+    /// uid besides Apache's children (and root) allowed to connect:
+    /// `socket-user`.
+    socket_uid: Option<u32>,
+    receive_buffer: Option<u32>,
+    send_buffer: Option<u32>,
+    /// How long a handover may take before the process drains anyway.
+    pub(super) startup_wait: Duration,
+    maximum_requests: u64,
+    /// Why the process ends itself, a [`Recycle`] value.
+    pub recycle: std::sync::atomic::AtomicU8,
+}
+
+/// epoll data of the listening socket (connections use their descriptor).
+const LISTENER: u64 = u64::MAX;
+
+impl Pool {
+    pub(super) fn new(group: &Group) -> Pool {
+        // SAFETY: the listening descriptor belongs to this process now.
+        let listener = unsafe { UnixListener::from_raw_fd(group.listen_fd) };
+        let _ = listener.set_nonblocking(true);
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll_create");
+        epoll
+            .add(
+                &listener,
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER),
+            )
+            .expect("epoll_ctl");
+        Pool {
+            epoll,
+            listener: Mutex::new(Some(listener)),
+            socket_timeout: group.socket_timeout,
+            child_uid: group.child_uid,
+            group: group.config.name.clone(),
+            conns: Mutex::new(HashMap::new()),
+            ready: Mutex::new(VecDeque::new()),
+            ready_cv: Condvar::new(),
+            busy: AtomicUsize::new(0),
+            threads: group.config.threads.max(1) as usize,
+            fresh: Mutex::new(std::collections::HashSet::new()),
+            listener_armed: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            limits: super::limits(&group.config),
+            active: Mutex::new(vec![None; group.config.threads.max(1) as usize]),
+            done: std::sync::atomic::AtomicU64::new(0),
+            idents: (0..group.config.threads.max(1))
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            last_activity: Arc::new(Mutex::new(Instant::now())),
+            socket_uid: group
+                .config
+                .socket_user
+                .as_ref()
+                .and_then(|p| resolve_user(p).ok())
+                .map(|u| u.uid.as_raw()),
+            receive_buffer: group.config.receive_buffer_size,
+            startup_wait: group.config.startup_timeout.max(Duration::from_secs(30)),
+            send_buffer: group.config.send_buffer_size,
+            maximum_requests: group.config.maximum_requests as u64,
+            recycle: std::sync::atomic::AtomicU8::new(Recycle::NONE),
+        }
+    }
+
+    fn arm(&self, fd: RawFd) {
+        // SAFETY: fd is an open connection held in `conns`.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
+        let _ = self
+            .epoll
+            .modify(bfd, &mut EpollEvent::new(flags, fd as u64));
+    }
+
+    /// The Python thread ident of `worker`'s thread (0 before it ran).
+    pub fn thread_ident(&self, worker: usize) -> u64 {
+        self.idents
+            .get(worker)
+            .map(|a| a.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// How long no request has run, or `None` while one runs or waits.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        if self.busy.load(Ordering::SeqCst) > 0 || !q.is_empty() {
+            return None;
+        }
+        drop(q);
+        Some(
+            self.last_activity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed(),
+        )
+    }
+
+    /// Threads free for one more request, given the queue (locked).
+    fn free_threads(&self, ready: &VecDeque<RawFd>) -> usize {
+        // A fresh connection queued counts once: it is still reserved.
+        let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = ready.iter().filter(|fd| !fresh.contains(fd)).count();
+        self.threads
+            .saturating_sub(self.busy.load(Ordering::SeqCst) + queued + fresh.len())
+    }
+
+    /// Arms the listening socket again if it is not and a thread is free.
+    fn arm_listener_if_free(&self) {
+        let free = {
+            let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            self.free_threads(&q)
+        };
+        if free > 0
+            && self
+                .listener_armed
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.arm_listener();
+        }
+    }
+
+    fn arm_listener(&self) {
+        let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = listener.as_ref() {
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT;
+            let _ = self.epoll.modify(l, &mut EpollEvent::new(flags, LISTENER));
+        }
+    }
+
+    /// A request on a kept-alive connection while every thread is busy:
+    /// answered "busy" (not run), so the Apache child sends it on a new
+    /// connection, which a daemon process with a free thread accepts.
+    fn refuse_busy(&self, fd: RawFd) {
+        let conn = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fd)
+            .cloned();
+        let Some(conn) = conn else { return };
+        let ok = {
+            let mut st = conn.lock().unwrap_or_else(|e| e.into_inner());
+            serve::refuse_busy(&mut st.conn)
+        };
+        if ok {
+            self.arm(fd);
+        } else {
+            self.close(fd);
+        }
+    }
+
+    fn close(&self, fd: RawFd) {
+        let removed = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
+        if let Some(c) = removed {
+            // SAFETY: fd is this connection's descriptor, still open.
+            let _ = self.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
+            drop(c);
+        }
+    }
+
+    /// The poller thread: accepts connections (checking the peer's uid)
+    /// while a thread is free, and hands readable ones to the workers.
+    pub(super) fn poll(&self) {
+        let mut events = [EpollEvent::empty(); 64];
+        while !self.stopping.load(Ordering::Relaxed) {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(200u16)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for ev in &events[..n] {
+                if ev.data() == LISTENER {
+                    self.listener_armed.store(false, Ordering::SeqCst);
+                    if self.accept_all() {
+                        self.arm_listener_if_free();
+                    }
+                } else {
+                    let fd = ev.data() as RawFd;
+                    let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+                    let fresh = self
+                        .fresh
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(&fd);
+                    if !fresh && self.free_threads(&q) == 0 {
+                        drop(q);
+                        self.refuse_busy(fd);
+                        continue;
+                    }
+                    q.push_back(fd);
+                    drop(q);
+                    self.ready_cv.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Accepts while a thread is free. Returns whether it stopped because
+    /// none was left to accept (rather than for want of a thread).
+    fn accept_all(&self) -> bool {
+        let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(listener) = listener.as_ref() else {
+            return false;
+        };
+        loop {
+            let free = {
+                let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+                self.free_threads(&q)
+            };
+            if free == 0 {
+                return false;
+            }
+            let Ok((stream, _)) = listener.accept() else {
+                return true;
+            };
+            let peer = getsockopt(&stream, sockopt::PeerCredentials);
+            let uid = peer.as_ref().map(|c| c.uid()).unwrap_or(u32::MAX);
+            if uid != self.child_uid && uid != 0 && Some(uid) != self.socket_uid {
+                let pid = peer.map(|c| c.pid()).unwrap_or(0);
+                log(&format!(
+                    "RWSGI0045: daemon process {} of group {:?} refused a connection from uid {uid} (pid {pid}): only Apache's children (uid {}) may connect",
+                    std::process::id(),
+                    self.group,
+                    self.child_uid
+                ));
+                continue;
+            }
+            let _ = stream.set_nonblocking(false);
+            // mod_wsgi receive-buffer-size / send-buffer-size.
+            if let Some(n) = self.receive_buffer {
+                let _ = setsockopt(&stream, sockopt::RcvBuf, &(n as usize));
+            }
+            if let Some(n) = self.send_buffer {
+                let _ = setsockopt(&stream, sockopt::SndBuf, &(n as usize));
+            }
+            let t = Some(self.socket_timeout).filter(|t| !t.is_zero());
+            let _ = stream.set_read_timeout(t);
+            let _ = stream.set_write_timeout(t);
+            let mut hello = rwsgi_core::wire::Encoder::new();
+            hello.hello(std::process::id());
+            if std::io::Write::write_all(&mut &stream, &hello.buf).is_err() {
+                continue;
+            }
+            let fd = stream.as_raw_fd();
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
+            let conn = Arc::new(Mutex::new(ConnState {
+                conn: Conn::new(stream, self.limits),
+                broken: false,
+            }));
+            self.conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fd, conn);
+            self.fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fd);
+            // SAFETY: fd is the stream just stored in `conns`.
+            let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let _ = self.epoll.add(bfd, EpollEvent::new(flags, fd as u64));
+        }
+    }
+
+    /// A worker thread (number `worker`): serves requests from readable
+    /// connections.
+    pub(super) fn work(&self, worker: usize, cx: &Context) {
+        // SAFETY: pthread_self has no preconditions.
+        let ident = unsafe { libc::pthread_self() } as u64;
+        self.idents[worker].store(ident, Ordering::Relaxed);
+        loop {
+            let fd = {
+                let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(fd) = q.pop_front() {
+                        self.busy.fetch_add(1, Ordering::SeqCst);
+                        self.fresh
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&fd);
+                        break fd;
+                    }
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    q = self
+                        .ready_cv
+                        .wait_timeout(q, Duration::from_millis(200))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            };
+            let Some(conn) = self
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&fd)
+                .cloned()
+            else {
+                self.busy.fetch_sub(1, Ordering::SeqCst);
+                self.arm_listener_if_free();
+                continue;
+            };
+            let mut keep = true;
+            // Serve what is buffered without going back to epoll.
+            loop {
+                if self.stopping.load(Ordering::Relaxed) {
+                    serve::refuse_for_shutdown(
+                        &mut conn.lock().unwrap_or_else(|e| e.into_inner()).conn,
+                    );
+                    keep = false;
+                    break;
+                }
+                self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] =
+                    Some((Instant::now(), Arc::clone(&conn)));
+                let served = serve::serve_one(&conn, cx);
+                self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
+                let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.maximum_requests > 0 && done == self.maximum_requests {
+                    apache::log_s(
+                        cx.server,
+                        Level::Info,
+                        0,
+                        &format!(
+                            "RWSGI0050: daemon process {} of group {:?} served maximum-requests ({done}); replacing it",
+                            std::process::id(),
+                            self.group
+                        ),
+                    );
+                    recycle(self, Recycle::MAX_REQUESTS);
+                }
+                if !served {
+                    keep = false;
+                    break;
+                }
+                if !conn
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .conn
+                    .has_buffered()
+                {
+                    break;
+                }
+            }
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            if keep {
+                self.arm(fd);
+            } else {
+                self.close(fd);
+            }
+            self.arm_listener_if_free();
+        }
+    }
+
+    /// Stops taking requests, answers those waiting on idle connections
+    /// with "shutting down" (the Apache child retries them elsewhere), and
+    /// waits up to `timeout` for the requests running.
+    pub(super) fn shutdown(&self, timeout: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Our copy of the listening socket goes at once: connections still
+        // queued on it are refused when the last copy closes, and the Apache
+        // child retries them on the next daemons.
+        if let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = self.epoll.delete(&listener);
+        }
+        let deadline = Instant::now() + timeout.max(Duration::from_millis(100));
+        while self.busy.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let idle: Vec<SharedConn> = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for c in idle {
+            if let Ok(mut st) = c.try_lock() {
+                let fd = st.conn.stream().as_raw_fd();
+                let mut pfd = [libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) } > 0 {
+                    let _ = setsockopt(
+                        st.conn.stream(),
+                        sockopt::ReceiveTimeout,
+                        &nix::sys::time::TimeVal::new(1, 0),
+                    );
+                    serve::refuse_for_shutdown(&mut st.conn);
+                }
+                let _ = st.conn.stream().shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
