@@ -702,7 +702,9 @@ unsafe fn load_script_locked(
     Ok(module)
 }
 
-fn file_mtime_us(path: &str) -> i64 {
+/// The modification time of `path` in microseconds since the epoch (0
+/// when it cannot be read): the WSGI script cache's version stamp.
+pub fn file_mtime_us(path: &str) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()

@@ -36,15 +36,6 @@ pub struct Call<'a> {
     pub log: LogTarget,
 }
 
-fn file_mtime_us(path: &str) -> i64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 /// Runs the dispatch script for one request. Errors (the script does not
 /// load, a function raises or returns something other than a string or
 /// None) are logged with the traceback and returned as their description.
@@ -67,7 +58,7 @@ unsafe fn run_locked(gil: &python::Gil, rt: &Runtime, call: &Call<'_>) -> Result
         gil,
         rt,
         call.script,
-        file_mtime_us(call.script),
+        python::file_mtime_us(call.script),
         call.reload,
     )
     .map_err(|e| {
