@@ -210,7 +210,9 @@ def test_process_group_from_the_environment_and_restrict_process(servers, ws):
 def test_socket_prefix_and_rotation(servers, ws):
     """WSGISocketPrefix puts the sockets under the given prefix; with
     WSGISocketRotation Off a graceful restart keeps the socket's name,
-    with the default On it changes."""
+    with the default On it changes, the old name kept as a second link to
+    the same socket (the old generation's Apache children still connect by
+    it); a stop removes both."""
     import os
     run = ws.new_dir("sockets")
     os.chown(run, __import__("pwd").getpwnam("nobody").pw_uid, -1)
@@ -230,9 +232,14 @@ def test_socket_prefix_and_rotation(servers, ws):
             assert wait_until(lambda: srv.get("/").status_code == 200, 15)
             after = sorted(p.name for p in run.iterdir() if p.name.startswith("wsgi."))
             names[rotation] = (before, after)
+            if rotation == "On":
+                assert before[0] in after and len(after) == 2, after
+                a, b = (os.stat(run / n) for n in after)
+                assert (a.st_ino, a.st_nlink) == (b.st_ino, 2), after
         finally:
             srv.stop()
-    assert names["On"][0] != names["On"][1], names
+        assert not [p for p in run.iterdir() if p.name.startswith("wsgi.")], list(run.iterdir())
+    assert set(names["On"][0]) < set(names["On"][1]), names
     assert names["Off"][0] == names["Off"][1], names
 
 

@@ -31,6 +31,11 @@ pub struct Group {
     pub config: DaemonProcess,
     /// The group's listening socket.
     pub socket_path: PathBuf,
+    /// The previous configuration generation's name for the same socket,
+    /// kept as a hard link after a graceful restart that changed the name
+    /// (`WSGISocketRotation`): Apache children of that generation still
+    /// connect by it while they finish. Removed at the next restart or stop.
+    pub former_path: Option<PathBuf>,
     /// Its descriptor (in the Apache parent and the group's daemons).
     pub listen_fd: i32,
     /// Timeout of reads and writes between an Apache child and a daemon

@@ -2,7 +2,8 @@
 //! side). When Apache restarts, a group's daemon processes are not stopped:
 //! they keep serving on the group's listening socket, which the parent
 //! keeps open and hands to the next configuration generation (the same
-//! descriptor, renamed if the socket's name changes). The new generation's
+//! descriptor, under the new name too if the socket's name changes, the old
+//! name kept for the old generation's Apache children). The new generation's
 //! daemons start on that socket; each one, once it has imported the
 //! application and accepts requests, retires its predecessor (`SIGUSR1`:
 //! stop accepting, finish within eviction-timeout, exit). So no request is
@@ -30,6 +31,8 @@ pub struct Retiring {
     pub listen_fd: i32,
     /// Where it is bound.
     pub path: PathBuf,
+    /// An older name of the same socket still linked (`Group::former_path`).
+    pub former: Option<PathBuf>,
     /// The daemons, by process number, then any others still alive
     /// (earlier retirees, the standby).
     pub pids: Vec<i32>,
@@ -240,6 +243,9 @@ pub unsafe fn evict_leftovers(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_r
     for r in left {
         libc::close(r.listen_fd);
         let _ = std::fs::remove_file(&r.path);
+        if let Some(f) = &r.former {
+            let _ = std::fs::remove_file(f);
+        }
         for &pid in &r.pids {
             let _ = kill(Pid::from_raw(pid), Signal::SIGUSR1);
         }

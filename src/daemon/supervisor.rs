@@ -475,9 +475,26 @@ pub unsafe fn start(
         // After a graceful restart the group's socket is the previous
         // generation's, whose daemons serve on it until the new ones are
         // ready (zero downtime; see `retire`).
+        let mut former_path = None;
         let fd = match retire::take(&d.name) {
             Some(prior) => {
-                let moved = prior.path == path || std::fs::rename(&prior.path, &path).is_ok();
+                // A new name (WSGISocketRotation) is a second hard link to
+                // the same socket: the old generation's Apache children,
+                // still finishing, connect by the old one, which stays
+                // until the next restart. Renaming it made their new
+                // connections fail (ENOENT, then 503).
+                if let Some(f) = &prior.former {
+                    if *f != path && *f != prior.path {
+                        let _ = std::fs::remove_file(f);
+                    }
+                }
+                let moved = prior.path == path || {
+                    let _ = std::fs::remove_file(&path);
+                    std::fs::hard_link(&prior.path, &path).is_ok()
+                };
+                if moved && prior.path != path {
+                    former_path = Some(prior.path.clone());
+                }
                 if moved
                     && socket::listen(
                         &std::os::fd::BorrowedFd::borrow_raw(prior.listen_fd),
@@ -493,6 +510,7 @@ pub unsafe fn start(
                 } else {
                     libc::close(prior.listen_fd);
                     let _ = std::fs::remove_file(&prior.path);
+                    former_path = None;
                     for &pid in &prior.pids {
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(pid),
@@ -511,6 +529,7 @@ pub unsafe fn start(
             socket_timeout: d.socket_timeout_or(apache_timeout),
             config: d,
             socket_path: path,
+            former_path,
             listen_fd: fd,
             child_uid,
         }));
@@ -732,6 +751,7 @@ unsafe fn hand_on(slots: &Slots) {
             name: g.config.name.clone(),
             listen_fd: g.listen_fd,
             path: g.socket_path.clone(),
+            former: g.former_path.clone(),
             pids: serving
                 .into_iter()
                 .map(|(_, p)| p)
@@ -750,6 +770,9 @@ unsafe fn stop(slots: &Slots) {
     for g in super::groups() {
         libc::close(g.listen_fd);
         let _ = std::fs::remove_file(&g.socket_path);
+        if let Some(f) = &g.former_path {
+            let _ = std::fs::remove_file(f);
+        }
     }
     let mut wait = Duration::ZERO;
     let mut pids = retire::all_adopted();
