@@ -127,6 +127,7 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         script,
         script_mtime_us: (*r).finfo.mtime,
         script_reloading: settings.script_reloading,
+        on_change: python::OnChange::Reload,
         callable_object: &settings.callable_object,
         log,
         head_only: (*r).header_only != 0,
@@ -144,7 +145,8 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
     end.finish(log, script);
     match outcome {
         Outcome::Sent => ffi::OK as c_int,
-        Outcome::Failed => HTTP_500,
+        // Embedded mode re-imports a changed script: never a restart.
+        Outcome::Failed | Outcome::Restart => HTTP_500,
     }
 }
 

@@ -154,6 +154,7 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
         script,
         script_mtime_us: req.script_mtime_us,
         script_reloading: reloading,
+        on_change: python::OnChange::Restart,
         callable_object: &callable,
         log,
         head_only: req.flags & wire::FLAG_HEAD != 0,
@@ -192,6 +193,17 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
             b"the application failed before its response started; the daemon process logged why",
         ),
         Outcome::Sent => !lock(shared).broken,
+        Outcome::Restart => {
+            // As mod_wsgi: the process restarts (SIGINT: a zero-downtime
+            // replacement, see process.rs) and the Apache child sends the
+            // request again, to the process that replaces this one.
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGINT);
+            fail(
+                shared,
+                FailReason::Shutdown,
+                b"the WSGI script changed; the daemon process restarts",
+            )
+        }
     }
 }
 

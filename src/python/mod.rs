@@ -10,10 +10,14 @@
 mod log;
 pub mod object;
 pub mod options;
+mod scripts;
 
 pub use log::{
     flush_application_output, log_application_output, log_exception, log_lines, replace_log_target,
     take_complete_lines, take_exception_text,
+};
+pub use scripts::{
+    file_mtime_us, load_failing_since, script_module, OnChange, ScriptError, ScriptUse,
 };
 
 use crate::apache::{self, Level, LogTarget};
@@ -22,10 +26,9 @@ use crate::ffi;
 use object::{Owned, PyPtr};
 use pyo3_ffi::*;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::ptr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// Python version the module was built for (`sys.version`'s first word).
 pub const BUILD_PY_VERSION: &str = env!("RWSGI_BUILD_PY_VERSION");
@@ -227,6 +230,10 @@ pub struct Keys {
 pub struct Runtime {
     /// The (main) interpreter requests run in.
     pub interp: *mut PyInterpreterState,
+    /// Its application group (`''`: the main interpreter).
+    pub application_group: String,
+    /// The daemon process group of this process (`''`: embedded mode).
+    pub process_group: String,
     /// Interned strings.
     pub keys: Keys,
     /// Environ items that are the same for every request (copied per request).
@@ -500,6 +507,8 @@ unsafe fn setup_interpreter(cfg: &InitOptions) -> Result<Runtime, String> {
     let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types, &cfg.info)?;
     Ok(Runtime {
         interp: PyInterpreterState_Get(),
+        application_group: String::new(),
+        process_group: cfg.info.process_group.clone(),
         keys,
         base_environ,
         load_script: get(c"load_script")?,
@@ -543,7 +552,7 @@ fn make_keys() -> Keys {
 unsafe fn import_scripts(cfg: &InitOptions) {
     let Ok(rt) = runtime() else { return };
     for path in &cfg.import_scripts {
-        if let Err(e) = load_script_locked(rt, path, None) {
+        if let Err(e) = scripts::load_script_locked(rt, path, None, LogTarget::None, false) {
             log_exception(
                 LogTarget::None,
                 &format!("RWSGI0012: WSGIImportScript {path:?} failed: {e}"),
@@ -572,32 +581,6 @@ pub fn shutdown() {
     }
     drop(gil);
     log::flush_all_application_output();
-}
-
-// ---- WSGI script cache ------------------------------------------------------
-
-struct ScriptEntry {
-    module: PyPtr,
-    mtime: i64,
-}
-
-// SAFETY: PyPtr is only dereferenced with the GIL held.
-unsafe impl Send for ScriptEntry {}
-
-static SCRIPTS: Mutex<Option<HashMap<String, ScriptEntry>>> = Mutex::new(None);
-/// Since when loading WSGI scripts fails (first failure), and which script
-/// failed; cleared by a successful load.
-static LOAD_FAILING: Mutex<Option<(std::time::Instant, String)>> = Mutex::new(None);
-
-/// Since when WSGI scripts have failed to load without a success since
-/// (mod_wsgi WSGIDaemonProcess startup-timeout starts at the first failure),
-/// and the script that failed first; `None` when the last load succeeded or
-/// none was tried.
-pub fn load_failing_since() -> Option<(std::time::Instant, String)> {
-    LOAD_FAILING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
 }
 
 /// `sys.setswitchinterval(seconds)` (mod_wsgi WSGIDaemonProcess
@@ -643,72 +626,4 @@ pub fn interrupt_thread(rt: &Runtime, ident: u64, exc_name: &str) -> bool {
         };
         PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) == 1
     }
-}
-static LOADING: Mutex<()> = Mutex::new(());
-
-/// The module object of WSGI script `path`, loading it on first use and
-/// re-loading it when `mtime` (Apache's `r->finfo.mtime`, microseconds)
-/// differs from the loaded version and `reload` is set (WSGIScriptReloading).
-///
-/// Loading runs under a process-wide lock taken with the GIL released, so two
-/// threads never execute the same script concurrently. GIL held on entry and
-/// exit. Errors: the Python exception is left set and `Err` describes it.
-pub unsafe fn script_module(
-    gil: &Gil,
-    rt: &Runtime,
-    path: &str,
-    mtime: i64,
-    reload: bool,
-) -> Result<Owned, String> {
-    let cached = |accept_stale: bool| -> Option<Owned> {
-        let guard = SCRIPTS.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = guard.as_ref()?.get(path)?;
-        (accept_stale || !reload || entry.mtime == mtime)
-            .then(|| Owned::from_borrowed(entry.module.as_ptr()))
-    };
-    if let Some(m) = cached(false) {
-        return Ok(m);
-    }
-    let _lock = allow_threads(gil, || LOADING.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(m) = cached(false) {
-        return Ok(m);
-    }
-    load_script_locked(rt, path, Some(mtime))
-}
-
-unsafe fn load_script_locked(
-    rt: &Runtime,
-    path: &str,
-    mtime: Option<i64>,
-) -> Result<Owned, String> {
-    let mtime = mtime.unwrap_or_else(|| file_mtime_us(path));
-    let p = object::str_from(path);
-    let Some(module) = Owned::new(PyObject_CallOneArg(rt.load_script.as_ptr(), p.as_ptr())) else {
-        let mut failing = LOAD_FAILING.lock().unwrap_or_else(|e| e.into_inner());
-        failing.get_or_insert_with(|| (std::time::Instant::now(), path.to_string()));
-        return Err(format!("failed to exec Python script file {path:?}"));
-    };
-    *LOAD_FAILING.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    let mut guard = SCRIPTS.lock().unwrap_or_else(|e| e.into_inner());
-    let old = guard.get_or_insert_with(HashMap::new).insert(
-        path.to_string(),
-        ScriptEntry {
-            module: PyPtr::from_borrowed(module.as_ptr()),
-            mtime,
-        },
-    );
-    drop(guard);
-    drop(old); // decref of the previous version, outside the lock
-    Ok(module)
-}
-
-/// The modification time of `path` in microseconds since the epoch (0
-/// when it cannot be read): the WSGI script cache's version stamp.
-pub fn file_mtime_us(path: &str) -> i64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }

@@ -54,14 +54,15 @@ unsafe fn run_locked(gil: &python::Gil, rt: &Runtime, call: &Call<'_>) -> Result
         python::log_exception(call.log, &format!("RWSGI0070: {what}"));
         what
     };
-    let module = python::script_module(
-        gil,
-        rt,
-        call.script,
-        python::file_mtime_us(call.script),
-        call.reload,
-    )
-    .map_err(|e| {
+    let using = python::ScriptUse {
+        path: call.script,
+        mtime: python::file_mtime_us(call.script),
+        reload: call.reload,
+        resource: None,
+        on_change: python::OnChange::Reload,
+        log: call.log,
+    };
+    let module = python::script_module(gil, rt, &using).map_err(|e| {
         fail(format!(
             "WSGIDispatchScript {:?} cannot be loaded: {e}",
             call.script

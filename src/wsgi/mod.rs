@@ -33,8 +33,11 @@ pub struct Request<'a> {
     pub script: &'a str,
     /// Its modification time (microseconds), for `WSGIScriptReloading`.
     pub script_mtime_us: i64,
-    /// Re-import the script when its modification time changes.
+    /// Check whether the script changed (`WSGIScriptReloading`).
     pub script_reloading: bool,
+    /// What a changed script does: re-import (embedded mode) or restart
+    /// the daemon process ([`Outcome::Restart`]).
+    pub on_change: python::OnChange,
     /// Name of the WSGI callable in the script.
     pub callable_object: &'a str,
     /// Where log lines about the request go.
@@ -57,6 +60,9 @@ pub enum Outcome {
     Sent,
     /// It failed before anything was sent (logged): answer 500.
     Failed,
+    /// Not run: the script changed and this daemon process restarts
+    /// ([`python::OnChange::Restart`]); nothing was sent or read.
+    Restart,
 }
 
 /// What is left of a request once its Python part is over: done by the
@@ -95,14 +101,22 @@ impl RequestEnd {
 /// once the GIL is released.
 pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, RequestEnd) {
     let script = req.script;
-    let module =
-        match python::script_module(gil, rt, script, req.script_mtime_us, req.script_reloading) {
-            Ok(m) => m,
-            Err(e) => {
-                python::log_exception(req.log, &format!("RWSGI0010: {e}"));
-                return (Outcome::Failed, RequestEnd::nothing());
-            }
-        };
+    let using = python::ScriptUse {
+        path: script,
+        mtime: req.script_mtime_us,
+        reload: req.script_reloading,
+        resource: Some(script),
+        on_change: req.on_change,
+        log: req.log,
+    };
+    let module = match python::script_module(gil, rt, &using) {
+        Ok(m) => m,
+        Err(python::ScriptError::Restart) => return (Outcome::Restart, RequestEnd::nothing()),
+        Err(e) => {
+            python::log_exception(req.log, &format!("RWSGI0010: {e}"));
+            return (Outcome::Failed, RequestEnd::nothing());
+        }
+    };
     let Some(app) = find_callable(rt, module.as_ptr(), req.callable_object) else {
         PyErr_Clear();
         req.log.log(
