@@ -207,7 +207,7 @@ impl ScriptAlias {
     pub fn matches(&self, uri: &str) -> Option<AliasMatch> {
         match &self.pattern {
             AliasPattern::Prefix(prefix) => {
-                let rest = uri.strip_prefix(prefix.as_str())?;
+                let rest = &uri[prefix_match_len(prefix, uri)?..];
                 if !(rest.is_empty() || rest.starts_with('/')) {
                     return None;
                 }
@@ -225,6 +225,36 @@ impl ScriptAlias {
             }
         }
     }
+}
+
+/// How many bytes at the start of `uri` the `WSGIScriptAlias` URL path
+/// `prefix` matches, as mod_alias (and mod_wsgi) match: a run of `/` in
+/// the prefix matches a run of one or more `/` in the URL (`//app` matches
+/// `/app` and `//app`, `/a/b` matches `/a//b`); other bytes literally.
+/// `None`: no match. The caller checks that a path segment ends there.
+fn prefix_match_len(prefix: &str, uri: &str) -> Option<usize> {
+    let (p, u) = (prefix.as_bytes(), uri.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < p.len() {
+        if p[i] == b'/' {
+            if u.get(j) != Some(&b'/') {
+                return None;
+            }
+            while p.get(i) == Some(&b'/') {
+                i += 1;
+            }
+            while u.get(j) == Some(&b'/') {
+                j += 1;
+            }
+        } else {
+            if u.get(j) != Some(&p[i]) {
+                return None;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    Some(j)
 }
 
 /// Parses `name=value` option words shared by `WSGIScriptAlias`,
@@ -427,6 +457,23 @@ mod tests {
         assert_eq!(a.matches("/app/x/y").unwrap().filename, "/srv/app.wsgi/x/y");
         assert_eq!(a.matches("/application"), None);
         assert_eq!(a.matches("/other"), None);
+    }
+
+    #[test]
+    fn script_alias_prefix_slash_runs() {
+        // As mod_alias: runs of '/' match runs of '/' (MergeSlashes Off).
+        let a = ScriptAlias::parse("//slashy /srv/s.wsgi", false).unwrap();
+        assert_eq!(a.matches("//slashy").unwrap().filename, "/srv/s.wsgi");
+        assert_eq!(a.matches("/slashy").unwrap().filename, "/srv/s.wsgi");
+        assert_eq!(a.matches("///slashy/x").unwrap().filename, "/srv/s.wsgi/x");
+        assert_eq!(a.matches("/slashyx"), None);
+        let b = ScriptAlias::parse("/a/b /srv/b.wsgi", false).unwrap();
+        assert_eq!(b.matches("/a//b").unwrap().filename, "/srv/b.wsgi");
+        assert_eq!(b.matches("/a//b//c").unwrap().filename, "/srv/b.wsgi//c");
+        assert_eq!(b.matches("/ab"), None);
+        assert_eq!(b.matches("/a"), None);
+        let root = ScriptAlias::parse("/ /srv/r.wsgi", false).unwrap();
+        assert_eq!(root.matches("//x").unwrap().filename, "/srv/r.wsgi//x");
     }
 
     #[test]

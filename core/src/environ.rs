@@ -384,6 +384,22 @@ pub fn split_script_name<'a>(uri: &'a [u8], path_info: &'a [u8]) -> (&'a [u8], &
     (script, path_info)
 }
 
+/// `path` with every run of `/` made one `/`, as mod_wsgi gives
+/// `SCRIPT_NAME` (a mount point such as `//app` reached with
+/// `MergeSlashes Off`). Borrowed when there is nothing to collapse.
+pub fn collapse_slashes(path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !path.windows(2).any(|w| w == b"//") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +578,17 @@ mod tests {
         for (i, k) in CgiKey::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i);
         }
+    }
+
+    #[test]
+    fn slash_runs_collapse() {
+        assert_eq!(&*collapse_slashes(b"//slashy"), b"/slashy");
+        assert_eq!(&*collapse_slashes(b"/a///b//"), b"/a/b/");
+        assert_eq!(&*collapse_slashes(b""), b"");
+        assert!(matches!(
+            collapse_slashes(b"/a/b"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

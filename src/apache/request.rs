@@ -12,9 +12,10 @@ use crate::wsgi::environ::Facts;
 use crate::wsgi::transport::{BodyReader, Finish, Gone, Header, ResponseWriter};
 use crate::wsgi::{self, Outcome};
 use rwsgi_core::directives::{expand_application_group, MapHeadToGet};
-use rwsgi_core::environ::{header_env_name, split_script_name, RequestFacts};
+use rwsgi_core::environ::{collapse_slashes, header_env_name, split_script_name, RequestFacts};
 use rwsgi_core::proxy::Rewrite;
 use rwsgi_core::validate::HeaderKind;
+use std::borrow::Cow;
 use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
@@ -175,8 +176,9 @@ pub unsafe fn application_group(r: *mut ffi::request_rec, settings: &RequestSett
 pub unsafe fn expand_application_group_of(r: *mut ffi::request_rec, spec: &str) -> String {
     let uri = bytes((*r).uri);
     let (script_name, _) = split_script_name(uri, bytes((*r).path_info));
+    let collapsed = collapse_slashes(script_name);
     let server_name = opt_str(ffi::ap_get_server_name(r)).unwrap_or("");
-    let mut script_name = String::from_utf8_lossy(script_name);
+    let mut script_name = String::from_utf8_lossy(&collapsed);
     let scfg: &crate::config::ServerConfig = crate::config::server_config((*r).server);
     if scfg.more.case_sensitivity == Some(false) {
         script_name = script_name.to_lowercase().into();
@@ -232,6 +234,14 @@ pub unsafe fn gather_facts<'a>(
         (*useragent_addr).port
     };
     let (script_name, path_info) = split_script_name(bytes((*r).uri), bytes((*r).path_info));
+    // mod_wsgi collapses repeated slashes in SCRIPT_NAME (MergeSlashes Off).
+    let script_name = match collapse_slashes(script_name) {
+        Cow::Borrowed(s) => s,
+        Cow::Owned(v) => {
+            let p = pstrdup((*r).pool, &v);
+            std::slice::from_raw_parts(p as *const u8, v.len())
+        }
+    };
     let method = bytes((*r).method);
     let method: &[u8] =
         if (*r).header_only != 0 && method == b"HEAD" && map_head(r, settings.map_head_to_get) {
