@@ -1,8 +1,13 @@
-//! The connections of a daemon process and its request threads: one poller
-//! thread watches the group's listening socket (accepting only while a
-//! thread is free) and the idle pooled connections (epoll); `threads`
-//! workers each serve one request at a time from the connections that
-//! became readable.
+//! The connections of a daemon process and its request threads, as
+//! leader/followers: every idle thread waits in `epoll_wait` on the group's
+//! listening socket and the idle pooled connections (all one-shot), and the
+//! thread an event wakes serves that request itself. No thread hands a
+//! connection to another, so a request costs no wake-up beyond the one
+//! epoll does. There are `threads + 1` threads: at most `threads` serve
+//! requests (mod_wsgi WSGIDaemonProcess threads); the one left waiting
+//! answers a request that arrives while all are busy with "busy", so the
+//! Apache child sends it to a daemon process with a free thread, and the
+//! listening socket is armed only while a thread is free.
 
 use super::identity::resolve_user;
 use super::process::{recycle, Recycle};
@@ -11,11 +16,11 @@ use super::{Conn, Group};
 use crate::apache::{self, Level};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn log(msg: &str) {
@@ -32,16 +37,11 @@ pub struct Pool {
     group: String,
     /// Connections, idle (registered with epoll) or being served.
     conns: Mutex<HashMap<RawFd, SharedConn>>,
-    ready: Mutex<VecDeque<RawFd>>,
-    ready_cv: Condvar,
-    /// Workers serving a request (changed under the `ready` lock).
+    /// Threads serving a request, or reserved for one (a connection being
+    /// accepted): at most `threads`.
     busy: AtomicUsize,
-    /// Worker threads.
+    /// Request threads (`threads`); one more thread waits to refuse.
     threads: usize,
-    /// Connections accepted whose first request no worker took yet: each
-    /// holds a thread (they are accepted only when one is free), so the
-    /// connection waiting in the backlog is the request's queue.
-    fresh: Mutex<std::collections::HashSet<RawFd>>,
     /// Whether the listening socket is armed in epoll (one-shot: it is
     /// armed again only while a thread is free).
     listener_armed: AtomicBool,
@@ -89,17 +89,14 @@ impl Pool {
             child_uid: group.child_uid,
             group: group.config.name.clone(),
             conns: Mutex::new(HashMap::new()),
-            ready: Mutex::new(VecDeque::new()),
-            ready_cv: Condvar::new(),
             busy: AtomicUsize::new(0),
             threads: group.config.threads.max(1) as usize,
-            fresh: Mutex::new(std::collections::HashSet::new()),
             listener_armed: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             limits: super::limits(&group.config),
-            active: Mutex::new(vec![None; group.config.threads.max(1) as usize]),
+            active: Mutex::new(vec![None; Pool::thread_count(group)]),
             done: std::sync::atomic::AtomicU64::new(0),
-            idents: (0..group.config.threads.max(1))
+            idents: (0..Pool::thread_count(group))
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
             last_activity: Arc::new(Mutex::new(Instant::now())),
@@ -136,11 +133,9 @@ impl Pool {
 
     /// How long no request has run, or `None` while one runs or waits.
     pub fn idle_for(&self) -> Option<Duration> {
-        let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        if self.busy.load(Ordering::SeqCst) > 0 || !q.is_empty() {
+        if self.busy.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        drop(q);
         Some(
             self.last_activity
                 .lock()
@@ -149,22 +144,25 @@ impl Pool {
         )
     }
 
-    /// Threads free for one more request, given the queue (locked).
-    fn free_threads(&self, ready: &VecDeque<RawFd>) -> usize {
-        // A fresh connection queued counts once: it is still reserved.
-        let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        let queued = ready.iter().filter(|fd| !fresh.contains(fd)).count();
-        self.threads
-            .saturating_sub(self.busy.load(Ordering::SeqCst) + queued + fresh.len())
+    /// How many threads a daemon process of `group` runs: its request
+    /// threads plus the one that refuses while they are all busy.
+    pub(super) fn thread_count(group: &Group) -> usize {
+        group.config.threads.max(1) as usize + 1
+    }
+
+    /// Reserves a thread for one request: false if all `threads` are busy.
+    fn reserve(&self) -> bool {
+        let old = self.busy.fetch_add(1, Ordering::SeqCst);
+        if old >= self.threads {
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// Arms the listening socket again if it is not and a thread is free.
     fn arm_listener_if_free(&self) {
-        let free = {
-            let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-            self.free_threads(&q)
-        };
-        if free > 0
+        if self.busy.load(Ordering::SeqCst) < self.threads
             && self
                 .listener_armed
                 .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -217,61 +215,65 @@ impl Pool {
         }
     }
 
-    /// The poller thread: accepts connections (checking the peer's uid)
-    /// while a thread is free, and hands readable ones to the workers.
-    pub(super) fn poll(&self) {
-        let mut events = [EpollEvent::empty(); 64];
+    /// Thread number `worker`: waits for an event (a connection to accept
+    /// or a request on a pooled connection) and serves it, until the
+    /// process stops.
+    pub(super) fn work(&self, worker: usize, cx: &Context) {
+        // SAFETY: pthread_self has no preconditions.
+        let ident = unsafe { libc::pthread_self() } as u64;
+        self.idents[worker].store(ident, Ordering::Relaxed);
+        // One event at a time: a second one would wait on this thread while
+        // another is idle.
+        let mut events = [EpollEvent::empty(); 1];
         while !self.stopping.load(Ordering::Relaxed) {
             let n = match self.epoll.wait(&mut events, EpollTimeout::from(200u16)) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
             };
-            for ev in &events[..n] {
-                if ev.data() == LISTENER {
-                    self.listener_armed.store(false, Ordering::SeqCst);
-                    if self.accept_all() {
-                        self.arm_listener_if_free();
-                    }
-                } else {
-                    let fd = ev.data() as RawFd;
-                    let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-                    let fresh = self
-                        .fresh
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains(&fd);
-                    if !fresh && self.free_threads(&q) == 0 {
-                        drop(q);
-                        self.refuse_busy(fd);
-                        continue;
-                    }
-                    q.push_back(fd);
-                    drop(q);
-                    self.ready_cv.notify_one();
+            if n == 0 {
+                continue;
+            }
+            let ev = events[0];
+            if ev.data() == LISTENER {
+                self.listener_armed.store(false, Ordering::SeqCst);
+                if !self.reserve() {
+                    // Armed again when a request ends.
+                    continue;
                 }
+                let accepted = self.accept_one();
+                // Another free thread may take the next one in the backlog.
+                self.arm_listener_if_free();
+                match accepted {
+                    Some(fd) => self.serve(fd, worker, cx),
+                    None => self.release(),
+                }
+            } else {
+                let fd = ev.data() as RawFd;
+                if !self.reserve() {
+                    self.refuse_busy(fd);
+                    continue;
+                }
+                self.serve(fd, worker, cx);
             }
         }
     }
 
-    /// Accepts while a thread is free. Returns whether it stopped because
-    /// none was left to accept (rather than for want of a thread).
-    fn accept_all(&self) -> bool {
+    /// Ends a reservation; the listening socket is armed again if it was
+    /// waiting for a free thread.
+    fn release(&self) {
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+        self.arm_listener_if_free();
+    }
+
+    /// Accepts one connection (checking the peer's uid) and greets it.
+    /// Returns its descriptor, stored in `conns` but not in epoll, or `None`
+    /// if none was waiting or it was refused.
+    fn accept_one(&self) -> Option<RawFd> {
         let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(listener) = listener.as_ref() else {
-            return false;
-        };
+        let listener = listener.as_ref()?;
         loop {
-            let free = {
-                let q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-                self.free_threads(&q)
-            };
-            if free == 0 {
-                return false;
-            }
-            let Ok((stream, _)) = listener.accept() else {
-                return true;
-            };
+            let (stream, _) = listener.accept().ok()?;
             let peer = getsockopt(&stream, sockopt::PeerCredentials);
             let uid = peer.as_ref().map(|c| c.uid()).unwrap_or(u32::MAX);
             if uid != self.child_uid && uid != 0 && Some(uid) != self.socket_uid {
@@ -301,7 +303,6 @@ impl Pool {
                 continue;
             }
             let fd = stream.as_raw_fd();
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
             let conn = Arc::new(Mutex::new(ConnState {
                 conn: Conn::new(stream, self.limits),
                 broken: false,
@@ -310,104 +311,81 @@ impl Pool {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(fd, conn);
-            self.fresh
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(fd);
-            // SAFETY: fd is the stream just stored in `conns`.
+            // SAFETY: fd is the stream just stored in `conns`. Registered
+            // disarmed: `serve` arms it once its request is answered.
             let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-            let _ = self.epoll.add(bfd, EpollEvent::new(flags, fd as u64));
+            let _ = self
+                .epoll
+                .add(bfd, EpollEvent::new(EpollFlags::EPOLLONESHOT, fd as u64));
+            return Some(fd);
         }
     }
 
-    /// A worker thread (number `worker`): serves requests from readable
-    /// connections.
-    pub(super) fn work(&self, worker: usize, cx: &Context) {
-        // SAFETY: pthread_self has no preconditions.
-        let ident = unsafe { libc::pthread_self() } as u64;
-        self.idents[worker].store(ident, Ordering::Relaxed);
+    /// Serves the requests on connection `fd` (this thread holds a
+    /// reservation, which it releases): the next one, then any already
+    /// buffered; then the connection goes back to epoll, or is closed.
+    fn serve(&self, fd: RawFd, worker: usize, cx: &Context) {
+        let Some(conn) = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fd)
+            .cloned()
+        else {
+            self.release();
+            return;
+        };
+        let mut keep = true;
+        // Serve what is buffered without going back to epoll.
         loop {
-            let fd = {
-                let mut q = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if let Some(fd) = q.pop_front() {
-                        self.busy.fetch_add(1, Ordering::SeqCst);
-                        self.fresh
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&fd);
-                        break fd;
-                    }
-                    if self.stopping.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    q = self
-                        .ready_cv
-                        .wait_timeout(q, Duration::from_millis(200))
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            };
-            let Some(conn) = self
-                .conns
+            if self.stopping.load(Ordering::Relaxed) {
+                serve::refuse_for_shutdown(
+                    &mut conn.lock().unwrap_or_else(|e| e.into_inner()).conn,
+                );
+                keep = false;
+                break;
+            }
+            self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] =
+                Some((Instant::now(), Arc::clone(&conn)));
+            let served = serve::serve_one(&conn, cx);
+            self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
+            let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.maximum_requests > 0 && done == self.maximum_requests {
+                apache::log_s(
+                    cx.server,
+                    Level::Info,
+                    0,
+                    &format!(
+                        "RWSGI0050: daemon process {} of group {:?} served maximum-requests ({done}); replacing it",
+                        std::process::id(),
+                        self.group
+                    ),
+                );
+                recycle(self, Recycle::MAX_REQUESTS);
+            }
+            if !served {
+                keep = false;
+                break;
+            }
+            if !conn
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get(&fd)
-                .cloned()
-            else {
-                self.busy.fetch_sub(1, Ordering::SeqCst);
-                self.arm_listener_if_free();
-                continue;
-            };
-            let mut keep = true;
-            // Serve what is buffered without going back to epoll.
-            loop {
-                if self.stopping.load(Ordering::Relaxed) {
-                    serve::refuse_for_shutdown(
-                        &mut conn.lock().unwrap_or_else(|e| e.into_inner()).conn,
-                    );
-                    keep = false;
-                    break;
-                }
-                self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] =
-                    Some((Instant::now(), Arc::clone(&conn)));
-                let served = serve::serve_one(&conn, cx);
-                self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
-                let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-                if self.maximum_requests > 0 && done == self.maximum_requests {
-                    apache::log_s(
-                        cx.server,
-                        Level::Info,
-                        0,
-                        &format!(
-                            "RWSGI0050: daemon process {} of group {:?} served maximum-requests ({done}); replacing it",
-                            std::process::id(),
-                            self.group
-                        ),
-                    );
-                    recycle(self, Recycle::MAX_REQUESTS);
-                }
-                if !served {
-                    keep = false;
-                    break;
-                }
-                if !conn
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .conn
-                    .has_buffered()
-                {
-                    break;
-                }
+                .conn
+                .has_buffered()
+            {
+                break;
             }
-            self.busy.fetch_sub(1, Ordering::SeqCst);
-            if keep {
-                self.arm(fd);
-            } else {
-                self.close(fd);
-            }
-            self.arm_listener_if_free();
         }
+        drop(conn);
+        // Free before the connection can raise its next event, so that
+        // event finds this thread free, not "busy".
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+        if keep {
+            self.arm(fd);
+        } else {
+            self.close(fd);
+        }
+        self.arm_listener_if_free();
     }
 
     /// Stops taking requests, answers those waiting on idle connections

@@ -200,7 +200,7 @@ pub unsafe fn run(
         restarts: slot.restarts(),
         last_activity: Arc::clone(&pool.last_activity),
     });
-    for worker in 0..group.config.threads.max(1) as usize {
+    for worker in 0..Pool::thread_count(&group) {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         let mut builder = std::thread::Builder::new().name(format!("wsgi-{worker}"));
         if let Some(size) = group.config.stack_size {
@@ -213,10 +213,6 @@ pub unsafe fn run(
             ));
             exit(slot, ExitCode::Startup);
         }
-    }
-    {
-        let pool = Arc::clone(&pool);
-        std::thread::spawn(move || pool.poll());
     }
     {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
