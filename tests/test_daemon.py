@@ -131,6 +131,24 @@ def test_exit_is_named_with_its_status(daemon_server):
     assert "exited with status 7" in log, log
 
 
+def test_environ_has_exactly_each_requests_headers(daemon_server):
+    """The daemon builds each environ from a template of the last values
+    (names found by their position in the last request): headers that
+    change order, value or presence from one request to the next still give
+    each environ exactly its own."""
+    import random
+    rnd = random.Random(7)
+    names = ["X-Alpha", "X-Beta", "X-Gamma", "X-Delta"]
+    with requests.Session() as s:
+        for i in range(60):
+            chosen = rnd.sample(names, rnd.randint(0, len(names)))
+            headers = {n: rnd.choice(["one", "two", f"v{i}"]) for n in chosen}
+            r = s.get(daemon_server.url("/"), headers=headers)
+            assert r.status_code == 200, daemon_server.error_log_tail()
+            want = {"HTTP_" + n.upper().replace("-", "_"): v for n, v in headers.items()}
+            assert r.json()["x_headers"] == want, (i, headers)
+
+
 def test_graceful_restart_replaces_daemons(daemon_server):
     before = set(daemon_pids(daemon_server))
     proc = daemon_server.apachectl("graceful")

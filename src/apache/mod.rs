@@ -284,3 +284,28 @@ pub fn guard<R>(what: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
 pub const fn cs(s: &'static CStr) -> *const c_char {
     s.as_ptr()
 }
+
+/// This process's id, without a `getpid` system call per use: cached, and
+/// forgotten in the child at every `fork` (Apache's children, daemon
+/// processes), so a forked process never sees its parent's.
+pub fn pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only stores an atomic, which is
+        // async-signal-safe and so allowed in a fork child handler.
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let p = std::process::id();
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}

@@ -207,9 +207,20 @@ impl Conn {
         }
     }
 
-    /// The bytes of the frame last read (header and payload).
-    pub fn frame_bytes(&self) -> &[u8] {
-        &self.frame
+    /// Moves the bytes of the frame last read out (no copy), for a caller
+    /// that keeps them while reading further frames; hand the buffer back
+    /// with [`Conn::give_back_frame`] so its capacity is reused.
+    pub fn take_frame(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.frame)
+    }
+
+    /// Returns a buffer from [`Conn::take_frame`]: kept for the next frame
+    /// if it is larger than the one in use.
+    pub fn give_back_frame(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > self.frame.capacity() {
+            buf.clear();
+            self.frame = buf;
+        }
     }
 
     /// The descriptor of the File frame just read (the caller's now), or

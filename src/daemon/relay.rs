@@ -195,7 +195,8 @@ pub unsafe fn handle_request(
     };
     let app_group = application_group(r, settings);
     let facts = gather_facts(r, settings, &app_group);
-    let mut enc = Encoder::new();
+    let mut enc = HeadBuf::take();
+    let enc = &mut enc.0;
     let head = wire::Request {
         id: 0,
         request_start_us: (*r).request_time.max(0) as u64,
@@ -224,7 +225,7 @@ pub unsafe fn handle_request(
         w.item(b"mod_wsgi.daemon_connects", connects.to_string().as_bytes());
         w.finish()
     };
-    let size = encode(&mut enc, 1);
+    let size = encode(enc, 1);
     let limits = super::limits(&group.config);
     if size > limits.max_head as usize {
         log.log(
@@ -247,7 +248,7 @@ pub unsafe fn handle_request(
     while Instant::now() < deadline {
         connects += 1;
         if connects > 1 {
-            encode(&mut enc, connects);
+            encode(enc, connects);
         }
         let got = if std::mem::take(&mut force_new) {
             connect(&group).map(|c| (c, true))
@@ -656,4 +657,31 @@ unsafe fn daemon_failed(
         return Relayed::Done { keep: false };
     }
     Relayed::Status(status as c_int)
+}
+
+thread_local! {
+    /// This thread's buffer for encoding a request head (its capacity kept
+    /// from one request to the next: no allocation per request).
+    static HEAD_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An encoder over this thread's [`HEAD_BUF`], given back when dropped
+/// (unless a huge head grew it past 64 KiB).
+struct HeadBuf(Encoder);
+
+impl HeadBuf {
+    fn take() -> HeadBuf {
+        let mut buf = HEAD_BUF.with(|c| c.take());
+        buf.clear();
+        HeadBuf(Encoder { buf })
+    }
+}
+
+impl Drop for HeadBuf {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0.buf);
+        if buf.capacity() <= 64 * 1024 {
+            HEAD_BUF.with(|c| c.set(buf));
+        }
+    }
 }

@@ -83,7 +83,7 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
     let bytes = {
         let mut st = lock(shared);
         match st.conn.read_frame() {
-            Ok(Frame::Request(_)) => st.conn.frame_bytes().to_vec(),
+            Ok(Frame::Request(_)) => st.conn.take_frame(),
             Ok(other) => {
                 let msg = format!("RWSGI0041: daemon process of group {:?} got a {other:?} frame where a request must start; connection closed", cx.group.config.name);
                 LogTarget::Client(cx.server, ClientTag::new(b"-"))
@@ -103,8 +103,16 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
             }
         }
     };
+    let more = serve_request(shared, cx, &bytes);
+    lock(shared).conn.give_back_frame(bytes);
+    more
+}
+
+/// Serves the request whose Request frame is `bytes`. Returns whether the
+/// connection can serve another request.
+fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
     let limits = super::limits(&cx.group.config);
-    let Ok(Some((Frame::Request(req), _))) = wire::decode(&bytes, &limits) else {
+    let Ok(Some((Frame::Request(mut req), _))) = wire::decode(bytes, &limits) else {
         unreachable!("decoded once already")
     };
     let remote = {
@@ -146,7 +154,8 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
     let queue_start = req.queue_start_us.to_string();
     let daemon_start = now_us().to_string();
     let restarts = cx.restarts.to_string();
-    let mut pairs = req.environ.clone();
+    let mut pairs = std::mem::take(&mut req.environ);
+    pairs.reserve(3);
     pairs.push((b"mod_wsgi.queue_start", queue_start.as_bytes()));
     pairs.push((b"mod_wsgi.daemon_start", daemon_start.as_bytes()));
     pairs.push((b"mod_wsgi.daemon_restarts", restarts.as_bytes()));

@@ -148,9 +148,16 @@ pub struct EnvironCache {
     headers: Vec<HeaderSlot>,
     application_group: CachedValue,
     callable_object: CachedValue,
-    /// Daemon-mode environ pairs, by name: the interned key and the last
-    /// value with its `str` (most values repeat from request to request).
-    pair_keys: std::collections::HashMap<Vec<u8>, PairSlot, FastHash>,
+    /// Daemon-mode environ names seen (at most 512): the interned key and
+    /// the last value with its `str` (most values repeat from request to
+    /// request).
+    pair_slots: Vec<PairSlot>,
+    /// Index into `pair_slots` by name.
+    pair_index: std::collections::HashMap<Vec<u8>, usize, FastHash>,
+    /// The slot of the i-th pair of the last request: the Apache child
+    /// sends the names in the same order each time, so a name is found by
+    /// one comparison, without hashing.
+    pair_order: Vec<usize>,
     /// Daemon mode: the base environ plus the last value of every pair
     /// whose slot says `in_template`; each environ starts as its copy.
     pairs_template: Option<Owned>,
@@ -160,6 +167,7 @@ pub struct EnvironCache {
 
 /// A daemon-mode environ name's interned key and last value.
 struct PairSlot {
+    name: Vec<u8>,
     key: Owned,
     value: CachedValue,
     /// Whether `pairs_template` holds `value` under `key`.
@@ -222,32 +230,39 @@ unsafe fn set_templated(
 }
 
 impl EnvironCache {
-    /// The interned `str` key for environ name `name` (latin-1) and the
-    /// `str` of its `value`, both remembered (at most 512 names), so a
-    /// repeated name or value is neither decoded nor allocated. GIL held.
-    unsafe fn pair(&mut self, name: &[u8], value: &[u8]) -> (Owned, Owned) {
-        if let Some(slot) = self.pair_keys.get_mut(name) {
-            let v = EnvironCache::value(&mut slot.value, value);
-            return (Owned::from_borrowed(slot.key.as_ptr()), v);
+    /// The slot of environ name `name`, the `i`-th pair of the request:
+    /// found by position when the last request had it there, else by
+    /// name, else made (its key decoded and interned). `None` once 512
+    /// names are remembered. GIL held.
+    unsafe fn pair_slot(&mut self, i: usize, name: &[u8]) -> Option<usize> {
+        if let Some(&idx) = self.pair_order.get(i) {
+            if self.pair_slots.get(idx).is_some_and(|s| s.name == name) {
+                return Some(idx);
+            }
         }
-        let k = object::latin1(name);
-        let mut p = k.into_ptr();
-        PyUnicode_InternInPlace(&mut p);
-        let k = Owned::from_owned(p);
-        let mut slot = None;
-        let v = EnvironCache::value(&mut slot, value);
-        if self.pair_keys.len() < 512 {
-            self.pair_keys.insert(
-                name.to_vec(),
-                PairSlot {
-                    key: Owned::from_borrowed(k.as_ptr()),
-                    value: slot,
+        let idx = match self.pair_index.get(name) {
+            Some(&idx) => idx,
+            None if self.pair_slots.len() < 512 => {
+                let mut p = object::latin1(name).into_ptr();
+                PyUnicode_InternInPlace(&mut p);
+                self.pair_slots.push(PairSlot {
+                    name: name.to_vec(),
+                    key: Owned::from_owned(p),
+                    value: None,
                     in_template: false,
                     seen: 0,
-                },
-            );
+                });
+                let idx = self.pair_slots.len() - 1;
+                self.pair_index.insert(name.to_vec(), idx);
+                idx
+            }
+            None => return None,
+        };
+        if self.pair_order.len() <= i {
+            self.pair_order.resize(i + 1, usize::MAX);
         }
-        (k, v)
+        self.pair_order[i] = idx;
+        Some(idx)
     }
 
     /// Daemon mode: a new environ dict holding the request's `pairs` over
@@ -273,35 +288,37 @@ impl EnvironCache {
         let d = env.as_ptr();
         self.generation += 1;
         let generation = self.generation;
-        for (name, value) in pairs {
-            let unchanged = self.pair_keys.get_mut(*name).is_some_and(|slot| {
-                slot.seen = generation;
-                slot.in_template
-                    && slot
-                        .value
-                        .as_ref()
-                        .is_some_and(|(b, _)| b.as_slice() == *value)
-            });
-            if unchanged {
+        let set_error =
+            |name: &[u8]| format!("cannot set environ[{:?}]", String::from_utf8_lossy(name));
+        for (i, &(name, value)) in pairs.iter().enumerate() {
+            let Some(idx) = self.pair_slot(i, name) else {
+                // Not remembered (the map is full): never templated.
+                let (k, v) = (object::latin1(name), object::latin1(value));
+                if PyDict_SetItem(d, k.as_ptr(), v.as_ptr()) < 0 {
+                    return Err(set_error(name));
+                }
+                continue;
+            };
+            let slot = &mut self.pair_slots[idx];
+            slot.seen = generation;
+            if slot.in_template
+                && slot
+                    .value
+                    .as_ref()
+                    .is_some_and(|(b, _)| b.as_slice() == value)
+            {
                 continue;
             }
-            let (key, v) = self.pair(name, value);
-            if PyDict_SetItem(d, key.as_ptr(), v.as_ptr()) < 0 {
-                return Err(format!(
-                    "cannot set environ[{:?}]",
-                    String::from_utf8_lossy(name)
-                ));
+            let v = EnvironCache::value(&mut slot.value, value);
+            if PyDict_SetItem(d, slot.key.as_ptr(), v.as_ptr()) < 0 {
+                return Err(set_error(name));
             }
-            let Some(slot) = self.pair_keys.get_mut(*name) else {
-                continue; // not remembered (the map is full): never templated
-            };
-            slot.seen = generation;
             // Keep the template's value the slot's value, or none.
             if slot.value.is_some() {
-                slot.in_template = PyDict_SetItem(tmpl, key.as_ptr(), v.as_ptr()) == 0;
+                slot.in_template = PyDict_SetItem(tmpl, slot.key.as_ptr(), v.as_ptr()) == 0;
             } else if slot.in_template {
                 slot.in_template = false;
-                if PyDict_DelItem(tmpl, key.as_ptr()) < 0 {
+                if PyDict_DelItem(tmpl, slot.key.as_ptr()) < 0 {
                     PyErr_Clear();
                 }
             }
@@ -310,7 +327,7 @@ impl EnvironCache {
             }
         }
         // Names the template has from earlier requests that this one lacks.
-        for slot in self.pair_keys.values() {
+        for slot in &self.pair_slots {
             if slot.in_template
                 && slot.seen != generation
                 && PyDict_DelItem(d, slot.key.as_ptr()) < 0
@@ -528,7 +545,7 @@ pub enum Source<'a> {
 /// unique within the server's lifetime.
 fn next_request_id(buf: &mut [u8; 48]) -> &[u8] {
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format_request_id(buf, std::process::id(), n)
+    format_request_id(buf, crate::apache::pid(), n)
 }
 
 /// Calls `f(name, value)` for every environ item of `facts` except

@@ -55,6 +55,7 @@ def application(environ, start_response):
         "priority": os.getpriority(os.PRIO_PROCESS, 0),
         "switch_interval": __import__("sys").getswitchinterval(),
         "connects": environ.get("mod_wsgi.daemon_connects"),
+        "x_headers": {k: v for k, v in environ.items() if k.startswith("HTTP_X_")},
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
