@@ -112,8 +112,15 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         );
         return HTTP_500;
     }
+    let application_group = application_group(r, settings);
     let rt = match python::runtime() {
-        Ok(rt) => rt,
+        Ok(_) => match python::runtime_for(&application_group) {
+            Ok(rt) => rt,
+            Err(e) => {
+                log.log(Level::Error, &format!("{e}; {script:?} was not run"));
+                return HTTP_500;
+            }
+        },
         Err(e) => {
             log.log(
                 Level::Error,
@@ -122,7 +129,6 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
             return HTTP_500;
         }
     };
-    let application_group = application_group(r, settings);
     let facts = gather_facts(r, settings, &application_group);
     let req = wsgi::Request {
         script,

@@ -351,23 +351,34 @@ pub fn recycle(pool: &Pool, why: u8) {
 /// requests: its `WSGIImportScript`s, and (as mod_wsgi) the script of every
 /// `WSGIScriptAlias` naming both `process-group=` this group and an
 /// `application-group=`, so no request waits for the import.
-fn preload(cfg: &crate::config::ServerConfig, name: &str) -> Vec<String> {
+fn preload(cfg: &crate::config::ServerConfig, name: &str) -> Vec<(String, String)> {
     use rwsgi_core::directives::AliasPattern;
-    let mut out: Vec<String> = cfg
+    let mut out: Vec<(String, String)> = cfg
         .import_scripts
         .iter()
         .filter(|i| i.options.process_group.as_deref() == Some(name))
-        .map(|i| i.path.clone())
+        .filter_map(|i| {
+            python::import_group(i.options.application_group.as_deref())
+                .map(|g| (g, i.path.clone()))
+        })
         .collect();
     for alias in &cfg.aliases {
         let o = &alias.options;
+        // A group named per request (%{RESOURCE}, ...) is not known yet.
+        let Some(group) = o
+            .application_group
+            .as_deref()
+            .and_then(|g| python::import_group(Some(g)))
+        else {
+            continue;
+        };
+        let entry = (group, alias.target.clone());
         if o.process_group.as_deref() == Some(name)
-            && o.application_group.is_some()
             && matches!(alias.pattern, AliasPattern::Prefix(_))
             && std::path::Path::new(&alias.target).is_file()
-            && !out.contains(&alias.target)
+            && !out.contains(&entry)
         {
-            out.push(alias.target.clone());
+            out.push(entry);
         }
     }
     out

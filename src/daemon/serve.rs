@@ -184,10 +184,28 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
             log,
         }),
     };
-    let gil = GilGuard::acquire(cx.rt);
+    // The request's application group is its interpreter.
+    let group = last_value(&pairs, b"mod_wsgi.application_group")
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let rt = match python::runtime_for(&group) {
+        Ok(rt) => rt,
+        Err(e) => {
+            log.log(
+                crate::apache::Level::Error,
+                &format!("{e}; {script:?} was not run"),
+            );
+            return fail(
+                shared,
+                FailReason::Application,
+                b"the sub-interpreter of the application group could not be set up; the daemon process logged why",
+            );
+        }
+    };
+    let gil = GilGuard::acquire(rt);
     let outer = python::replace_log_target(log);
     // SAFETY: GIL held.
-    let (outcome, end) = unsafe { wsgi::run(&gil, cx.rt, request) };
+    let (outcome, end) = unsafe { wsgi::run(&gil, rt, request) };
     python::flush_application_output();
     python::replace_log_target(outer);
     drop(gil);

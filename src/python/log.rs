@@ -4,7 +4,7 @@
 //! line (no newline yet) waits per thread, up to 8 KiB, and is logged at
 //! the end of the request, of the thread, or of the process.
 
-use super::{object, runtime, Runtime};
+use super::{object, Runtime};
 use crate::apache::{Level, LogTarget};
 use object::Owned;
 use pyo3_ffi::*;
@@ -99,7 +99,8 @@ pub unsafe fn take_exception_text(rt: Option<&Runtime>) -> Option<String> {
 /// to `target` (a request, or the server). GIL held.
 pub unsafe fn log_exception(target: impl Into<LogTarget>, msg: &str) {
     let target = target.into();
-    let rt = runtime().ok();
+    // The formatter of the interpreter the exception belongs to.
+    let rt = super::interp::current();
     let text = take_exception_text(rt);
     target.log(Level::Error, msg);
     if let Some(text) = text {

@@ -7,11 +7,13 @@
 //! Python has started threads is unsafe (PITFALLS.md). Each Apache thread keeps
 //! one `PyThreadState` for its whole life (created on its first request).
 
+mod interp;
 mod log;
 pub mod object;
 pub mod options;
 mod scripts;
 
+pub use interp::{import_group, runtime_for};
 pub use log::{
     flush_application_output, log_application_output, log_exception, log_lines, replace_log_target,
     take_complete_lines, take_exception_text,
@@ -85,7 +87,6 @@ pub fn check_libpython() -> Result<(), String> {
 thread_local! {
     // Const-initialised Cells of raw pointers: no destructor is registered, so
     // the thread-local storage never pins or outlives the module image.
-    static TSTATE: Cell<*mut PyThreadState> = const { Cell::new(ptr::null_mut()) };
     // Whether this thread holds the GIL through a GilGuard (and is not
     // inside allow_threads): a nested acquire (a sub-request reaching
     // handle_request again on this thread) then takes nothing.
@@ -108,37 +109,41 @@ impl Gil {
 }
 
 /// Holds the GIL for a request: takes it on creation with this thread's
-/// persistent thread state, releases it (`PyEval_SaveThread`) on drop. When
-/// this thread already holds the GIL (a sub-request run from inside a
-/// request on the same thread), the guard is nested and neither takes nor
-/// releases anything.
+/// persistent thread state of the runtime's interpreter, releases it
+/// (`PyEval_SaveThread`) on drop. When this thread already holds the GIL (a
+/// sub-request run from inside a request on the same thread), the guard is
+/// nested: it takes nothing, and switches to the runtime's interpreter
+/// (`PyThreadState_Swap`) and back when that is another one.
 pub struct GilGuard {
     gil: Gil,
     nested: bool,
+    /// The thread state to switch back to on drop (nested, other interpreter).
+    swapped_from: *mut PyThreadState,
 }
 
 impl GilGuard {
-    /// Takes the GIL with this thread's thread state, creating the state on
-    /// the thread's first use; a no-op guard if this thread holds it already.
+    /// Takes the GIL with this thread's thread state for `rt`'s interpreter,
+    /// creating the state on the thread's first use; a no-op guard if this
+    /// thread holds it already in that interpreter.
     pub fn acquire(rt: &Runtime) -> GilGuard {
         let nested = GIL_HELD.get();
-        if !nested {
-            let mut ts = TSTATE.get();
-            // SAFETY: rt.interp is the live main interpreter; the thread
-            // state is created once per OS thread and only used from it, and
-            // this thread does not hold the GIL (GIL_HELD is false).
-            unsafe {
-                if ts.is_null() {
-                    ts = PyThreadState_New(rt.interp);
-                    TSTATE.set(ts);
-                }
+        let mut swapped_from = ptr::null_mut();
+        // SAFETY: rt.interp is a live interpreter; the thread state is
+        // created once per OS thread and interpreter and only used from it;
+        // without GIL_HELD this thread does not hold the GIL, with it it does.
+        unsafe {
+            let ts = interp::thread_state(rt.interp);
+            if !nested {
                 PyEval_RestoreThread(ts);
+                GIL_HELD.set(true);
+            } else if PyThreadState_GetInterpreter(PyThreadState_Get()) != rt.interp {
+                swapped_from = PyThreadState_Swap(ts);
             }
-            GIL_HELD.set(true);
         }
         GilGuard {
             gil: Gil::assume_held(),
             nested,
+            swapped_from,
         }
     }
 }
@@ -152,6 +157,12 @@ impl std::ops::Deref for GilGuard {
 
 impl Drop for GilGuard {
     fn drop(&mut self) {
+        if !self.swapped_from.is_null() {
+            // SAFETY: the GIL is held; the saved state is this thread's.
+            unsafe {
+                PyThreadState_Swap(self.swapped_from);
+            }
+        }
         if self.nested {
             return;
         }
@@ -325,7 +336,9 @@ pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
                     i.options.process_group.as_deref().unwrap_or(""),
                 )
             })
-            .map(|i| i.path.clone())
+            .filter_map(|i| {
+                import_group(i.options.application_group.as_deref()).map(|g| (g, i.path.clone()))
+            })
             .collect(),
         info: crate::wsgi::module::ProcessInfo::embedded(),
     };
@@ -336,13 +349,16 @@ pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
 }
 
 /// How to start Python in a process.
+#[derive(Clone)]
 pub struct InitOptions {
     /// `WSGIPythonHome` (embedded) or the group's `python-home`.
     pub python_home: Option<String>,
     /// `WSGIPythonPath` (plus the group's `python-path` in a daemon).
     pub python_path: Vec<String>,
-    /// Scripts to import at start (`WSGIImportScript` of this process group).
-    pub import_scripts: Vec<String>,
+    /// Scripts to import at start (`WSGIImportScript` of this process
+    /// group), each with its application group (`''`: the main
+    /// interpreter; another creates that sub-interpreter at start).
+    pub import_scripts: Vec<(String, String)>,
     /// What the process is, for `mod_wsgi` and the environ.
     pub info: crate::wsgi::module::ProcessInfo,
 }
@@ -392,17 +408,19 @@ fn init_inner(cfg: &InitOptions) -> Result<(), String> {
                 status_message(&st)
             ));
         }
-        let main_ts = PyThreadState_Get();
-        TSTATE.set(main_ts);
-        let result = setup_interpreter(cfg);
+        interp::adopt_thread_state(PyThreadState_Get());
+        let result = setup_interpreter(cfg, "");
         match result {
             Ok(rt) => {
                 let _ = RUNTIME.set(RuntimeCell(rt));
                 if let Err(e) = options::apply_after_setup() {
                     log_exception(LogTarget::None, &format!("RWSGI0072: {e}"));
                 }
-                import_scripts(cfg);
+                if let Ok(rt) = runtime() {
+                    import_scripts(cfg, rt);
+                }
                 PyEval_SaveThread();
+                interp::start(cfg);
                 Ok(())
             }
             Err(e) => {
@@ -461,9 +479,10 @@ unsafe fn status_message(st: &PyStatus) -> String {
     }
 }
 
-/// Runs the bootstrap code and builds the [`Runtime`]. GIL held.
-unsafe fn setup_interpreter(cfg: &InitOptions) -> Result<Runtime, String> {
-    let module = crate::wsgi::module::create_mod_wsgi_module(&cfg.info)?;
+/// Runs the bootstrap code in the current interpreter, that of application
+/// group `group`, and builds its [`Runtime`]. GIL held.
+unsafe fn setup_interpreter(cfg: &InitOptions, group: &str) -> Result<Runtime, String> {
+    let module = crate::wsgi::module::create_mod_wsgi_module(&cfg.info, group)?;
     let sys_modules = PySys_GetObject(c"modules".as_ptr());
     if sys_modules.is_null()
         || PyDict_SetItemString(sys_modules, c"mod_wsgi".as_ptr(), module.as_ptr()) < 0
@@ -507,7 +526,7 @@ unsafe fn setup_interpreter(cfg: &InitOptions) -> Result<Runtime, String> {
     let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types, &cfg.info)?;
     Ok(Runtime {
         interp: PyInterpreterState_Get(),
-        application_group: String::new(),
+        application_group: group.to_string(),
         process_group: cfg.info.process_group.clone(),
         keys,
         base_environ,
@@ -549,9 +568,12 @@ fn make_keys() -> Keys {
 }
 
 /// Imports the `WSGIImportScript` scripts at process start. GIL held.
-unsafe fn import_scripts(cfg: &InitOptions) {
-    let Ok(rt) = runtime() else { return };
-    for path in &cfg.import_scripts {
+unsafe fn import_scripts(cfg: &InitOptions, rt: &Runtime) {
+    for (_, path) in cfg
+        .import_scripts
+        .iter()
+        .filter(|(g, _)| *g == rt.application_group)
+    {
         if let Err(e) = scripts::load_script_locked(rt, path, None, LogTarget::None, false) {
             log_exception(
                 LogTarget::None,
@@ -565,7 +587,15 @@ unsafe fn import_scripts(cfg: &InitOptions) {
 /// partial lines application threads still hold. Python is not finalised
 /// (application threads could block `Py_FinalizeEx`).
 pub fn shutdown() {
-    let Ok(rt) = runtime() else { return };
+    let Ok(main) = runtime() else { return };
+    for rt in interp::subs().into_iter().chain(std::iter::once(main)) {
+        run_exit_callbacks(rt);
+    }
+    log::flush_all_application_output();
+}
+
+/// bootstrap.shutdown() in the interpreter of `rt`.
+fn run_exit_callbacks(rt: &Runtime) {
     let gil = GilGuard::acquire(rt);
     // SAFETY: GIL held.
     unsafe {
@@ -580,7 +610,6 @@ pub fn shutdown() {
         }
     }
     drop(gil);
-    log::flush_all_application_output();
 }
 
 /// `sys.setswitchinterval(seconds)` (mod_wsgi WSGIDaemonProcess
@@ -607,8 +636,16 @@ pub fn set_switch_interval(rt: &Runtime, seconds: f64) -> Result<(), String> {
 /// Raises `exc_name` (an attribute of the `mod_wsgi` module, an exception
 /// class) asynchronously in the Python thread `ident` (`threading.get_ident()`,
 /// which is `pthread_self()` on Linux), as mod_wsgi's interrupt-timeout does
-/// with `PyThreadState_SetAsyncExc`. Returns whether a thread was found.
+/// with `PyThreadState_SetAsyncExc`, in whichever interpreter (`rt`'s, or
+/// a sub-interpreter) the thread runs Python. Returns whether a thread was
+/// found.
 pub fn interrupt_thread(rt: &Runtime, ident: u64, exc_name: &str) -> bool {
+    std::iter::once(rt)
+        .chain(interp::subs())
+        .any(|rt| interrupt_in(rt, ident, exc_name))
+}
+
+fn interrupt_in(rt: &Runtime, ident: u64, exc_name: &str) -> bool {
     let _gil = GilGuard::acquire(rt);
     // SAFETY: GIL held.
     unsafe {

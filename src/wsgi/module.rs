@@ -119,10 +119,10 @@ impl ProcessInfo {
 }
 
 /// Creates the `mod_wsgi` module: `version` (tuple), `process_group` (''
-/// in embedded mode), `application_group` ('', the main interpreter),
-/// `maximum_processes`, `threads_per_process`, `rwsgi_version`, as `info`
-/// says. GIL held.
-pub unsafe fn create_mod_wsgi_module(info: &ProcessInfo) -> Result<Owned, String> {
+/// in embedded mode), `application_group` (`group`: '' in the main
+/// interpreter), `maximum_processes`, `threads_per_process`,
+/// `rwsgi_version`, as `info` says. GIL held.
+pub unsafe fn create_mod_wsgi_module(info: &ProcessInfo, group: &str) -> Result<Owned, String> {
     let def = ptr::addr_of_mut!(MODULE_DEF);
     (*def).m_methods = ptr::addr_of_mut!(MODULE_METHODS) as *mut PyMethodDef;
     let m = Owned::new(PyModule_Create(def)).ok_or("cannot create module mod_wsgi")?;
@@ -140,7 +140,7 @@ pub unsafe fn create_mod_wsgi_module(info: &ProcessInfo) -> Result<Owned, String
         object::str_from(env!("CARGO_PKG_VERSION")),
     );
     add(c"process_group", object::str_from(&info.process_group));
-    add(c"application_group", object::str_from(""));
+    add(c"application_group", object::str_from(group));
     add(
         c"maximum_processes",
         Owned::from_owned(PyLong_FromLongLong(info.maximum_processes)),
