@@ -85,10 +85,12 @@ def io_of(pid):
 
 
 def the_daemon(srv):
-    pids = daemon_pids(srv)
-    assert len(pids) == 1, pids
+    # Asked first: once it answers, the daemon has its title (right after
+    # a start, the process may still be titled as the Apache parent).
     r = srv.get("/pid")
     assert r.status_code == 200, srv.error_log_tail()
+    assert wait_until(lambda: len(daemon_pids(srv)) == 1, 5), daemon_pids(srv)
+    pids = daemon_pids(srv)
     assert r.json()["pid"] == pids[0]
     return pids[0]
 

@@ -52,18 +52,6 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether a pooled connection is still usable: nothing to read (a closed
-/// connection reads as EOF, a stray byte is a protocol error).
-fn idle_and_open(conn: &Conn) -> bool {
-    let mut pfd = [libc::pollfd {
-        fd: conn.stream().as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) == 0 }
-}
-
 /// A connection to `group`: a pooled one, else a new one (retrying while
 /// the daemons start, up to `connect-timeout`). The flag says it is fresh.
 fn connection(group: &Group) -> Result<(Pooled, bool), String> {
@@ -72,10 +60,11 @@ fn connection(group: &Group) -> Result<(Pooled, bool), String> {
         let i = p.iter().position(|c| c.group == group.config.name)?;
         Some(p.swap_remove(i))
     });
+    // Not polled first: a pooled connection the daemon has closed fails
+    // the write of the request head (EPIPE: a UNIX socket whose peer is
+    // gone), before anything is sent, and the request goes on a new one.
     if let Some(c) = pooled {
-        if idle_and_open(&c.conn) {
-            return Ok((c, false));
-        }
+        return Ok((c, false));
     }
     connect(group).map(|c| (c, true))
 }
