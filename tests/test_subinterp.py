@@ -45,6 +45,15 @@ def application(environ, start_response):
     return [body]
 '''
 
+DISPATCH = '''\
+import mod_wsgi
+
+
+def application_group(environ):
+    # The group this dispatch script itself runs in names the request's.
+    return "chosen-by-" + (mod_wsgi.application_group or "main")
+'''
+
 IMPORT = '''\
 import sys
 import mod_wsgi
@@ -59,6 +68,7 @@ def sub_server(request, servers, ws):
     app = d / "app.wsgi"
     app.write_text(APP)
     (d / "import.py").write_text(IMPORT)
+    (d / "dispatch.py").write_text(DISPATCH)
     for f in d.iterdir():
         f.chmod(0o644)
     # Embedded: one prefork child, so every request meets the same
@@ -67,12 +77,15 @@ def sub_server(request, servers, ws):
     srv = servers.create(f"subinterp-{mode}", app, mpm, mode=mode)
     group = f"localhost:{srv.port}" if mode == "daemon" else "%{GLOBAL}"
     mounts = {"/main": "%{GLOBAL}", "/alpha": "alpha", "/beta": "beta",
-              "/alpha2": "alpha", "/res": "%{RESOURCE}"}
+              "/alpha2": "alpha", "/res": "%{RESOURCE}", "/disp": "%{GLOBAL}"}
     lines = [f'<Directory "{d}">', "    Require all granted", "</Directory>",
              f'WSGIImportScript "{d / "import.py"}" process-group={group} application-group=alpha']
     for mount, app_group in mounts.items():
         lines.append(f'WSGIScriptAlias {mount} "{app}" process-group={group} '
                      f"application-group={app_group}")
+    lines += ["<Location /disp>",
+              f'    WSGIDispatchScript "{d / "dispatch.py"}" application-group=disp',
+              "</Location>"]
     include = d / "mounts.conf"
     include.write_text("\n".join(lines) + "\n")
     include.chmod(0o644)
@@ -175,3 +188,10 @@ def test_changed_script_reloads_in_the_sub_interpreter(sub_server):
         app.write_text(APP)
         st = app.stat()
         os.utime(app, (st.st_atime + 4, st.st_mtime + 4))
+
+
+def test_dispatch_script_runs_in_its_own_group(sub_server):
+    srv = sub_server
+    j = get(srv, "/disp")
+    assert j["module_group"] == "chosen-by-disp", j
+    assert j["environ_group"] == "chosen-by-disp", j

@@ -1,8 +1,9 @@
 //! `WSGIDispatchScript` in the Apache child: before a request is run (in
 //! this process or relayed to a daemon), the script chooses its process
-//! group, application group and callable object. It runs in this child's
-//! interpreter, as mod_wsgi runs it, so it works in daemon mode too (Python
-//! is started in the children for it even with `WSGIRestrictEmbedded On`).
+//! group, application group and callable object. It runs in this child,
+//! in the interpreter of its own `application-group=` (default the main
+//! one), as mod_wsgi runs it, so it works in daemon mode too (Python is
+//! started in the children for it even with `WSGIRestrictEmbedded On`).
 
 use super::request::{application_group, expand_application_group_of, gather_facts};
 use super::{Level, LogTarget};
@@ -26,8 +27,22 @@ pub unsafe fn dispatch(
         return Ok(None);
     };
     let log = LogTarget::Request(r);
+    // It runs in the interpreter of its own application-group, as mod_wsgi.
+    let own_group = expand_application_group_of(r, &spec.application_group);
     let rt = match crate::python::runtime() {
-        Ok(rt) => rt,
+        Ok(_) => match crate::python::runtime_for(&own_group) {
+            Ok(rt) => rt,
+            Err(e) => {
+                log.log(
+                    Level::Error,
+                    &format!(
+                        "RWSGI0070: cannot run WSGIDispatchScript {:?}: {e}",
+                        spec.path
+                    ),
+                );
+                return Err(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int);
+            }
+        },
         Err(e) => {
             log.log(
                 Level::Error,
@@ -40,7 +55,6 @@ pub unsafe fn dispatch(
     let facts = gather_facts(r, settings, &app_group);
     let mut environ = Vec::with_capacity(48);
     for_each_pair(&facts, &mut |k, v| environ.push((k.to_vec(), v.to_vec())));
-    let own_group = expand_application_group_of(r, &spec.application_group);
     let call = Call {
         script: &spec.path,
         reload: settings.script_reloading,
