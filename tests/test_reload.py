@@ -235,3 +235,25 @@ def test_other_scripts_keep_serving_across_a_daemon_restart(reload_server):
     assert r.status_code == 200, (r.status_code, srv.error_log_tail())
     assert fetch(srv, "raising")["version"] == "v1"
     bump(path, "v1")
+
+
+def test_change_restarts_every_daemon_process_of_the_group(servers, ws):
+    """Two daemon processes: each restarts when it meets the change, and
+    every request after the change, whichever process it reaches, gets the
+    new version (none fails while they are replaced one after the other)."""
+    d = ws.new_dir("reload-two")
+    path = d / "plain.wsgi"
+    path.write_text(FIXTURE.format(flag=str(d / "x.flag"), extra="", pre=""))
+    path.chmod(0o644)
+    with servers.running("reload-two", path, "event",
+                         ["--processes", "2", "--threads", "2"], mode="daemon") as srv:
+        before = {srv.get("/", timeout=30).json()["pid"] for _ in range(10)}
+        bump(path, "v2")
+        after = []
+        for i in range(30):
+            r = srv.post("/", data=f"body-{i}", timeout=30)
+            assert r.status_code == 200, (r.status_code, r.text, srv.error_log_tail())
+            after.append(r.json())
+        assert all(j["version"] == "v2" for j in after), after
+        assert all(j["body"] == f"body-{i}" for i, j in enumerate(after)), after
+        assert not before & {j["pid"] for j in after}, (before, after)
