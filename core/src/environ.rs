@@ -219,17 +219,31 @@ pub fn is_env_header_name(name: &[u8]) -> bool {
 /// character (including `_`) gives `None` and the header is dropped, so that
 /// `X_Foo` cannot masquerade as `X-Foo`.
 pub fn header_env_name(name: &[u8]) -> Option<String> {
-    let mut key = String::with_capacity(5 + name.len());
-    key.push_str("HTTP_");
-    for &c in name {
-        match c {
-            b'a'..=b'z' => key.push(c.to_ascii_uppercase() as char),
-            b'A'..=b'Z' | b'0'..=b'9' => key.push(c as char),
-            b'-' => key.push('_'),
-            _ => return None,
-        }
+    let mut key = vec![0u8; 5 + name.len()];
+    let n = header_env_name_into(name, &mut key)?.len();
+    key.truncate(n);
+    // Only ASCII letters, digits and '_' were written.
+    String::from_utf8(key).ok()
+}
+
+/// [`header_env_name`] written into `buf` (no allocation): the key's bytes,
+/// or `None` when the header is dropped or `buf` is shorter than
+/// `5 + name.len()` bytes.
+pub fn header_env_name_into<'b>(name: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let len = 5 + name.len();
+    if name.is_empty() || buf.len() < len {
+        return None;
     }
-    (!name.is_empty()).then_some(key)
+    buf[..5].copy_from_slice(b"HTTP_");
+    for (out, &c) in buf[5..len].iter_mut().zip(name) {
+        *out = match c {
+            b'a'..=b'z' => c.to_ascii_uppercase(),
+            b'A'..=b'Z' | b'0'..=b'9' => c,
+            b'-' => b'_',
+            _ => return None,
+        };
+    }
+    Some(&buf[..len])
 }
 
 fn push_port(sink: &mut dyn EnvironSink, key: CgiKey, port: u16) {
@@ -559,6 +573,18 @@ mod tests {
         assert_eq!(header_env_name(b"X_Foo"), None);
         assert_eq!(header_env_name(b"X.Foo"), None);
         assert_eq!(header_env_name(b""), None);
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            header_env_name_into(b"x-Ab-9", &mut buf),
+            Some(&b"HTTP_X_AB_9"[..])
+        );
+        assert_eq!(header_env_name_into(b"X_Foo", &mut buf), None);
+        // Too long for the buffer: None, and header_env_name still has it.
+        assert_eq!(header_env_name_into(b"X-Twelve-Chars", &mut buf), None);
+        assert_eq!(
+            header_env_name(b"X-Twelve-Chars").as_deref(),
+            Some("HTTP_X_TWELVE_CHARS")
+        );
         assert!(is_env_header_name(b"X-Forwarded-For"));
         assert!(!is_env_header_name(b"X_Forwarded_For"));
         assert!(!is_env_header_name(b""));

@@ -24,6 +24,55 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+thread_local! {
+    /// This thread's spare encoding buffer (see [`ThreadEncoder`]).
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An [`Encoder`](wire::Encoder) over this thread's spare buffer, handed
+/// back when dropped, so encoding a request head (Apache child) or a
+/// response (daemon) allocates nothing once the buffer has grown. A buffer
+/// grown past 256 KiB is freed instead of kept.
+pub struct ThreadEncoder(pub wire::Encoder);
+
+impl ThreadEncoder {
+    /// The spare buffer, empty (a new one if another encoder has it).
+    pub fn take() -> ThreadEncoder {
+        let mut buf = SPARE.with(|c| c.take());
+        buf.clear();
+        ThreadEncoder(wire::Encoder { buf })
+    }
+}
+
+impl Drop for ThreadEncoder {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0.buf);
+        if buf.capacity() <= 256 * 1024 {
+            SPARE.with(|c| {
+                let other = c.take();
+                c.set(if other.capacity() > buf.capacity() {
+                    other
+                } else {
+                    buf
+                });
+            });
+        }
+    }
+}
+
+impl std::ops::Deref for ThreadEncoder {
+    type Target = wire::Encoder;
+    fn deref(&self) -> &wire::Encoder {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ThreadEncoder {
+    fn deref_mut(&mut self) -> &mut wire::Encoder {
+        &mut self.0
+    }
+}
+
 /// One configured process group of this server generation.
 #[derive(Debug)]
 pub struct Group {

@@ -184,7 +184,7 @@ pub unsafe fn handle_request(
     };
     let app_group = application_group(r, settings);
     let facts = gather_facts(r, settings, &app_group);
-    let mut enc = HeadBuf::take();
+    let mut enc = super::ThreadEncoder::take();
     let enc = &mut enc.0;
     let head = wire::Request {
         id: 0,
@@ -646,31 +646,4 @@ unsafe fn daemon_failed(
         return Relayed::Done { keep: false };
     }
     Relayed::Status(status as c_int)
-}
-
-thread_local! {
-    /// This thread's buffer for encoding a request head (its capacity kept
-    /// from one request to the next: no allocation per request).
-    static HEAD_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// An encoder over this thread's [`HEAD_BUF`], given back when dropped
-/// (unless a huge head grew it past 64 KiB).
-struct HeadBuf(Encoder);
-
-impl HeadBuf {
-    fn take() -> HeadBuf {
-        let mut buf = HEAD_BUF.with(|c| c.take());
-        buf.clear();
-        HeadBuf(Encoder { buf })
-    }
-}
-
-impl Drop for HeadBuf {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0.buf);
-        if buf.capacity() <= 64 * 1024 {
-            HEAD_BUF.with(|c| c.set(buf));
-        }
-    }
 }

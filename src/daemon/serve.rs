@@ -177,7 +177,7 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
         ),
         output: Box::new(DaemonWriter {
             conn: Arc::clone(shared),
-            enc: Encoder::new(),
+            enc: super::ThreadEncoder::take(),
             last_data: None,
             aborted: false,
             files: Vec::new(),
@@ -328,7 +328,7 @@ impl BodyReader for DaemonReader {
 /// set-aside batch needs nothing more; file regions are sent by descriptor).
 struct DaemonWriter {
     conn: SharedConn,
-    enc: Encoder,
+    enc: super::ThreadEncoder,
     /// Where the last Data frame starts, so a flush can mark it.
     last_data: Option<usize>,
     aborted: bool,

@@ -11,7 +11,9 @@ use crate::ffi;
 use crate::python::object::{self, Owned};
 use crate::python::{Keys, Runtime, MOD_WSGI_VERSION};
 use pyo3_ffi::*;
-use rwsgi_core::environ::{build_cgi_environ, header_env_name, CgiKey, EnvironSink, RequestFacts};
+use rwsgi_core::environ::{
+    build_cgi_environ, header_env_name, header_env_name_into, CgiKey, EnvironSink, RequestFacts,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 extern "C" {
@@ -563,8 +565,13 @@ pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
             (self.0)(key.as_str().as_bytes(), value);
         }
         fn header(&mut self, name: &[u8], value: &[u8]) {
-            if let Some(key) = header_env_name(name) {
-                (self.0)(key.as_bytes(), value);
+            let mut buf = [0u8; 128];
+            if let Some(key) = header_env_name_into(name, &mut buf) {
+                (self.0)(key, value);
+            } else if name.len() + 5 > buf.len() {
+                if let Some(key) = header_env_name(name) {
+                    (self.0)(key.as_bytes(), value);
+                }
             }
         }
     }
