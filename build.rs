@@ -164,6 +164,9 @@ fn main() {
         "process_rec",
         "core_dir_config",
         "unixd_config_rec",
+        "global_score",
+        "process_score",
+        "worker_score",
     ] {
         builder = builder
             .allowlist_function(pattern)

@@ -148,6 +148,7 @@ pub unsafe fn run(
     }
     let mut python_path = cfg.python_path.clone();
     python_path.extend(group.config.python_path.iter().cloned());
+    crate::wsgi::scoreboard::allow(group.config.server_metrics);
     let opts = python::InitOptions {
         python_home: group
             .config
@@ -274,9 +275,29 @@ pub unsafe fn run(
         Recycle::NONE if !evicted => c.shutdown_timeout,
         _ => c.graceful_timeout,
     };
+    crate::wsgi::metrics::set_shutdown_reason(shutdown_reason(
+        pool.recycle.load(Ordering::SeqCst),
+        evicted,
+    ));
     pool.shutdown(drain);
     python::shutdown();
     exit(slot, ExitCode::Normal)
+}
+
+/// mod_wsgi's `process_stopping` `shutdown_reason` for a [`Recycle`] value
+/// (`evicted`: the process got SIGUSR1, a graceful retirement).
+fn shutdown_reason(recycle: u8, evicted: bool) -> &'static str {
+    match recycle {
+        Recycle::MAX_REQUESTS => "maximum_requests",
+        Recycle::REQUEST_TIMEOUT => "request_timeout",
+        Recycle::INACTIVITY => "inactivity_timeout",
+        Recycle::RESTART_INTERVAL => "restart_interval",
+        Recycle::STARTUP => "startup_timeout",
+        Recycle::CPU_TIME => "cpu_time_limit",
+        Recycle::RELOAD => "script_reload",
+        _ if evicted => "graceful_signal",
+        _ => "shutdown_signal",
+    }
 }
 
 /// Why a daemon process ends itself ([`Pool::recycle`]).

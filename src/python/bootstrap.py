@@ -85,12 +85,137 @@ def flush_stdio():
 
 
 def shutdown():
-    """Process exit: run atexit callbacks and flush output."""
+    """Process exit: publish process_stopping, run atexit callbacks and
+    flush output."""
     import atexit
     try:
+        _process_stopping()
         atexit._run_exitfuncs()
     finally:
         flush_stdio()
+
+
+# ---- mod_wsgi 6 events (the Rust side calls the _request_* hooks only once
+# a subscriber exists or metrics recording was started) ----------------------
+
+import threading as _threading
+
+mod_wsgi.event_callbacks = []
+mod_wsgi.shutdown_callbacks = []
+mod_wsgi.active_requests = {}
+_current = _threading.local()
+
+
+def subscribe_events(callback):
+    """Registers callback(name, **event) for every event; returns it (so it
+    can be a decorator)."""
+    mod_wsgi.event_callbacks.append(callback)
+    mod_wsgi._enable_events()
+    return callback
+
+
+def subscribe_shutdown(callback):
+    """Registers callback(name, **event) for process_stopping only."""
+    mod_wsgi.shutdown_callbacks.append(callback)
+    mod_wsgi._enable_events()
+    return callback
+
+
+subscribe_events.__module__ = subscribe_shutdown.__module__ = "mod_wsgi"
+mod_wsgi.subscribe_events = subscribe_events
+mod_wsgi.subscribe_shutdown = subscribe_shutdown
+
+
+def _dispatch(callbacks, name, event):
+    """Calls each subscriber in registration order; a dict it returns is
+    merged into the event for the next ones. A subscriber's exception is
+    logged and does not stop the others."""
+    for callback in list(callbacks):
+        try:
+            result = callback(name, **event)
+        except Exception:
+            sys.stderr.write(
+                "RWSGI0086: exception in mod_wsgi event subscriber %r for event %r:\n%s"
+                % (callback, name, traceback.format_exc())
+            )
+        else:
+            if isinstance(result, dict):
+                event.update(result)
+    return event
+
+
+def _request_started(request_id, thread_id, request_data, environ, application,
+                     request_start, queue_start, daemon_start, application_start):
+    _current.request_id = request_id
+    _current.request_data = request_data
+    event = {
+        "request_id": request_id,
+        "thread_id": thread_id,
+        "daemon_connects": 1 if queue_start else 0,
+        "daemon_restarts": int(environ.get("mod_wsgi.daemon_restarts") or 0),
+        "server_pid": int(environ.get("mod_wsgi.server_pid") or os.getpid()),
+        "request_start": request_start,
+        "queue_start": queue_start,
+        "daemon_start": daemon_start,
+        "application_object": application,
+        "request_environ": environ,
+        "application_start": application_start,
+        "request_data": request_data,
+    }
+    if request_id is not None:
+        mod_wsgi.active_requests[request_id] = dict(event)
+    if mod_wsgi.event_callbacks:
+        _dispatch(mod_wsgi.event_callbacks, "request_started", event)
+    return event.get("application_object", application)
+
+
+def _response_started(status, headers, exc_info):
+    if mod_wsgi.event_callbacks:
+        _dispatch(mod_wsgi.event_callbacks, "response_started", {
+            "request_id": getattr(_current, "request_id", None),
+            "response_status": status,
+            "response_headers": headers,
+            "exception_info": exc_info,
+            "request_data": getattr(_current, "request_data", None),
+        })
+
+
+def _request_exception(exc_info):
+    if mod_wsgi.event_callbacks:
+        event = {"request_id": getattr(_current, "request_id", None),
+                 "exception_info": exc_info}
+        data = getattr(_current, "request_data", None)
+        if data is not None:
+            event["request_data"] = data
+        _dispatch(mod_wsgi.event_callbacks, "request_exception", event)
+
+
+_FINISHED_KEYS = (
+    "request_id", "thread_id", "request_data", "request_start", "queue_start",
+    "daemon_start", "application_start", "application_finish", "application_time",
+    "input_reads", "input_length", "input_time", "output_writes", "output_length",
+    "output_time", "status", "cpu_user_time", "cpu_system_time", "cpu_time",
+    "gil_wait_time", "gil_wait_count",
+)
+
+
+def _request_finished(*values):
+    event = dict(zip(_FINISHED_KEYS, values))
+    request_id = event["request_id"]
+    started = mod_wsgi.active_requests.pop(request_id, None)
+    event["server_pid"] = started["server_pid"] if started else os.getpid()
+    _current.request_id = None
+    _current.request_data = None
+    if mod_wsgi.event_callbacks:
+        _dispatch(mod_wsgi.event_callbacks, "request_finished", event)
+
+
+def _process_stopping():
+    if not (mod_wsgi.event_callbacks or mod_wsgi.shutdown_callbacks):
+        return
+    reason = mod_wsgi._shutdown_reason()
+    _dispatch(mod_wsgi.event_callbacks, "process_stopping", {"shutdown_reason": reason})
+    _dispatch(mod_wsgi.shutdown_callbacks, "process_stopping", {"shutdown_reason": reason})
 
 
 def add_python_path(paths):

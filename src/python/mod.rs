@@ -134,7 +134,9 @@ impl GilGuard {
         unsafe {
             let ts = interp::thread_state(rt.interp);
             if !nested {
+                let t0 = crate::wsgi::metrics::gil_timer();
                 PyEval_RestoreThread(ts);
+                crate::wsgi::metrics::gil_acquired_for_request(t0);
                 GIL_HELD.set(true);
             } else if PyThreadState_GetInterpreter(PyThreadState_Get()) != rt.interp {
                 swapped_from = PyThreadState_Swap(ts);
@@ -182,8 +184,10 @@ pub fn allow_threads<T>(_gil: &Gil, f: impl FnOnce() -> T) -> T {
     struct Restore(*mut PyThreadState, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
+            let t0 = crate::wsgi::metrics::gil_timer();
             // SAFETY: restores the state saved below, on the same thread.
             unsafe { PyEval_RestoreThread(self.0) }
+            crate::wsgi::metrics::gil_acquired(t0);
             GIL_HELD.set(self.1);
         }
     }

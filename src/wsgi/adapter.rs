@@ -66,6 +66,10 @@ pub struct Output {
     sent_file: bool,
     /// Whether the writer holds a final batch set aside for [`FinalPass`].
     deferred: bool,
+    /// Passes that carried body bytes and their time (metrics).
+    writes: super::metrics::Io,
+    /// `bytes_sent` at the last pass.
+    bytes_passed: u64,
 }
 
 /// What has been sent so far, for the checks at the end of a request.
@@ -129,6 +133,8 @@ pub unsafe fn new_adapter(tp: *mut PyTypeObject, writer: Box<dyn ResponseWriter>
         unflushed: 0,
         sent_file: false,
         deferred: false,
+        writes: Default::default(),
+        bytes_passed: 0,
     };
     (*(o.as_ptr() as *mut AdapterObject)).state = Box::into_raw(Box::new(AdapterState {
         finished: false,
@@ -281,6 +287,12 @@ impl AdapterState {
         }
     }
 
+    /// The response's writes so far (metrics: count and time; bytes are
+    /// [`Progress::bytes_sent`]).
+    pub unsafe fn writes(&self, gil: &Gil) -> super::metrics::Io {
+        lock_output(gil, &self.out).writes
+    }
+
     /// Asks for the client connection to be closed after the response.
     pub unsafe fn close_connection(&self, gil: &Gil) {
         let _ = self.with_output(gil, |o| {
@@ -372,14 +384,23 @@ impl Output {
         if finish != Finish::Flush {
             self.eos_sent = true;
         }
+        let t0 = super::metrics::io_timer();
+        let carried = self.bytes_sent - self.bytes_passed;
+        self.bytes_passed = self.bytes_sent;
         let deferrable =
             finish == Finish::Eos && !self.sent_file && self.unflushed < DEFERRED_PASS_LIMIT;
         if deferrable && self.writer_mut().set_aside(finish) {
             self.deferred = true;
+            if carried > 0 {
+                self.writes.add(0, t0);
+            }
             return Ok(());
         }
         let writer = self.writer_mut();
         let rv = python::allow_threads(gil, || writer.send(finish));
+        if carried > 0 {
+            self.writes.add(0, t0);
+        }
         if finish != Finish::Eos {
             self.unflushed = 0;
         }
@@ -570,6 +591,13 @@ unsafe fn start_response(
         HeaderKind::ContentLength(n) => Some(*n),
         _ => None,
     });
+    if super::metrics::subscribed() {
+        super::metrics_api::response_started(
+            arg(0, c"status"),
+            arg(1, c"response_headers"),
+            exc_info,
+        );
+    }
     st.status = Some(status);
     st.headers = headers;
     if st.write_callable.is_null() {

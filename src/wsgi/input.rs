@@ -53,6 +53,8 @@ pub struct InputState {
     buf: Vec<u8>,
     pos: usize,
     eof: bool,
+    /// Reads, bytes and their time (metrics).
+    io: super::metrics::Io,
 }
 
 /// The Python object (`mod_wsgi.Input`).
@@ -79,6 +81,7 @@ pub unsafe fn new_input(
         buf: Vec::new(),
         pos: 0,
         eof: length == Some(0),
+        io: Default::default(),
     }));
     Some(o)
 }
@@ -90,6 +93,14 @@ pub unsafe fn detach(o: *mut PyObject) -> InputEnd {
     let st = &mut *(*(o as *mut InputObject)).state;
     st.finished = true;
     InputEnd(Arc::clone(&st.source))
+}
+
+/// The request body reads of input object `o` so far (metrics). GIL held.
+///
+/// # Safety
+/// `o` must be an `InputObject` made by [`new_input`].
+pub unsafe fn io(o: *mut PyObject) -> super::metrics::Io {
+    (*(*(o as *mut InputObject)).state).io
 }
 
 unsafe extern "C" fn dealloc(o: *mut PyObject) {
@@ -155,6 +166,7 @@ impl InputState {
             return Err(ReadError::Finished);
         }
         let source = &self.source;
+        let t0 = super::metrics::io_timer();
         let (filled, end) = python::allow_threads(gil, || {
             let mut filled = 0usize;
             while filled < dst.len() {
@@ -173,6 +185,7 @@ impl InputState {
             }
             (filled, None)
         });
+        self.io.add(filled as u64, t0);
         if let Some(rem) = self.remaining.as_mut() {
             *rem = rem.saturating_sub(filled as u64);
         }

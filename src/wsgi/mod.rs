@@ -16,7 +16,10 @@ pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
 pub mod input;
+pub mod metrics;
+pub mod metrics_api;
 pub mod module;
+pub mod scoreboard;
 pub mod transport;
 
 use crate::apache::{Level, LogTarget};
@@ -138,16 +141,26 @@ pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, Reques
         return (Outcome::Failed, RequestEnd::nothing());
     };
     let outcome = match environ::build_environ(rt, &req.environ, input.as_ptr(), errors.as_ptr()) {
-        Ok(env) => call_application(
-            gil,
-            rt,
-            &req.log,
-            req.head_only,
-            script,
-            app.as_ptr(),
-            env.as_ptr(),
-            adapter.as_ptr(),
-        ),
+        Ok(env) => {
+            let tracker = metrics::Tracker::begin(|| metrics_api::times_of(&req.environ));
+            let app = metrics_api::request_started(&tracker, env.as_ptr(), app);
+            let outcome = call_application(
+                gil,
+                rt,
+                &req.log,
+                req.head_only,
+                script,
+                app.as_ptr(),
+                env.as_ptr(),
+                adapter.as_ptr(),
+            );
+            let st = adapter::state(adapter.as_ptr());
+            let status = st.status.as_ref().map_or(0, |s| s.0);
+            let output = metrics_api::output_io(st.writes(gil), st.progress(gil).bytes_sent);
+            let finished = tracker.end(input::io(input.as_ptr()), output, status);
+            metrics_api::request_finished(finished, env.as_ptr());
+            outcome
+        }
         Err(e) => {
             python::log_exception(
                 req.log,
@@ -221,6 +234,7 @@ unsafe fn call_application(
     let result = PyObject_Vectorcall(app, args.as_ptr(), 2, ptr::null_mut());
     let st = adapter::state(adapter);
     let Some(result) = Owned::new(result) else {
+        metrics_api::exception_raised();
         python::log_exception(
             *log,
             &format!("RWSGI0020: exception raised by WSGI application in {script:?}"),
@@ -254,7 +268,10 @@ unsafe fn call_application(
         }
         Err(e) => {
             match e {
-                BodyError::Exception(msg) => python::log_exception(*log, &msg),
+                BodyError::Exception(msg) => {
+                    metrics_api::exception_raised();
+                    python::log_exception(*log, &msg)
+                }
                 BodyError::Rule(msg) => log.log(Level::Error, &msg),
                 BodyError::ClientGone => {
                     log_client_gone(*log, script);
@@ -300,6 +317,7 @@ unsafe fn call_close(rt: &Runtime, log: &LogTarget, script: &str, result: *mut P
         Ok(Some(close)) => {
             let res = PyObject_CallNoArgs(close.as_ptr());
             if res.is_null() {
+                metrics_api::exception_raised();
                 python::log_exception(
                     *log,
                     &format!("RWSGI0024: exception in close() of the response of WSGI application {script:?}"),

@@ -141,6 +141,8 @@ pub unsafe fn create_mod_wsgi_module(info: &ProcessInfo, group: &str) -> Result<
     );
     add(c"process_group", object::str_from(&info.process_group));
     add(c"application_group", object::str_from(group));
+    super::metrics::init_process(info.threads_per_process, !info.process_group.is_empty());
+    super::metrics_api::add_functions(m.as_ptr())?;
     add(
         c"maximum_processes",
         Owned::from_owned(PyLong_FromLongLong(info.maximum_processes)),
