@@ -640,6 +640,7 @@ pub static COMMANDS: CommandTable<{ 19 + crate::config_more::COUNT }> = CommandT
     crate::config_more::COMMANDS[14],
     crate::config_more::COMMANDS[15],
     crate::config_more::COMMANDS[16],
+    crate::config_more::COMMANDS[17],
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

@@ -127,6 +127,7 @@ static PYTHON_REQUIRED: AtomicBool = AtomicBool::new(false);
 /// Forgets the previous configuration pass (pre_config).
 pub fn reset() {
     PYTHON_REQUIRED.store(false, Ordering::Relaxed);
+    crate::wsgi::scoreboard::set_embedded(false);
 }
 
 /// Whether Apache's children need Python whatever `WSGIRestrictEmbedded`
@@ -184,6 +185,11 @@ handler!(cmd_dispatch_script, |cmd, cfg, args| {
         application_group: spec.application_group.unwrap_or_else(|| "%{GLOBAL}".into()),
     }));
     PYTHON_REQUIRED.store(true, Ordering::Relaxed);
+    Ok(())
+});
+
+handler!(cmd_server_metrics, |cmd, cfg, w| {
+    crate::wsgi::scoreboard::set_embedded(server_flag(cmd, "WSGIServerMetrics", w)?);
     Ok(())
 });
 
@@ -323,7 +329,7 @@ const RAW: ffi::cmd_how = ffi::cmd_how_RAW_ARGS;
 const SRV_DIR: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
 
 /// How many entries [`COMMANDS`] has.
-pub const COUNT: usize = 17;
+pub const COUNT: usize = 18;
 
 /// This file's directives, for config.rs's command table.
 pub const COMMANDS: [ffi::command_rec; COUNT] = [
@@ -361,4 +367,6 @@ pub const COMMANDS: [ffi::command_rec; COUNT] = [
         c"Proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) that rewrite the environ"),
     command(c"WSGITrustedProxies", cmd_trusted_proxies, RAW, DIRS,
         c"Addresses or networks of the proxies whose headers are trusted"),
+    command(c"WSGIServerMetrics", cmd_server_metrics, TAKE1, RSRC,
+        c"On lets mod_wsgi.server_metrics() read Apache's scoreboard in embedded mode (default Off)"),
 ];

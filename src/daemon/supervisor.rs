@@ -351,7 +351,6 @@ pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'stat
         d.eviction_timeout != def.eviction_timeout,
         "eviction-timeout",
     );
-    check(d.server_metrics != def.server_metrics, "server-metrics");
     out
 }
 

@@ -604,6 +604,12 @@ pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
         b"mod_wsgi.request_start",
         format_decimal(&mut buf, facts.request_start_us),
     );
+    // The Apache child that relays the request (mod_wsgi 6's server_pid).
+    let mut buf = [0u8; 24];
+    f(
+        b"mod_wsgi.server_pid",
+        format_decimal(&mut buf, std::process::id() as u64),
+    );
     f(b"mod_wsgi.script_name", facts.cgi.script_name);
     f(b"mod_wsgi.path_info", path_info);
     if let Some(mount) = facts.mount_point {

@@ -278,7 +278,7 @@ fn memory() -> (i64, i64) {
     } else {
         0
     };
-    (rss, max)
+    (rss, max.max(rss))
 }
 
 unsafe extern "C" fn start_recording_metrics(

@@ -2,11 +2,12 @@
 //! shows) as a dict, in mod_wsgi 6's shape: server-level fields and a
 //! `processes` list, each process with a `workers` list.
 //!
-//! Gated as in mod_wsgi: `WSGIDaemonProcess ... server-metrics=On` for a
-//! daemon process group; in embedded mode the scoreboard is always readable
-//! by Apache's children, and rwsgi allows it unless configured otherwise
-//! (see [`allow`]). Returns `None` when not allowed or when this process has
-//! no scoreboard (a daemon process started before Apache created it).
+//! Gated as in mod_wsgi: `WSGIServerMetrics On` in embedded mode,
+//! `WSGIDaemonProcess ... server-metrics=On` for a daemon process group
+//! (independently). Returns `None` when not allowed or when this process has
+//! no scoreboard: Apache creates it after the configuration is read, so
+//! daemon processes forked with the configuration (at start-up, and their
+//! standbys) do not see it; a daemon process started later does.
 
 use crate::ffi;
 use pyo3_ffi::*;
@@ -15,9 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static ALLOWED: AtomicBool = AtomicBool::new(false);
 
-/// Allows or forbids `server_metrics()` in this process (daemon:
-/// `server-metrics=`; embedded: the server-level setting).
+/// Allows or forbids `server_metrics()` in this process: a daemon process
+/// calls it with its group's `server-metrics=`.
 pub fn allow(on: bool) {
+    ALLOWED.store(on, Ordering::Relaxed);
+}
+
+/// `WSGIServerMetrics` (configuration pass, Apache parent; inherited by
+/// Apache's children; daemon processes override it with [`allow`]).
+pub fn set_embedded(on: bool) {
     ALLOWED.store(on, Ordering::Relaxed);
 }
 
