@@ -98,12 +98,14 @@ def shutdown():
 # ---- mod_wsgi 6 events (the Rust side calls the _request_* hooks only once
 # a subscriber exists or metrics recording was started) ----------------------
 
-import threading as _threading
+# _thread._local is threading.local without importing threading (whose
+# objects would make every full garbage collection of the process longer).
+from _thread import _local
 
 mod_wsgi.event_callbacks = []
 mod_wsgi.shutdown_callbacks = []
 mod_wsgi.active_requests = {}
-_current = _threading.local()
+_current = _local()
 
 
 def subscribe_events(callback):

@@ -287,10 +287,14 @@ impl AdapterState {
         }
     }
 
-    /// The response's writes so far (metrics: count and time; bytes are
-    /// [`Progress::bytes_sent`]).
-    pub unsafe fn writes(&self, gil: &Gil) -> super::metrics::Io {
-        lock_output(gil, &self.out).writes
+    /// The response's output so far (metrics): passes that carried body
+    /// bytes, their time, and the body bytes sent.
+    pub unsafe fn output_io(&self, gil: &Gil) -> super::metrics::Io {
+        let o = lock_output(gil, &self.out);
+        super::metrics::Io {
+            bytes: o.bytes_sent,
+            ..o.writes
+        }
     }
 
     /// Asks for the client connection to be closed after the response.

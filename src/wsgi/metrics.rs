@@ -381,18 +381,28 @@ impl Tracker {
 
     /// Ends the accounting: counts the request and, when detail is
     /// gathered, returns its measurements (also folded into the interval
-    /// when recording). Releases nothing Python: the caller clears the
-    /// request data first ([`take_request_data`]).
-    pub fn end(self, input: Io, output: Io, status: u16) -> Option<Finished> {
-        let _ = LOCAL.try_with(|l| l.in_request.set(false));
+    /// when recording), with the request's `request_data` dict (an owned
+    /// `PyObject*` or null) for the caller to release.
+    pub fn end(
+        self,
+        input: Io,
+        output: Io,
+        status: u16,
+    ) -> (Option<Finished>, *mut std::ffi::c_void) {
+        let (data, gil_now) = LOCAL
+            .try_with(|l| {
+                l.in_request.set(false);
+                (
+                    l.request_data.replace(std::ptr::null_mut()),
+                    (l.gil_us.get(), l.gil_n.get()),
+                )
+            })
+            .unwrap_or((std::ptr::null_mut(), self.gil0));
         TOTAL.fetch_add(1, Relaxed);
         ACTIVE.fetch_sub(1, Relaxed);
         if !self.detailed {
-            return None;
+            return (None, data);
         }
-        let gil_now = LOCAL
-            .try_with(|l| (l.gil_us.get(), l.gil_n.get()))
-            .unwrap_or(self.gil0);
         let cpu1 = cpu_us(true);
         let f = Finished {
             thread_id: self.thread.id,
@@ -415,16 +425,8 @@ impl Tracker {
             self.thread.busy_since_us.store(0, Relaxed);
             interval().fold(&f);
         }
-        Some(f)
+        (Some(f), data)
     }
-}
-
-/// Takes this thread's request data dict (owned `PyObject*`, or null) for
-/// the caller to release.
-pub fn take_request_data() -> *mut std::ffi::c_void {
-    LOCAL
-        .try_with(|l| l.request_data.replace(std::ptr::null_mut()))
-        .unwrap_or(std::ptr::null_mut())
 }
 
 // ---- the interval -------------------------------------------------------------------

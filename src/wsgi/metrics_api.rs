@@ -10,7 +10,7 @@
 //! API" and "Subscribing to Events" documents. The hooks do nothing unless
 //! [`metrics::detailed`] (a subscriber exists or recording was started).
 
-use super::metrics::{self, Finished, Io, Times, Tracker};
+use super::metrics::{self, Finished, Times, Tracker};
 use crate::apache::LogTarget;
 use crate::python::object::{self, Owned};
 use pyo3_ffi::*;
@@ -197,8 +197,8 @@ pub unsafe fn exception_raised() {
 /// End of a request's Python part: publishes `request_finished` with what
 /// `f` measured (when detail was gathered), then releases the request's
 /// `request_data` dict.
-pub unsafe fn request_finished(f: Option<Finished>, env: *mut PyObject) {
-    let data = metrics::take_request_data() as *mut PyObject;
+pub unsafe fn request_finished(end: (Option<Finished>, *mut c_void), env: *mut PyObject) {
+    let (f, data) = (end.0, end.1 as *mut PyObject);
     if let Some(f) = f {
         publish_finished(&f, env, data);
     }
@@ -253,13 +253,6 @@ unsafe fn publish_finished(f: &Finished, env: *mut PyObject, data: *mut PyObject
         PyTuple_SetItem(args, i as Py_ssize_t, v);
     }
     call_bootstrap(c"_request_finished", args);
-}
-
-/// Output accounting of a finished response: writes and their time with the
-/// bytes the adapter sent.
-pub fn output_io(mut writes: Io, bytes_sent: u64) -> Io {
-    writes.bytes = bytes_sent;
-    writes
 }
 
 // ---- module functions -------------------------------------------------------------

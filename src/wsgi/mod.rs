@@ -156,8 +156,7 @@ pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, Reques
             );
             let st = adapter::state(adapter.as_ptr());
             let status = st.status.as_ref().map_or(0, |s| s.0);
-            let output = metrics_api::output_io(st.writes(gil), st.progress(gil).bytes_sent);
-            let finished = tracker.end(input::io(input.as_ptr()), output, status);
+            let finished = tracker.end(input::io(input.as_ptr()), st.output_io(gil), status);
             metrics_api::request_finished(finished, env.as_ptr());
             outcome
         }
