@@ -132,6 +132,10 @@ unsafe extern "C" fn post_config(
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
             }
             if daemon::supervisor::is_real_start() {
+                let mirror = config::daemons().iter().any(|d| d.server_metrics);
+                if let Err(e) = wsgi::scoreboard::prepare_mirror(pconf, mirror) {
+                    apache::log_s(s, Level::Warn, 0, &format!("RWSGI0087: {e}"));
+                }
                 let cfg: &'static ServerConfig = config::server_config(s);
                 if let Err(e) = daemon::supervisor::start(pconf, s, cfg, config::daemons()) {
                     apache::log_s(
@@ -193,6 +197,7 @@ unsafe fn check_daemons(s: *mut ffi::server_rec) -> Result<(), String> {
 /// the exit cleanup on the child pool.
 unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     apache::guard("child_init", (), || unsafe {
+        wsgi::scoreboard::start_mirror_thread();
         let cfg: &ServerConfig = config::server_config(s);
         if cfg.restrict_embedded == Some(true) && !config_more::python_required() {
             return;

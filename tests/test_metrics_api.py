@@ -265,3 +265,41 @@ def test_server_metrics_reads_the_scoreboard_with_wsgiservermetrics(servers, ws)
         assert "W" in m["statuses"]  # the worker answering this request
     finally:
         srv.stop()
+
+
+def test_server_metrics_in_daemon_mode_reads_the_scoreboard_copy(servers, ws):
+    """Daemon processes are forked before Apache makes its scoreboard: with
+    server-metrics=On they read the copy Apache's children keep (at most
+    about a second old)."""
+    d = app_copy(ws)
+    srv = start_with_daemon_options(servers, ws, "scoreboard-daemon", ["server-metrics=On"],
+                                    ["--processes", "1", "--threads", "2"],
+                                    script=d / "app.wsgi")
+    try:
+        c = Client(srv)
+        daemon_pid = c.json("/info")["pid"]
+        assert wait_until(lambda: c.json("/server") is not None, 10), srv.error_log_tail()
+        m = c.json("/server")
+        assert set(m["worker_keys"]) == {"thread_num", "generation", "status", "access_count",
+                                         "bytes_served", "start_time", "stop_time",
+                                         "last_used", "client", "request", "vhost"}
+        children = set(srv.children())
+        assert m["pids"] and set(m["pids"]) <= children, (m["pids"], children)
+        assert daemon_pid not in m["pids"]
+        assert set(m["statuses"]) <= set(".S_RWKLDCGI"), m["statuses"]
+        assert "_" in m["statuses"] or "W" in m["statuses"], m["statuses"]
+    finally:
+        srv.stop()
+
+
+def test_server_metrics_stays_off_for_a_daemon_group_without_the_option(servers, ws):
+    d = app_copy(ws)
+    srv = start_with_daemon_options(servers, ws, "scoreboard-off", [],
+                                    ["--processes", "1", "--threads", "2"],
+                                    script=d / "app.wsgi")
+    try:
+        c = Client(srv)
+        time.sleep(1.5)
+        assert c.json("/server") is None
+    finally:
+        srv.stop()

@@ -4,15 +4,22 @@
 //!
 //! Gated as in mod_wsgi: `WSGIServerMetrics On` in embedded mode,
 //! `WSGIDaemonProcess ... server-metrics=On` for a daemon process group
-//! (independently). Returns `None` when not allowed or when this process has
-//! no scoreboard: Apache creates it after the configuration is read, so
-//! daemon processes forked with the configuration (at start-up, and their
-//! standbys) do not see it; a daemon process started later does.
+//! (independently). Returns `None` when not allowed.
+//!
+//! Daemon processes: Apache creates its scoreboard (anonymous shared memory)
+//! after the configuration pass, when rwsgi has already forked the daemon
+//! processes, so they cannot see it. When a group has `server-metrics=On`,
+//! the Apache parent maps a shared mirror at post_config, before the forks
+//! ([`prepare_mirror`]); a thread in each Apache child copies the scoreboard
+//! into it once a second (one copy a second in all, [`start_mirror_thread`]),
+//! and a daemon process reads the mirror with Apache's own scoreboard
+//! functions (`ap_init_scoreboard` on the mirror). Its data is then at most
+//! about a second old; `None` until the first copy.
 
 use crate::ffi;
 use pyo3_ffi::*;
-use std::ffi::{c_char, CStr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 static ALLOWED: AtomicBool = AtomicBool::new(false);
 
@@ -26,6 +33,124 @@ pub fn allow(on: bool) {
 /// Apache's children; daemon processes override it with [`allow`]).
 pub fn set_embedded(on: bool) {
     ALLOWED.store(on, Ordering::Relaxed);
+}
+
+/// The mirror: a header (the time of the last copy, us, an `AtomicU64`)
+/// then a copy of the scoreboard's memory; null when no group needs one.
+static MIRROR: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// Bytes of the mirror's scoreboard part (`ap_calc_scoreboard_size()`).
+static MIRROR_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Header bytes before the scoreboard copy (keeps it aligned).
+const HEADER: usize = 64;
+
+unsafe extern "C" fn unmap_mirror(p: *mut c_void) -> ffi::apr_status_t {
+    let len = MIRROR_LEN.load(Ordering::Relaxed);
+    if MIRROR.load(Ordering::Relaxed) == p as *mut u8 {
+        MIRROR.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+    libc::munmap(p, HEADER + len);
+    ffi::APR_SUCCESS as ffi::apr_status_t
+}
+
+/// Apache parent, post_config of the real start, before the daemon
+/// processes fork: maps the scoreboard mirror when `needed` (a group has
+/// `server-metrics=On`), unmapped when `pconf` is cleared. Errors: the
+/// mapping failed (returned as text; daemons then get `None`).
+pub unsafe fn prepare_mirror(pconf: *mut ffi::apr_pool_t, needed: bool) -> Result<(), String> {
+    MIRROR.store(std::ptr::null_mut(), Ordering::Relaxed);
+    if !needed {
+        return Ok(());
+    }
+    let len = ffi::ap_calc_scoreboard_size().max(0) as usize;
+    let p = libc::mmap(
+        std::ptr::null_mut(),
+        HEADER + len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+        -1,
+        0,
+    );
+    if p == libc::MAP_FAILED {
+        return Err(format!(
+            "cannot map {} bytes for the scoreboard copy of server-metrics=On: {}",
+            HEADER + len,
+            std::io::Error::last_os_error()
+        ));
+    }
+    MIRROR_LEN.store(len, Ordering::Relaxed);
+    MIRROR.store(p as *mut u8, Ordering::Relaxed);
+    ffi::apr_pool_cleanup_register(
+        pconf,
+        p,
+        Some(unmap_mirror),
+        Some(ffi::apr_pool_cleanup_null),
+    );
+    Ok(())
+}
+
+fn last_copy() -> Option<&'static AtomicU64> {
+    let p = MIRROR.load(Ordering::Relaxed);
+    // SAFETY: the header is 64 aligned bytes of the live mapping.
+    (!p.is_null()).then(|| unsafe { &*(p as *const AtomicU64) })
+}
+
+/// Apache child, child_init: when the mirror exists, starts the thread that
+/// copies the scoreboard into it (the children take turns: one copy a
+/// second in all).
+pub fn start_mirror_thread() {
+    let p = MIRROR.load(Ordering::Relaxed) as usize;
+    if p == 0 {
+        return;
+    }
+    let len = MIRROR_LEN.load(Ordering::Relaxed);
+    let _ = std::thread::Builder::new()
+        .name("rwsgi-scoreboard".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            let Some(stamp) = last_copy() else { return };
+            let now = super::metrics::wall_us();
+            let last = stamp.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < 900_000
+                || stamp
+                    .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            // SAFETY: the scoreboard is this child's live mapping of
+            // ap_calc_scoreboard_size() bytes from its global record; the
+            // mirror has as many after its header.
+            unsafe {
+                if ffi::ap_exists_scoreboard_image() == 0 {
+                    continue;
+                }
+                let g = ffi::ap_get_scoreboard_global();
+                if g.is_null() || ffi::ap_calc_scoreboard_size().max(0) as usize != len {
+                    continue;
+                }
+                std::ptr::copy_nonoverlapping(g as *const u8, (p + HEADER) as *mut u8, len);
+            }
+        });
+}
+
+/// A daemon process without a scoreboard of its own: points Apache's
+/// scoreboard functions at the mirror once it holds a copy. Returns whether
+/// a scoreboard is readable now.
+unsafe fn attach_mirror() -> bool {
+    static ATTACHED: std::sync::Once = std::sync::Once::new();
+    if ffi::ap_exists_scoreboard_image() != 0 {
+        return true;
+    }
+    let p = MIRROR.load(Ordering::Relaxed);
+    match last_copy() {
+        Some(stamp) if stamp.load(Ordering::Acquire) != 0 => {}
+        _ => return false,
+    }
+    if ffi::ap_calc_scoreboard_size().max(0) as usize != MIRROR_LEN.load(Ordering::Relaxed) {
+        return false;
+    }
+    ATTACHED.call_once(|| ffi::ap_init_scoreboard(p.add(HEADER) as *mut c_void));
+    ffi::ap_exists_scoreboard_image() != 0
 }
 
 /// mod_status's letter for a worker status (`SERVER_DEAD` .. `SERVER_IDLE_KILL`).
@@ -101,7 +226,7 @@ unsafe fn worker(process: i32, thread: i32) -> *mut PyObject {
 /// The scoreboard as mod_wsgi's `server_metrics()` returns it, or `None`.
 /// GIL held; returns a new reference (NULL with an exception on failure).
 pub unsafe fn server_metrics() -> *mut PyObject {
-    if !ALLOWED.load(Ordering::Relaxed) || ffi::ap_exists_scoreboard_image() == 0 {
+    if !ALLOWED.load(Ordering::Relaxed) || !attach_mirror() {
         return Py_NewRef(Py_None());
     }
     let gs = ffi::ap_get_scoreboard_global();
