@@ -303,3 +303,44 @@ def test_server_metrics_stays_off_for_a_daemon_group_without_the_option(servers,
         assert c.json("/server") is None
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_subscribers_see_the_events_of_their_own_interpreter(servers, ws, mode):
+    """Subscriptions are per interpreter: the app mounted in application
+    group 'alpha' (a sub-interpreter) and the one in %{GLOBAL} each see only
+    their own requests' events, while the process counters are shared."""
+    d = app_copy(ws)
+    app = d / "app.wsgi"
+    mpm = "prefork" if mode == "embedded" else "event"
+    srv = servers.create(f"metrics-sub-{mode}", app, mpm, mode=mode)
+    group = f"localhost:{srv.port}" if mode == "daemon" else "%{GLOBAL}"
+    include = d / "alpha.conf"
+    include.write_text(f'<Directory "{d}">\n    Require all granted\n</Directory>\n'
+                       f'WSGIScriptAlias /alpha "{app}" process-group={group} '
+                       f"application-group=alpha\n")
+    include.chmod(0o644)
+    srv.args = ["--processes", "1", "--include-file", str(include)]
+    if mode == "embedded":
+        srv.args += ["--max-clients", "1"]
+    srv.setup()
+    srv.start()
+    try:
+        c = Client(srv)
+        main_mark, alpha_mark = c.event_count(), len(c.json("/alpha/events?0"))
+        assert c.get("/hello").text == "hello"
+        for _ in range(2):
+            assert c.get("/alpha/hello").text == "hello"
+        main_events = requests_of(c.events_since(main_mark))
+        alpha_events = requests_of(c.json(f"/alpha/events?{alpha_mark}"))
+        main_paths = [evs[0].get("path") for evs in main_events.values()]
+        alpha_paths = [evs[0].get("path") for evs in alpha_events.values()]
+        assert main_paths.count("/hello") == 1 and "/alpha" not in str(main_paths)
+        assert alpha_paths.count("/hello") == 2, alpha_paths
+        assert not set(main_events) & set(alpha_events)
+        # One process, one set of counters for both interpreters.
+        before = c.json("/process")["request_count"]
+        c.get("/alpha/hello")
+        assert c.json("/alpha/process")["request_count"] == before + 2
+    finally:
+        srv.stop()
