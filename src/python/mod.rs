@@ -239,6 +239,10 @@ pub struct Keys {
     pub fileno: PyPtr,
     /// Interned `str` for `tell` (environ key, value or method name).
     pub tell: PyPtr,
+    /// Interned `__mtime__` (a script module's load stamp).
+    pub mtime_attr: PyPtr,
+    /// Interned `reload_required` (a script module's reload callback).
+    pub reload_required: PyPtr,
 }
 
 /// Everything the request path needs from the interpreter of this process.
@@ -568,6 +572,8 @@ fn make_keys() -> Keys {
         close: interned("close"),
         fileno: interned("fileno"),
         tell: interned("tell"),
+        mtime_attr: interned("__mtime__"),
+        reload_required: interned("reload_required"),
     }
 }
 

@@ -176,7 +176,8 @@ unsafe fn stale(rt: &Runtime, module: &Owned, u: &ScriptUse<'_>) -> bool {
         PyErr_Clear();
         return true;
     }
-    let stamp = PyDict_GetItemString(dict, c"__mtime__".as_ptr());
+    // Interned keys: PyDict_GetItemString would make a str each request.
+    let stamp = PyDict_GetItem(dict, rt.keys.mtime_attr.as_ptr());
     if stamp.is_null() || PyLong_Check(stamp) == 0 {
         return true;
     }
@@ -191,7 +192,7 @@ unsafe fn stale(rt: &Runtime, module: &Owned, u: &ScriptUse<'_>) -> bool {
     let Some(resource) = u.resource else {
         return false;
     };
-    let callback = PyDict_GetItemString(dict, c"reload_required".as_ptr());
+    let callback = PyDict_GetItem(dict, rt.keys.reload_required.as_ptr());
     if callback.is_null() {
         return false;
     }
