@@ -344,3 +344,21 @@ def test_subscribers_see_the_events_of_their_own_interpreter(servers, ws, mode):
         assert c.json("/alpha/process")["request_count"] == before + 2
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_express_server_metrics_option(servers, ws, mode):
+    """rwsgi-express --server-metrics, as mod_wsgi-express: WSGIServerMetrics
+    On, and server-metrics=On on the daemon group."""
+    d = app_copy(ws)
+    srv = servers.start("express-metrics", d / "app.wsgi", "event",
+                        ["--server-metrics", "--processes", "1"], mode=mode)
+    try:
+        conf = (srv.root / "httpd.conf").read_text()
+        assert "WSGIServerMetrics On" in conf
+        assert ("server-metrics=On" in conf) == (mode == "daemon")
+        c = Client(srv)
+        assert wait_until(lambda: c.json("/server") is not None, 10), srv.error_log_tail()
+        assert set(c.json("/server")["pids"]) <= set(srv.children())
+    finally:
+        srv.stop()

@@ -186,6 +186,10 @@ pub struct ServerArgs {
     #[arg(long)]
     pub chunked_request: bool,
 
+    /// Let mod_wsgi.server_metrics() return Apache's scoreboard (WSGIServerMetrics On; server-metrics=On in daemon mode).
+    #[arg(long)]
+    pub server_metrics: bool,
+
     /// Do not reload the WSGI script file when it changes (WSGIScriptReloading Off), nor start --reload-on-changes' monitor.
     #[arg(long)]
     pub disable_reloading: bool,

@@ -211,6 +211,7 @@ pub fn defines(c: &ServerConfig, mpms_present: &[Mpm]) -> Vec<Define> {
         ("MOD_WSGI_MULTIPROCESS", c.processes > 1),
         ("MOD_WSGI_WITH_LISTENER_HOST", c.host.is_some()),
         ("MOD_WSGI_CHUNKED_REQUEST", c.chunked_request),
+        ("MOD_WSGI_SERVER_METRICS", c.server_metrics),
         ("MOD_WSGI_WITH_PYTHON_PATH", !c.python_paths.is_empty()),
         ("MOD_WSGI_WITH_SOCKET_PREFIX", c.socket_prefix.is_some()),
         ("MOD_WSGI_DISABLE_RELOADING", c.disable_reloading),

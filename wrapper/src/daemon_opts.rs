@@ -302,7 +302,10 @@ pub fn build(
         }
         None => None,
     };
-    let options = daemon_options(d, a.socket_timeout, python_eggs.as_deref())?;
+    let mut options = daemon_options(d, a.socket_timeout, python_eggs.as_deref())?;
+    if a.server_metrics {
+        options.push("server-metrics=On".to_string());
+    }
     let reloader = if d.reload_on_changes && a.disable_reloading {
         warnings.push(
             "--reload-on-changes has no effect with --disable-reloading (as in mod_wsgi-express)"

@@ -43,7 +43,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("auth-group-script", AUTH),
     ("auth-group", AUTH),
     // Metrics, status and telemetry.
-    ("server-metrics", METRICS),
     ("server-status", METRICS),
     ("telemetry-service", METRICS),
     ("enable-telemetry", METRICS),
@@ -194,11 +193,11 @@ mod tests {
 
     #[test]
     fn refuses_inline_value_and_flags() {
-        let msg = find_refused_for_cli(&os(&["setup-server", "--server-metrics=x"]));
+        let msg = find_refused_for_cli(&os(&["setup-server", "--server-status=x"]));
         assert_eq!(
             msg.as_deref(),
             Some(
-                "--server-metrics is not supported yet (server metrics and telemetry are not \
+                "--server-status is not supported yet (server metrics and telemetry are not \
                  implemented)"
             )
         );
@@ -206,7 +205,7 @@ mod tests {
         assert!(msg
             .unwrap()
             .starts_with("--orphan-interpreter is not supported yet"));
-        for opt in ["--enable-debugger", "--server-metrics", "--trust-proxy"] {
+        for opt in ["--enable-debugger", "--server-status", "--trust-proxy"] {
             assert!(
                 find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
                 "{opt}"

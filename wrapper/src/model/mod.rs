@@ -176,6 +176,8 @@ pub struct ServerConfig {
     pub sizing: MpmSizing,
     /// `--chunked-request`.
     pub chunked_request: bool,
+    /// `--server-metrics`.
+    pub server_metrics: bool,
     /// `--disable-reloading`.
     pub disable_reloading: bool,
     /// `--map-head-to-get`, normalised to `On`/`Off`/`Auto`.
@@ -739,6 +741,7 @@ impl ServerConfig {
             mpm,
             sizing,
             chunked_request: a.chunked_request,
+            server_metrics: a.server_metrics,
             disable_reloading: a.disable_reloading,
             map_head_to_get,
             include_files,
