@@ -369,3 +369,63 @@ def test_ignored_activity_does_not_keep_a_daemon_alive(servers, ws):
         assert "inactivity-timeout (3 s)" in srv.error_log()
     finally:
         srv.stop()
+
+
+SERVICE_SCRIPT = '''
+import os, time
+MARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mark.txt")
+n = 0
+while True:  # a service runs for the life of its process
+    n += 1
+    with open(MARK + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {n}\\n")
+    os.replace(MARK + ".tmp", MARK)
+    time.sleep(0.2)
+'''
+
+
+def test_service_process_group_runs_its_script_and_takes_no_requests(servers, ws):
+    """threads=0 (mod_wsgi's managed services): the group's WSGIImportScript
+    runs in its daemon process for the life of the process, even one that
+    never returns; the process is replaced at a graceful restart and gone
+    after a stop; a request delegated to it is a 500 naming the group."""
+    import os
+    import pwd
+    d = ws.new_dir("service")
+    os.chown(d, pwd.getpwnam("nobody").pw_uid, -1)
+    script = d / "service.py"
+    script.write_text(SERVICE_SCRIPT)
+    mark = d / "mark.txt"
+
+    def tick():
+        try:
+            pid, n = mark.read_text().split()
+            return int(pid), int(n)
+        except (OSError, ValueError):
+            return None
+
+    srv = start_with_daemon_options(
+        servers, ws, "service", [], ["--processes", "1"],
+        extra=[f"WSGIDaemonProcess svc user=nobody group=nogroup threads=0",
+               f"WSGIImportScript {script} process-group=svc application-group=%{{GLOBAL}}",
+               f"WSGIScriptAlias /to-service {ws.apps / 'daemon' / 'app.wsgi'} process-group=svc"])
+    try:
+        assert srv.get("/").status_code == 200, srv.error_log_tail()
+        assert wait_until(lambda: tick() is not None, 15), srv.error_log_tail()
+        first = tick()
+        assert wait_until(lambda: (tick() or (0, 0))[1] > first[1] + 2, 10), "the service stopped"
+        assert "RWSGI0044" in srv.error_log() and "service process" in srv.error_log()
+        mark_at = srv.log_mark()
+        assert srv.get("/to-service/").status_code == 500
+        log = srv.wait_for_log(mark_at, "RWSGI0058")
+        assert '"svc"' in log and "threads=0" in log, log
+        # A graceful restart hands the service on to a new process.
+        proc = srv.apachectl("graceful")
+        assert proc.returncode == 0, proc.out
+        assert wait_until(lambda: (tick() or (0, 0))[0] not in (0, first[0]), 20), (
+            tick(), srv.error_log_tail())
+        service_pid = tick()[0]
+        assert srv.get("/").status_code == 200
+    finally:
+        srv.stop()
+    assert wait_until(lambda: not os.path.exists(f"/proc/{service_pid}"), 10), "service left running"

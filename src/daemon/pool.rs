@@ -94,9 +94,9 @@ impl Pool {
             listener_armed: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             limits: super::limits(&group.config),
-            active: Mutex::new(vec![None; Pool::thread_count(group)]),
+            active: Mutex::new(vec![None; Pool::thread_count(group).max(1)]),
             done: std::sync::atomic::AtomicU64::new(0),
-            idents: (0..Pool::thread_count(group))
+            idents: (0..Pool::thread_count(group).max(1))
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
             last_activity: Arc::new(Mutex::new(Instant::now())),
@@ -145,9 +145,14 @@ impl Pool {
     }
 
     /// How many threads a daemon process of `group` runs: its request
-    /// threads plus the one that refuses while they are all busy.
+    /// threads plus the one that refuses while they are all busy; none for
+    /// a service process group (`threads=0`, mod_wsgi's managed services:
+    /// the process only runs its `WSGIImportScript`).
     pub(super) fn thread_count(group: &Group) -> usize {
-        group.config.threads.max(1) as usize + 1
+        match group.config.threads {
+            0 => 0,
+            n => n as usize + 1,
+        }
     }
 
     /// Reserves a thread for one request: false if all `threads` are busy.

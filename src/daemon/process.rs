@@ -156,7 +156,13 @@ pub unsafe fn run(
             .clone()
             .or_else(|| cfg.python_home.clone()),
         python_path,
-        import_scripts: preload(cfg, &name),
+        // A service group (threads=0) runs its scripts in a thread of
+        // their own once the process is up: they may never return.
+        import_scripts: if group.config.threads == 0 {
+            Vec::new()
+        } else {
+            preload(cfg, &name)
+        },
         info: crate::wsgi::module::ProcessInfo {
             process_group: name.clone(),
             multithread: group.config.threads > 1,
@@ -188,9 +194,12 @@ pub unsafe fn run(
         Level::Info,
         0,
         &format!(
-            "RWSGI0044: daemon process {} of group {name:?} started ({} threads)",
+            "RWSGI0044: daemon process {} of group {name:?} started ({})",
             std::process::id(),
-            group.config.threads
+            match group.config.threads {
+                0 => "a service process: threads=0, no requests".to_string(),
+                n => format!("{n} threads"),
+            }
         ),
     );
     let pool = Arc::new(Pool::new(&group));
@@ -218,6 +227,12 @@ pub unsafe fn run(
     {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         std::thread::spawn(move || super::watchdog::watch(&pool, &cx));
+    }
+    if group.config.threads == 0 {
+        let scripts = preload(cfg, &name);
+        let _ = std::thread::Builder::new()
+            .name("wsgi-service".into())
+            .spawn(move || python::run_service_scripts(&scripts));
     }
     // Ready: it accepts requests with the application imported, so the
     // process it replaces may go (zero-downtime replacement).

@@ -182,6 +182,15 @@ pub unsafe fn handle_request(
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
+    if group.config.threads == 0 {
+        // mod_wsgi: threads=0 makes a service process group (it runs its
+        // WSGIImportScript and takes no requests).
+        log.log(
+            Level::Error,
+            &format!("RWSGI0058: cannot run {script:?}: process group {name:?} has threads=0 (a service process group, which takes no requests); delegate the application to a group with request threads"),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
     let app_group = application_group(r, settings);
     let facts = gather_facts(r, settings, &app_group);
     let mut enc = super::ThreadEncoder::take();

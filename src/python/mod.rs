@@ -593,6 +593,42 @@ unsafe fn import_scripts(cfg: &InitOptions, rt: &Runtime) {
     }
 }
 
+/// mod_wsgi's managed services (`WSGIDaemonProcess threads=0`): runs each
+/// `(application group, path)` of `scripts` in this thread, in that group's
+/// interpreter (made if needed), one after the other; a script may run for
+/// the life of the process (a loop that sleeps, a scheduler). Called in a
+/// thread of its own once the service daemon is set up, so the process
+/// still answers stop and restart signals meanwhile. A script that raises
+/// is logged (RWSGI0012 with its traceback); the next one still runs.
+pub fn run_service_scripts(scripts: &[(String, String)]) {
+    for (group, path) in scripts {
+        let rt = match runtime_for(group) {
+            Ok(rt) => rt,
+            Err(e) => {
+                apache::log_s(
+                    std::ptr::null(),
+                    Level::Error,
+                    0,
+                    &format!("RWSGI0012: service script {path:?}: {e}"),
+                );
+                continue;
+            }
+        };
+        let _gil = GilGuard::acquire(rt);
+        // SAFETY: GIL held in rt's interpreter. A service process has no
+        // request threads, so no other script loads meanwhile (the LOADING
+        // lock is not taken: a service script may never return).
+        unsafe {
+            if let Err(e) = scripts::load_script_locked(rt, path, None, LogTarget::None, false) {
+                log_exception(
+                    LogTarget::None,
+                    &format!("RWSGI0012: service script {path:?} (WSGIImportScript of a threads=0 group) failed: {e}"),
+                );
+            }
+        }
+    }
+}
+
 /// Runs atexit callbacks and flushes output at child exit, then logs the
 /// partial lines application threads still hold. Python is not finalised
 /// (application threads could block `Py_FinalizeEx`).
