@@ -167,6 +167,8 @@ fn main() {
         "global_score",
         "process_score",
         "worker_score",
+        "authn_.*",
+        "authz_.*",
     ] {
         builder = builder
             .allowlist_function(pattern)
@@ -206,6 +208,10 @@ fn main() {
         "MODULE_MAGIC_.*",
         "AP_MODULE_FLAG_.*",
         "AP_SQ_.*",
+        "AUTHN_.*",
+        "AUTHZ_.*",
+        "AP_AUTH_.*",
+        "SATISFY_.*",
     ] {
         builder = builder.allowlist_var(var).allowlist_type(var);
     }

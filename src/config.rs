@@ -585,7 +585,9 @@ pub(crate) const RSRC: u32 = ffi::RSRC_CONF;
 pub(crate) const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// The directives of mod_wsgi that rwsgi implements, NULL-terminated.
-pub static COMMANDS: CommandTable<{ 19 + crate::config_more::COUNT }> = CommandTable([
+pub static COMMANDS: CommandTable<
+    { 19 + crate::config_more::COUNT + crate::config_auth::COUNT },
+> = CommandTable([
     command(c"WSGIScriptAlias", cmd_script_alias, ffi::cmd_how_RAW_ARGS, RSRC,
         c"Map a URL prefix to a WSGI script file or directory: WSGIScriptAlias URL-path path [options]"),
     command(c"WSGIScriptAliasMatch", cmd_script_alias_match, ffi::cmd_how_RAW_ARGS, RSRC,
@@ -641,6 +643,10 @@ pub static COMMANDS: CommandTable<{ 19 + crate::config_more::COUNT }> = CommandT
     crate::config_more::COMMANDS[15],
     crate::config_more::COMMANDS[16],
     crate::config_more::COMMANDS[17],
+    crate::config_auth::COMMANDS[0],
+    crate::config_auth::COMMANDS[1],
+    crate::config_auth::COMMANDS[2],
+    crate::config_auth::COMMANDS[3],
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

@@ -7,6 +7,7 @@
 
 use crate::apache::{self, Level};
 use crate::config::{arg_str, dir, global_only, handler, srv, DIRS, RSRC};
+use crate::config_auth::AuthScripts;
 use crate::ffi;
 use rwsgi_core::directives::{parse_on_off, split_words, DirectiveError};
 use rwsgi_core::options::{self, HashSeed};
@@ -40,6 +41,8 @@ pub struct DirMore {
     pub trusted_proxy_headers: Option<Arc<Vec<String>>>,
     /// `WSGITrustedProxies`.
     pub trusted_proxies: Option<Arc<Vec<IpNet>>>,
+    /// Access and authentication scripts (config_auth.rs).
+    pub auth: AuthScripts,
 }
 
 impl DirMore {
@@ -61,6 +64,7 @@ impl DirMore {
                 .trusted_proxies
                 .clone()
                 .or_else(|| base.trusted_proxies.clone()),
+            auth: AuthScripts::merge(&base.auth, &add.auth),
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct MoreSettings {
     pub trusted_proxy_headers: Option<Arc<Vec<String>>>,
     /// Trusted proxies; `None`: every peer.
     pub trusted_proxies: Option<Arc<Vec<IpNet>>>,
+    /// Access and authentication scripts.
+    pub auth: AuthScripts,
 }
 
 impl MoreSettings {
@@ -90,6 +96,7 @@ impl MoreSettings {
             enable_sendfile: d.enable_sendfile.unwrap_or(false),
             trusted_proxy_headers: d.trusted_proxy_headers.clone(),
             trusted_proxies: d.trusted_proxies.clone(),
+            auth: d.auth.clone(),
         }
     }
 }
@@ -120,8 +127,8 @@ pub struct ServerMore {
 }
 
 /// Whether a directive needs Python in Apache's children even with
-/// `WSGIRestrictEmbedded On` (a dispatch script; mod_wsgi's
-/// `wsgi_python_required`). Reset at each configuration pass.
+/// `WSGIRestrictEmbedded On` (a dispatch, access or authentication script;
+/// mod_wsgi's `wsgi_python_required`). Reset at each configuration pass.
 static PYTHON_REQUIRED: AtomicBool = AtomicBool::new(false);
 
 /// Forgets the previous configuration pass (pre_config).
@@ -131,9 +138,16 @@ pub fn reset() {
 }
 
 /// Whether Apache's children need Python whatever `WSGIRestrictEmbedded`
-/// says (a `WSGIDispatchScript` is configured).
+/// says (a `WSGIDispatchScript`, `WSGIAccessScript`, `WSGIAuthUserScript`
+/// or `WSGIAuthGroupScript` is configured).
 pub fn python_required() -> bool {
     PYTHON_REQUIRED.load(Ordering::Relaxed)
+}
+
+/// Records that a directive of this configuration pass runs Python in
+/// Apache's children (see [`python_required`]).
+pub fn require_python() {
+    PYTHON_REQUIRED.store(true, Ordering::Relaxed);
 }
 
 // ---- handlers ---------------------------------------------------------------
@@ -161,7 +175,7 @@ unsafe fn server_flag(
 }
 
 /// An absolute path for `path` (relative to ServerRoot).
-unsafe fn server_path(
+pub(crate) unsafe fn server_path(
     cmd: *mut ffi::cmd_parms,
     d: &'static str,
     path: &str,
@@ -184,7 +198,7 @@ handler!(cmd_dispatch_script, |cmd, cfg, args| {
         path,
         application_group: spec.application_group.unwrap_or_else(|| "%{GLOBAL}".into()),
     }));
-    PYTHON_REQUIRED.store(true, Ordering::Relaxed);
+    require_python();
     Ok(())
 });
 

@@ -12,6 +12,7 @@
 
 mod apache;
 mod config;
+mod config_auth;
 mod config_more;
 mod daemon;
 #[allow(clippy::all)]
@@ -50,7 +51,7 @@ pub static mut wsgi_module: ffi::module = ffi::module {
 
 const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
 
-unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
+unsafe extern "C" fn register_hooks(p: *mut ffi::apr_pool_t) {
     apache::guard("register_hooks", (), || unsafe {
         let middle = ffi::APR_HOOK_MIDDLE as c_int;
         ffi::ap_hook_pre_config(Some(pre_config), ptr::null(), ptr::null(), middle);
@@ -72,6 +73,7 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
             middle,
         );
         ffi::ap_hook_handler(Some(handler), ptr::null(), ptr::null(), middle);
+        apache::auth::register(p);
     })
 }
 

@@ -25,13 +25,25 @@ pub struct DispatchScript {
 /// `application-group=` (the script runs in the Apache child, so there is
 /// no process group to choose).
 pub fn parse_dispatch_script(args: &str) -> Result<DispatchScript, DirectiveError> {
-    let d = "WSGIDispatchScript";
+    parse_child_script("WSGIDispatchScript", args)
+}
+
+/// Parses the raw arguments of a directive naming a script that runs in
+/// Apache's child process (`WSGIDispatchScript`, `WSGIAccessScript`,
+/// `WSGIAuthUserScript`, `WSGIAuthGroupScript`): `path
+/// [application-group=name]`, the only option mod_wsgi takes for them.
+/// Errors name `directive`.
+pub fn parse_child_script(
+    directive: &'static str,
+    args: &str,
+) -> Result<DispatchScript, DirectiveError> {
+    let d = directive;
     let words = split_words(d, args)?;
     let Some((path, options)) = words.split_first() else {
-        return Err(err(d, "expected the path of the dispatch script"));
+        return Err(err(d, "expected the path of the script"));
     };
     if path.is_empty() {
-        return Err(err(d, "the path of the dispatch script is empty"));
+        return Err(err(d, "the path of the script is empty"));
     }
     let mut application_group = None;
     for o in options {
@@ -48,8 +60,15 @@ pub fn parse_dispatch_script(args: &str) -> Result<DispatchScript, DirectiveErro
             Some(("process-group", _)) => {
                 return Err(err(
                     d,
-                    "process-group= is not an option of WSGIDispatchScript: the script runs in \
-                     Apache's child process; its process_group(environ) chooses the group",
+                    format!(
+                        "process-group= is not an option of {d}: the script runs in Apache's \
+                         child process{}",
+                        if d == "WSGIDispatchScript" {
+                            "; its process_group(environ) chooses the group"
+                        } else {
+                            ", whatever process group the application runs in"
+                        }
+                    ),
                 ))
             }
             _ => {
@@ -199,6 +218,31 @@ mod tests {
                 "{args}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn auth_script_arguments() {
+        let a = parse_child_script(
+            "WSGIAuthUserScript",
+            "/srv/auth.wsgi application-group=auth",
+        )
+        .unwrap();
+        assert_eq!(a.path, "/srv/auth.wsgi");
+        assert_eq!(a.application_group.as_deref(), Some("auth"));
+        let e = parse_child_script("WSGIAccessScript", "/a.py process-group=d")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("WSGIAccessScript: ") && e.contains("whatever process group"),
+            "{e}"
+        );
+        let e = parse_child_script("WSGIAuthGroupScript", "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("WSGIAuthGroupScript: expected the path"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (in the C shim), never as a format string. Messages start with a stable
 //! `RWSGInnnn` identifier, documented in docs/errors.md.
 
+pub mod auth;
 pub mod dispatch;
 pub mod request;
 

@@ -20,4 +20,5 @@
 #include <ap_listen.h>
 #include <unixd.h>
 #include <scoreboard.h>
+#include <mod_auth.h>
 #include "shim.h"

@@ -7,6 +7,7 @@
 //! Python has started threads is unsafe (PITFALLS.md). Each Apache thread keeps
 //! one `PyThreadState` for its whole life (created on its first request).
 
+pub mod auth;
 mod interp;
 mod log;
 pub mod object;

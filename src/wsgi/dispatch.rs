@@ -68,37 +68,13 @@ unsafe fn run_locked(gil: &python::Gil, rt: &Runtime, call: &Call<'_>) -> Result
             call.script
         ))
     })?;
-    let environ = Owned::new(PyDict_New()).ok_or("dict")?;
+    let environ = crate::python::auth::child_script_environ(
+        call.environ,
+        call.application_group,
+        call.request_rec,
+    )
+    .ok_or_else(|| fail("cannot build the environ".into()))?;
     let d = environ.as_ptr();
-    for (k, v) in call.environ {
-        let key = object::latin1(k);
-        PyDict_SetItem(d, key.as_ptr(), object::latin1(v).as_ptr());
-    }
-    // The dispatch script's own context, as mod_wsgi gives it.
-    PyDict_SetItemString(
-        d,
-        c"mod_wsgi.process_group".as_ptr(),
-        object::str_from("").as_ptr(),
-    );
-    PyDict_SetItemString(
-        d,
-        c"mod_wsgi.application_group".as_ptr(),
-        object::str_from(call.application_group).as_ptr(),
-    );
-    if PyDict_DelItemString(d, c"mod_wsgi.callable_object".as_ptr()) < 0 {
-        PyErr_Clear();
-    }
-    let sys = Owned::new(PyImport_ImportModule(c"sys".as_ptr())).ok_or("no sys module")?;
-    if let Some(stderr) = Owned::new(PyObject_GetAttrString(sys.as_ptr(), c"stderr".as_ptr())) {
-        PyDict_SetItemString(d, c"wsgi.errors".as_ptr(), stderr.as_ptr());
-    } else {
-        PyErr_Clear();
-    }
-    if !call.request_rec.is_null() {
-        if let Some(cap) = Owned::new(PyCapsule_New(call.request_rec, std::ptr::null(), None)) {
-            PyDict_SetItemString(d, c"apache.request_rec".as_ptr(), cap.as_ptr());
-        }
-    }
     let mut choice = Choice::default();
     for (name, slot) in [
         (c"process_group", &mut choice.process_group),
