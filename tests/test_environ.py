@@ -149,6 +149,24 @@ def test_mod_wsgi_keys(core_server):
     assert env["mod_wsgi.callable_object"] == "application"
 
 
+def test_request_counters(core_server):
+    """mod_wsgi.total_requests, mod_wsgi.thread_id, mod_wsgi.thread_requests:
+    ints counting the current request (as mod_wsgi)."""
+    seen = []
+    for _ in range(3):
+        env = get_env(core_server, "/env")
+        total, tid, treq = (env["mod_wsgi.total_requests"], env["mod_wsgi.thread_id"],
+                            env["mod_wsgi.thread_requests"])
+        assert all(type(v) is int for v in (total, tid, treq)), (total, tid, treq)
+        assert tid >= 1 and 1 <= treq <= total, (total, tid, treq)
+        seen.append((env["_extra"]["pid"], tid, treq, total))
+    # The same thread of the same process counts on.
+    for a in seen:
+        for b in seen:
+            if a[:2] == b[:2] and a is not b:
+                assert a[2] != b[2] and (a[2] < b[2]) == (a[3] < b[3]), seen
+
+
 def test_request_id_differs_per_request(core_server):
     ids = {get_env(core_server, "/env")["mod_wsgi.request_id"] for _ in range(3)}
     assert len(ids) == 3

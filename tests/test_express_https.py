@@ -131,6 +131,7 @@ def test_https_request_with_ssl_environment(servers, ws, app, pki):
         # mod_ssl set HTTPS=on for the request (mod_wsgi keeps it out of
         # the environ itself: wsgi.url_scheme says it).
         assert headers.get("x-https") == "on", headers
+        assert "HTTPS" not in env, env
         # The plain HTTP listener: no TLS, no SSL_* variables.
         r = requests.get(srv.url("/env"), headers={"Host": f"localhost:{srv.port}"}, timeout=30)
         assert r.status_code == 200, srv.error_log_tail()

@@ -224,6 +224,12 @@ pub struct Keys {
     pub mod_wsgi_script_name: PyPtr,
     /// Interned `str` for `mod_wsgi_path_info` (environ key, value or method name).
     pub mod_wsgi_path_info: PyPtr,
+    /// Interned `str` for `mod_wsgi.total_requests` (environ key).
+    pub mod_wsgi_total_requests: PyPtr,
+    /// Interned `str` for `mod_wsgi.thread_id` (environ key).
+    pub mod_wsgi_thread_id: PyPtr,
+    /// Interned `str` for `mod_wsgi.thread_requests` (environ key).
+    pub mod_wsgi_thread_requests: PyPtr,
     /// Interned `str` for `http` (environ key, value or method name).
     pub http: PyPtr,
     /// Interned `str` for `https` (environ key, value or method name).
@@ -565,6 +571,9 @@ fn make_keys() -> Keys {
         mod_wsgi_request_start: interned("mod_wsgi.request_start"),
         mod_wsgi_script_name: interned("mod_wsgi.script_name"),
         mod_wsgi_path_info: interned("mod_wsgi.path_info"),
+        mod_wsgi_total_requests: interned("mod_wsgi.total_requests"),
+        mod_wsgi_thread_id: interned("mod_wsgi.thread_id"),
+        mod_wsgi_thread_requests: interned("mod_wsgi.thread_requests"),
         http: interned("http"),
         https: interned("https"),
         one: interned("1"),

@@ -643,6 +643,24 @@ pub unsafe fn build_environ(
             .environ_from_pairs(rt.base_environ.as_ptr(), pairs)?,
     };
     let d = env.as_ptr();
+    // As mod_wsgi: the scheme is wsgi.url_scheme's to say, not a CGI-style
+    // HTTPS variable (from mod_ssl's StdEnvVars or a trusted proxy header).
+    let https = k.cgi[CgiKey::Https as usize].as_ptr();
+    if PyDict_Contains(d, https) == 1 && PyDict_DelItem(d, https) < 0 {
+        PyErr_Clear();
+    }
+    let (total, thread_id, thread_requests) = super::counters::count_request();
+    for (key, n) in [
+        (&k.mod_wsgi_total_requests, total),
+        (&k.mod_wsgi_thread_id, thread_id),
+        (&k.mod_wsgi_thread_requests, thread_requests),
+    ] {
+        if let Some(v) = Owned::new(PyLong_FromUnsignedLongLong(n)) {
+            PyDict_SetItem(d, key.as_ptr(), v.as_ptr());
+        } else {
+            PyErr_Clear();
+        }
+    }
     PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
     PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
     Ok(env)

@@ -11,6 +11,7 @@
 //! once the response has started. The server keeps serving either way.
 
 pub mod adapter;
+pub mod counters;
 pub mod dispatch;
 pub mod environ;
 pub mod errors;
