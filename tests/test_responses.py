@@ -224,6 +224,23 @@ def test_repeated_headers_kept(core_server):
     assert b"Set-Cookie: b=2; Path=/" in lines
 
 
+def test_repeated_custom_header(core_server):
+    """A header name given twice: embedded mode sends both lines (mod_wsgi's
+    apr_table_add); daemon mode one comma-joined line, as mod_wsgi's daemon
+    mode (Apache's CGI header parsing merges them, RFC 9110 section 5.3).
+    Set-Cookie is never merged."""
+    data = core_server.raw(b"GET /status?hv=first-value&hv2=second-value HTTP/1.1\r\n"
+                           b"Host: x\r\nConnection: close\r\n\r\n")
+    _, _, head, _ = split_response(data)
+    lines = head.split(b"\r\n")
+    custom = [ln for ln in lines if ln.lower().startswith(b"x-custom:")]
+    if core_server.mode == "daemon":
+        assert custom == [b"X-Custom: first-value, second-value"], head
+    else:
+        assert custom == [b"X-Custom: first-value", b"X-Custom: second-value"], head
+    assert b"Set-Cookie: a=1; Path=/" in lines and b"Set-Cookie: b=2; Path=/" in lines, head
+
+
 def test_app_404_passed_through(core_server):
     r = core_server.get("/status", params={"s": "404 Not Found", "body": "app-404-body"})
     assert r.status_code == 404

@@ -16,7 +16,7 @@ use rwsgi_core::environ::{collapse_slashes, header_env_name, split_script_name, 
 use rwsgi_core::proxy::Rewrite;
 use rwsgi_core::validate::HeaderKind;
 use std::borrow::Cow;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
 
@@ -141,7 +141,7 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         environ: wsgi::environ::Source::Facts(facts),
         body: (Box::new(ApacheReader(r)), body_length(r)),
         // WSGIErrorOverride applies to daemon mode only, as with mod_wsgi.
-        output: Box::new(ApacheWriter::new(r).without_error_override()),
+        output: Box::new(ApacheWriter::new(r).embedded()),
     };
     let gil = GilGuard::acquire(rt);
     let outer = python::replace_log_target(log);
@@ -371,6 +371,11 @@ pub struct ApacheWriter {
     override_errors: bool,
     /// The response is being discarded for Apache's error document.
     discarding: bool,
+    /// Repeated response headers become one comma-separated header (except
+    /// Set-Cookie), as Apache's CGI header parsing does for mod_wsgi's
+    /// daemon mode; embedded mode keeps each line (mod_wsgi's
+    /// `apr_table_add`).
+    merge_repeated: bool,
 }
 
 /// The `r->notes` key carrying the status an overridden error response had.
@@ -416,13 +421,15 @@ impl ApacheWriter {
             sendfile: more.and_then(|m| m.enable_sendfile).unwrap_or(false),
             override_errors: more.and_then(|m| m.error_override).unwrap_or(false),
             discarding: false,
+            merge_repeated: true,
         }
     }
 
-    /// The writer without WSGIErrorOverride (embedded mode, where mod_wsgi
-    /// does not apply it).
-    pub fn without_error_override(mut self) -> ApacheWriter {
+    /// The writer for embedded mode: without WSGIErrorOverride (mod_wsgi
+    /// does not apply it there) and with repeated headers kept as they are.
+    pub fn embedded(mut self) -> ApacheWriter {
         self.override_errors = false;
+        self.merge_repeated = false;
         self
     }
 
@@ -529,6 +536,15 @@ impl ResponseWriter for ApacheWriter {
             (*r).content_type = ptr::null();
             (*r).content_encoding = ptr::null();
             (*r).content_languages = ptr::null_mut();
+            // Daemon mode: repeated names are merged into one "a, b" header
+            // (RFC 9110 §5.3), as ap_scan_script_header_err does for
+            // mod_wsgi; Set-Cookie lines stay apart.
+            let merge = if self.merge_repeated {
+                ffi::apr_table_make(pool, headers.len() as c_int)
+            } else {
+                (*r).headers_out
+            };
+            let mut cookies = Vec::new();
             for (name, value, kind) in headers {
                 match kind {
                     HeaderKind::ContentType => {
@@ -539,8 +555,22 @@ impl ResponseWriter for ApacheWriter {
                     HeaderKind::Other => {
                         let k = pstrdup(pool, name.as_bytes());
                         let v = pool_latin1(pool, value);
-                        ffi::apr_table_addn((*r).headers_out, k, v);
+                        if self.merge_repeated && name.eq_ignore_ascii_case("set-cookie") {
+                            cookies.push((k, v));
+                        } else {
+                            ffi::apr_table_addn(merge, k, v);
+                        }
                     }
+                }
+            }
+            if self.merge_repeated {
+                ffi::apr_table_overlap(
+                    (*r).headers_out,
+                    merge,
+                    ffi::APR_OVERLAP_TABLES_MERGE as c_uint,
+                );
+                for (k, v) in cookies {
+                    ffi::apr_table_addn((*r).headers_out, k, v);
                 }
             }
         }

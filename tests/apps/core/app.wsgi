@@ -263,8 +263,9 @@ def empty_app(environ, start_response):
 
 
 def status_app(environ, start_response):
-    """?s=STATUS&body=TEXT[&hv=VALUE]: the status, two Set-Cookie headers and,
-    with hv, an X-Custom header (all native latin-1 strings)."""
+    """?s=STATUS&body=TEXT[&hv=VALUE[&hv2=VALUE2]]: the status, two Set-Cookie
+    headers and, with hv, an X-Custom header (with hv2, a second one; all
+    native latin-1 strings)."""
     q = query(environ)
     status = q.get("s", "200 OK")
     body = q.get("body", "status body").encode("utf-8")
@@ -272,6 +273,8 @@ def status_app(environ, start_response):
                ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")]
     if "hv" in q:
         headers.append(("X-Custom", q["hv"]))
+    if "hv2" in q:
+        headers.append(("X-Custom", q["hv2"]))
     start_response(status, headers)
     return [body]
 
