@@ -129,8 +129,7 @@ def test_wsgi_keys(core_server, mpm):
     assert env["wsgi.input_terminated"] is True
     extra = env["_extra"]
     assert extra["input_type"] == "mod_wsgi.Input"
-    # A text stream (mod_wsgi's is an io.TextIOWrapper, rwsgi's a native
-    # mod_wsgi.Log registered as io.TextIOBase) with a binary .buffer.
+    # A text stream (an io.TextIOWrapper, as mod_wsgi's) with a binary .buffer.
     assert extra["errors_is_textio"] is True, extra["errors_type"]
     assert extra["errors_has_buffer"] is True
     assert extra["file_wrapper_type"] == "mod_wsgi.FileWrapper"
@@ -266,8 +265,11 @@ def test_wsgi_errors_goes_to_error_log(core_server, token):
     mark = core_server.log_mark()
     r = core_server.get(f"/errors?token={token}")
     assert r.status_code == 200
-    needles = [f"wsgi-errors-text-{token}", f"wsgi-errors-bytes-{token}",
-               f"wsgi-errors-print-{token}"]
+    # As mod_wsgi: an io.TextIOWrapper over the binary mod_wsgi.Log.
+    assert r.headers["X-Errors-Type"] == "_io.TextIOWrapper", r.headers
+    assert r.headers["X-Errors-Buffer-Type"] == "mod_wsgi.Log", r.headers
+    needles = [f"wsgi-errors-{what}-{token}"
+               for what in ("text", "bytes", "print", "bytearray", "memoryview", "wl", "wlmv")]
     text = core_server.wait_for_log(mark, *needles)
     for n in needles:
         assert n in text, f"{n} not in the error log:\n{text}"

@@ -1,8 +1,10 @@
-//! `wsgi.errors` (PEP 3333 §Input and Error Streams), type `mod_wsgi.Log`:
-//! one object per request, writing to Apache's error log against that
-//! request (its `[client ...]` context), one log line per text line.
+//! `wsgi.errors` (PEP 3333 §Input and Error Streams): as with mod_wsgi, an
+//! `io.TextIOWrapper` (UTF-8, errors 'replace', line buffered,
+//! write-through) over a `mod_wsgi.Log` (its `.buffer`), one per request,
+//! writing to Apache's error log against that request (its `[client ...]`
+//! context), one log line per text line.
 //!
-//! Methods: `write(str|bytes)`, `writelines(iterable)`, `flush()` (logs a
+//! `mod_wsgi.Log` methods: `write(str|bytes-like)`, `writelines(iterable)`, `flush()` (logs a
 //! partial line), `close()`, `closed`, `isatty()`, `readable()`,
 //! `writable()`, `seekable()`, `name`, `encoding`, `errors`, and `buffer`
 //! (the object itself, so `errors.buffer.write(b"...")` works as with
@@ -40,6 +42,83 @@ pub unsafe fn new_log(tp: *mut PyTypeObject, target: LogTarget) -> Option<Owned>
     (*log).pending = Box::into_raw(Box::default());
     (*log).closed = false;
     Some(o)
+}
+
+/// This thread's last `wsgi.errors` pair, kept for its next request: the
+/// wrapper, the Log under it, the Log type (of the interpreter) and the
+/// reference counts the pair had when only this cache held it.
+#[derive(Clone, Copy)]
+struct Cached {
+    wrapper: *mut PyObject,
+    log: *mut PyObject,
+    tp: *mut PyTypeObject,
+    wrapper_refs: Py_ssize_t,
+    log_refs: Py_ssize_t,
+}
+
+thread_local! {
+    static CACHED: std::cell::Cell<Option<Cached>> = const { std::cell::Cell::new(None) };
+}
+
+/// The `wsgi.errors` of a request, as mod_wsgi makes it: an
+/// `io.TextIOWrapper` (UTF-8, errors `'replace'`, line buffered,
+/// write-through) over a `mod_wsgi.Log` (its `.buffer`) logging to
+/// `target`. Returns (wrapper, log); [`expire`] the log at the end of the
+/// request. The pair is reused by this thread's next request when nothing
+/// else holds a reference to either (so no one can tell), which keeps the
+/// wrapper's construction off the request path. GIL held.
+pub unsafe fn new_stream(tp: *mut PyTypeObject, target: LogTarget) -> Option<(Owned, Owned)> {
+    if let Some(c) = CACHED.get() {
+        let l = log(c.log);
+        if c.tp == tp
+            && Py_REFCNT(c.wrapper) == c.wrapper_refs
+            && Py_REFCNT(c.log) == c.log_refs
+            && !l.closed
+            && l.target.is_none()
+            && !l.pending.is_null()
+            && (*l.pending).is_empty()
+        {
+            l.target = Some(target);
+            return Some((Owned::from_borrowed(c.wrapper), Owned::from_borrowed(c.log)));
+        }
+    }
+    let log = new_log(tp, target)?;
+    let io = Owned::new(PyImport_ImportModule(c"io".as_ptr()))?;
+    let cls = Owned::new(PyObject_GetAttrString(
+        io.as_ptr(),
+        c"TextIOWrapper".as_ptr(),
+    ))?;
+    let args = Owned::new(PyTuple_New(6))?;
+    for (i, item) in [
+        Owned::from_borrowed(log.as_ptr()),
+        object::str_from("utf-8"),
+        object::str_from("replace"),
+        Owned::from_borrowed(Py_None()),
+        Owned::from_borrowed(Py_True()),
+        Owned::from_borrowed(Py_True()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Steals the reference.
+        PyTuple_SetItem(args.as_ptr(), i as Py_ssize_t, item.into_ptr());
+    }
+    let wrapper = Owned::new(PyObject_Call(cls.as_ptr(), args.as_ptr(), ptr::null_mut()))?;
+    drop(args); // its reference to the log is not one "nobody else" holds
+                // The cache holds one reference to each; the counts now are those of
+                // "nobody else holds them" (the wrapper holds the log).
+    let fresh = Cached {
+        wrapper: Owned::from_borrowed(wrapper.as_ptr()).into_ptr(),
+        log: Owned::from_borrowed(log.as_ptr()).into_ptr(),
+        tp,
+        wrapper_refs: Py_REFCNT(wrapper.as_ptr()) - 1,
+        log_refs: Py_REFCNT(log.as_ptr()) - 1,
+    };
+    if let Some(old) = CACHED.replace(Some(fresh)) {
+        Py_DECREF(old.wrapper);
+        Py_DECREF(old.log);
+    }
+    Some((wrapper, log))
 }
 
 /// Ends the stream with its request: logs the partial line against it and
@@ -122,6 +201,23 @@ unsafe fn write_item(log: &mut LogObject, item: *mut PyObject) -> Result<Py_ssiz
         let b = object::bytes_ref(item);
         write_bytes(log, b);
         return Ok(b.len() as Py_ssize_t);
+    }
+    if PyObject_CheckBuffer(item) != 0 {
+        // bytearray, memoryview, array...: the bytes they expose.
+        let mut view = std::mem::MaybeUninit::<Py_buffer>::zeroed();
+        if PyObject_GetBuffer(item, view.as_mut_ptr(), PyBUF_SIMPLE) < 0 {
+            return Err(());
+        }
+        let v = view.assume_init_mut();
+        let n = v.len;
+        if !v.buf.is_null() && n > 0 {
+            write_bytes(
+                log,
+                std::slice::from_raw_parts(v.buf as *const u8, n as usize),
+            );
+        }
+        PyBuffer_Release(v);
+        return Ok(n);
     }
     object::raise(
         PyExc_TypeError,

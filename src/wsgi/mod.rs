@@ -133,10 +133,10 @@ pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, Reques
         return (Outcome::Failed, RequestEnd::nothing());
     };
     let (reader, length) = req.body;
-    let (Some(input), Some(adapter), Some(errors)) = (
+    let (Some(input), Some(adapter), Some((errors, errors_log))) = (
         input::new_input(rt.input_type, reader, length),
         adapter::new_adapter(rt.adapter_type, req.output),
-        errors::new_log(rt.log_type, req.log),
+        errors::new_stream(rt.log_type, req.log),
     ) else {
         python::log_exception(req.log, "RWSGI0008: cannot create request objects");
         return (Outcome::Failed, RequestEnd::nothing());
@@ -172,7 +172,7 @@ pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, Reques
     // The request ends here for every object the application may keep:
     // each waits for a use in progress in another thread, then refuses.
     let input = Some(input::detach(input.as_ptr()));
-    errors::expire(errors.as_ptr());
+    errors::expire(errors_log.as_ptr());
     let last_pass = adapter::state(adapter.as_ptr()).detach(gil);
     (outcome, RequestEnd { last_pass, input })
 }

@@ -316,7 +316,14 @@ def errors_app(environ, start_response):
     raw.buffer.flush()
     print("wsgi-errors-print-%s" % token, file=raw)
     raw.flush()
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    # The binary stream under it takes any bytes-like object.
+    raw.buffer.write(bytearray(("wsgi-errors-bytearray-%s\n" % token).encode("ascii")))
+    raw.buffer.write(memoryview(("wsgi-errors-memoryview-%s\n" % token).encode("ascii")))
+    raw.buffer.writelines([("wsgi-errors-wl-%s\n" % token).encode("ascii"),
+                           memoryview(("wsgi-errors-wlmv-%s\n" % token).encode("ascii"))])
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("X-Errors-Type", qualname(type(raw))),
+                              ("X-Errors-Buffer-Type", qualname(type(raw.buffer)))])
     return [b"logged"]
 
 
