@@ -44,9 +44,10 @@ pub unsafe fn new_log(tp: *mut PyTypeObject, target: LogTarget) -> Option<Owned>
     Some(o)
 }
 
-/// This thread's last `wsgi.errors` pair, kept for its next request: the
-/// wrapper, the Log under it, the Log type (of the interpreter) and the
-/// reference counts the pair had when only this cache held it.
+/// A thread's last `wsgi.errors` pair of one interpreter, kept for its next
+/// request: the wrapper, the Log under it, the Log type (of the
+/// interpreter) and the reference counts the pair had when only this cache
+/// held it.
 #[derive(Clone, Copy)]
 struct Cached {
     wrapper: *mut PyObject,
@@ -57,30 +58,35 @@ struct Cached {
 }
 
 thread_local! {
-    static CACHED: std::cell::Cell<Option<Cached>> = const { std::cell::Cell::new(None) };
+    /// One pair per interpreter (Log type) this thread served requests in:
+    /// a pair is only ever used and released in its own interpreter.
+    static CACHED: std::cell::RefCell<Vec<Cached>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The `wsgi.errors` of a request, as mod_wsgi makes it: an
 /// `io.TextIOWrapper` (UTF-8, errors `'replace'`, line buffered,
 /// write-through) over a `mod_wsgi.Log` (its `.buffer`) logging to
 /// `target`. Returns (wrapper, log); [`expire`] the log at the end of the
-/// request. The pair is reused by this thread's next request when nothing
-/// else holds a reference to either (so no one can tell), which keeps the
-/// wrapper's construction off the request path. GIL held.
+/// request. The pair is reused by this thread's next request in the same
+/// interpreter when nothing else holds a reference to either (so no one can
+/// tell), which keeps the wrapper's construction off the request path.
+/// GIL held, with `tp`'s interpreter current.
 pub unsafe fn new_stream(tp: *mut PyTypeObject, target: LogTarget) -> Option<(Owned, Owned)> {
-    if let Some(c) = CACHED.get() {
+    let reuse = CACHED.with(|c| {
+        let c = c.borrow();
+        let c = c.iter().find(|c| c.tp == tp)?;
         let l = log(c.log);
-        if c.tp == tp
-            && Py_REFCNT(c.wrapper) == c.wrapper_refs
+        let free = Py_REFCNT(c.wrapper) == c.wrapper_refs
             && Py_REFCNT(c.log) == c.log_refs
             && !l.closed
             && l.target.is_none()
             && !l.pending.is_null()
-            && (*l.pending).is_empty()
-        {
-            l.target = Some(target);
-            return Some((Owned::from_borrowed(c.wrapper), Owned::from_borrowed(c.log)));
-        }
+            && (*l.pending).is_empty();
+        free.then_some((c.wrapper, c.log))
+    });
+    if let Some((w, l)) = reuse {
+        log(l).target = Some(target);
+        return Some((Owned::from_borrowed(w), Owned::from_borrowed(l)));
     }
     let log = new_log(tp, target)?;
     let io = Owned::new(PyImport_ImportModule(c"io".as_ptr()))?;
@@ -114,7 +120,19 @@ pub unsafe fn new_stream(tp: *mut PyTypeObject, target: LogTarget) -> Option<(Ow
         wrapper_refs: Py_REFCNT(wrapper.as_ptr()) - 1,
         log_refs: Py_REFCNT(log.as_ptr()) - 1,
     };
-    if let Some(old) = CACHED.replace(Some(fresh)) {
+    let old = CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.iter_mut().find(|c| c.tp == tp) {
+            Some(slot) => Some(std::mem::replace(slot, fresh)),
+            None => {
+                c.push(fresh);
+                None
+            }
+        }
+    });
+    // Released outside the borrow (a dealloc may run Python code), in the
+    // pair's own interpreter (the current one).
+    if let Some(old) = old {
         Py_DECREF(old.wrapper);
         Py_DECREF(old.log);
     }
