@@ -649,7 +649,19 @@ pub unsafe fn build_environ(
     if PyDict_Contains(d, https) == 1 && PyDict_DelItem(d, https) < 0 {
         PyErr_Clear();
     }
-    let (total, thread_id, thread_requests) = super::counters::count_request();
+    PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
+    PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
+    Ok(env)
+}
+
+/// Sets mod_wsgi's per-request counters in environ `d`:
+/// `mod_wsgi.total_requests` (requests started in this process),
+/// `mod_wsgi.thread_id` and `mod_wsgi.thread_requests` (this thread's
+/// number and its requests, as the metrics API counts them), all `int`
+/// counting the current request. GIL held.
+pub unsafe fn set_counters(rt: &Runtime, d: *mut PyObject, thread_id: u64, thread_requests: u64) {
+    let k = &rt.keys;
+    let total = super::counters::count_request();
     for (key, n) in [
         (&k.mod_wsgi_total_requests, total),
         (&k.mod_wsgi_thread_id, thread_id),
@@ -661,9 +673,6 @@ pub unsafe fn build_environ(
             PyErr_Clear();
         }
     }
-    PyDict_SetItem(d, k.wsgi_input.as_ptr(), input);
-    PyDict_SetItem(d, k.wsgi_errors.as_ptr(), errors);
-    Ok(env)
 }
 
 /// The embedded fast path: CGI variables with cached values over the

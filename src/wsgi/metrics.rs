@@ -379,6 +379,12 @@ impl Tracker {
         self.thread.id
     }
 
+    /// Requests the request's thread started, this one included
+    /// (`mod_wsgi.thread_requests`).
+    pub fn thread_requests(&self) -> u64 {
+        self.thread.requests.load(Relaxed)
+    }
+
     /// Ends the accounting: counts the request and, when detail is
     /// gathered, returns its measurements (also folded into the interval
     /// when recording), with the request's `request_data` dict (an owned

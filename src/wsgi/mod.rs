@@ -144,6 +144,12 @@ pub unsafe fn run(gil: &Gil, rt: &Runtime, req: Request<'_>) -> (Outcome, Reques
     let outcome = match environ::build_environ(rt, &req.environ, input.as_ptr(), errors.as_ptr()) {
         Ok(env) => {
             let tracker = metrics::Tracker::begin(|| metrics_api::times_of(&req.environ));
+            environ::set_counters(
+                rt,
+                env.as_ptr(),
+                tracker.thread_id() as u64,
+                tracker.thread_requests(),
+            );
             let app = metrics_api::request_started(&tracker, env.as_ptr(), app);
             let outcome = call_application(
                 gil,
