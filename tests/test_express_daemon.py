@@ -142,7 +142,7 @@ def test_default_daemon_line_and_process_name(servers, app):
         f"WSGIDaemonProcess localhost:{srv.port} processes=1 threads=5 display-name=%{{GROUP}} "
         "listen-backlog=100 queue-timeout=45 socket-timeout=60 connect-timeout=15 "
         "request-timeout=60 startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 "
-        "shutdown-timeout=5")
+        "shutdown-timeout=5 response-flush-delay=5")
     for absent in ("WSGIImportScript", "WSGISocketPrefix", "WSGIIgnoreActivity",
                    "WSGIScriptReloading"):
         assert absent not in conf, absent

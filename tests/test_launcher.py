@@ -112,7 +112,7 @@ def test_module_config(binaries):
 
 
 @pytest.mark.parametrize("option", [["--orphan-interpreter"], ["--service-script", "svc", "svc.py"],
-                                    ["--trust-proxy", "127.0.0.1"]])
+                                    ["--add-handler", ".md", "handler.wsgi"]])
 def test_unsupported_option_refused(binaries, ws, hello, option):
     root = ws.new_dir("unsupported")
     proc = run([express_path(), "setup-server", hello, "--port", str(free_port()),

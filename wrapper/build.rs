@@ -15,6 +15,8 @@
 //!   requires `--python-home` (or `VIRTUAL_ENV`).
 //!
 //! Outputs: `RWSGI_DEFAULT_HTTPD`, `RWSGI_DEFAULT_MODULES_DIR`,
+//! `RWSGI_APXS_SBINDIR`, `RWSGI_APXS_BINDIR` (where `rotatelogs` is looked
+//! for, as mod_wsgi-express looks for it),
 //! `RWSGI_BUILD_PYTHON_HOME`, `RWSGI_BUILD_PYTHON_VERSION`.
 
 use std::env;
@@ -59,6 +61,9 @@ fn main() {
         apxs_query(&apxs, "LIBEXECDIR").unwrap_or_else(|| "/usr/lib/apache2/modules".to_string());
     println!("cargo:rustc-env=RWSGI_DEFAULT_HTTPD={sbindir}/{target}");
     println!("cargo:rustc-env=RWSGI_DEFAULT_MODULES_DIR={libexecdir}");
+    let bindir = apxs_query(&apxs, "BINDIR").unwrap_or_else(|| "/usr/bin".to_string());
+    println!("cargo:rustc-env=RWSGI_APXS_SBINDIR={sbindir}");
+    println!("cargo:rustc-env=RWSGI_APXS_BINDIR={bindir}");
 
     let python = env::var("RWSGI_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let (home, version) = match python_facts(&python) {

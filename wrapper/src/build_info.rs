@@ -11,6 +11,11 @@ pub const DEFAULT_HTTPD: &str = env!("RWSGI_DEFAULT_HTTPD");
 /// `/usr/lib/apache2/modules` when apxs was not available.
 pub const DEFAULT_MODULES_DIR: &str = env!("RWSGI_DEFAULT_MODULES_DIR");
 
+/// Where the default `--rotatelogs-executable` is looked for, in order, as
+/// mod_wsgi-express looks: `apxs -q SBINDIR`, then `apxs -q BINDIR` at
+/// build time (`/usr/sbin`, `/usr/bin` without apxs).
+pub const ROTATELOGS_DIRS: [&str; 2] = [env!("RWSGI_APXS_SBINDIR"), env!("RWSGI_APXS_BINDIR")];
+
 /// Default `--mime-types`, the file Debian's `media-types` package installs
 /// (mod_wsgi-express looks it up through Python's `mimetypes.knownfiles`).
 pub const DEFAULT_MIME_TYPES: &str = "/etc/mime.types";

@@ -11,8 +11,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::build_info;
 use crate::compat::EnvArgs;
+use crate::content::ContentArgs;
 use crate::daemon_opts::DaemonArgs;
 use crate::https::HttpsArgs;
+use crate::logs::LogArgs;
+use crate::proxy::ProxyArgs;
+use crate::python_opts::PythonArgs;
 use crate::vhost::VhostArgs;
 
 /// The whole command line: one subcommand.
@@ -206,6 +210,22 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub env: EnvArgs,
 
+    /// The content options (--allow-override, --compress-responses, --server-status, ...).
+    #[command(flatten)]
+    pub content: ContentArgs,
+
+    /// The proxy options (--proxy-mount-point, --trust-proxy, ...).
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+
+    /// The Python interpreter options (--switch-interval, --python-warnings).
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    /// The log rotation, startup log and error log format options.
+    #[command(flatten)]
+    pub logs: LogArgs,
+
     /// Apache LogLevel.
     #[arg(long, default_value = "warn", value_name = "NAME")]
     pub log_level: String,
@@ -293,6 +313,10 @@ pub struct ServerArgs {
     /// Only write the server root; do not start Apache (start-server then behaves as setup-server).
     #[arg(long)]
     pub setup_only: bool,
+
+    /// Shell of the generated apachectl script [default: bash if found, else /bin/sh].
+    #[arg(long, value_name = "FILE-PATH")]
+    pub shell_executable: Option<PathBuf>,
 
     /// Apache executable.
     #[arg(long, default_value = build_info::DEFAULT_HTTPD, value_name = "FILE-PATH")]

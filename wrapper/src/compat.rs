@@ -205,16 +205,51 @@ pub fn defines(c: &ServerConfig, mpms_present: &[Mpm]) -> Vec<Define> {
             "MOD_WSGI_ALLOW_LOCALHOST",
             vhosts.is_some_and(|v| v.allow_localhost),
         ),
+        ("MOD_WSGI_ENABLE_SENDFILE", c.content.enable_sendfile),
+        // --server-status turns on what --server-metrics does for Apache.
+        (
+            "MOD_WSGI_SERVER_METRICS",
+            c.server_metrics || c.content.server_status,
+        ),
+        ("MOD_WSGI_SERVER_STATUS", c.content.server_status),
+        (
+            "MOD_WSGI_SWITCH_INTERVAL",
+            c.python.switch_interval.is_some(),
+        ),
         ("MOD_WSGI_DIRECTORY_INDEX", c.directory_index.is_some()),
-        ("MOD_WSGI_ACCESS_LOG", c.access_log.is_some()),
+        ("MOD_WSGI_DIRECTORY_LISTING", c.content.directory_listing),
+        (
+            "MOD_WSGI_ERROR_LOG_FORMAT",
+            c.logs.error_log_format.is_some(),
+        ),
+        ("MOD_WSGI_ACCESS_LOG", c.logs.access_log.is_some()),
+        ("MOD_WSGI_ROTATE_LOGS", c.logs.rotation.is_some()),
         ("MOD_WSGI_KEEP_ALIVE", c.keep_alive_timeout > 0),
+        ("MOD_WSGI_COMPRESS_RESPONSES", c.content.compress_responses),
         ("MOD_WSGI_MULTIPROCESS", c.processes > 1),
         ("MOD_WSGI_WITH_LISTENER_HOST", c.host.is_some()),
+        ("MOD_WSGI_ERROR_OVERRIDE", c.content.error_override),
         ("MOD_WSGI_CHUNKED_REQUEST", c.chunked_request),
-        ("MOD_WSGI_SERVER_METRICS", c.server_metrics),
+        ("MOD_WSGI_WITH_PROXY", c.proxy.any()),
+        (
+            "MOD_WSGI_WITH_PROXY_HEADERS",
+            !c.proxy.trusted_headers.is_empty(),
+        ),
+        (
+            "MOD_WSGI_WITH_TRUSTED_PROXIES",
+            !c.proxy.trusted_proxies.is_empty(),
+        ),
         ("MOD_WSGI_WITH_PYTHON_PATH", !c.python_paths.is_empty()),
         ("MOD_WSGI_WITH_SOCKET_PREFIX", c.socket_prefix.is_some()),
         ("MOD_WSGI_DISABLE_RELOADING", c.disable_reloading),
+        (
+            "MOD_WSGI_CGID_SCRIPT",
+            c.content.cgi.as_deref() == Some("cgid"),
+        ),
+        (
+            "MOD_WSGI_CGI_SCRIPT",
+            c.content.cgi.as_deref() == Some("cgi"),
+        ),
         ("EMBEDDED_MODE", c.daemon.is_none()),
     ];
     let flag = |name: String| Define { name, value: None };

@@ -125,6 +125,10 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub response_socket_timeout: u32,
 
+    /// Daemon mode: milliseconds to wait for more response data from a daemon process before flushing what it has to the client (response-flush-delay=; 0: flush at once).
+    #[arg(long, default_value_t = 5, value_name = "MILLISECONDS")]
+    pub response_flush_delay: u32,
+
     /// Daemon mode: restart a daemon process when the script or a Python file it imported changes (a monitor thread polls once a second).
     #[arg(long)]
     pub reload_on_changes: bool,
@@ -196,7 +200,7 @@ pub fn daemon_options(
 ) -> Result<Vec<String>> {
     // (option, value, written even when 0); each is the launcher's
     // --<option> except listen-backlog (--daemon-backlog).
-    let numbers: [(&str, u32, bool); 20] = [
+    let numbers: [(&str, u32, bool); 21] = [
         ("listen-backlog", d.daemon_backlog, true),
         ("queue-timeout", d.queue_timeout, true),
         ("socket-timeout", socket_timeout, true),
@@ -216,6 +220,7 @@ pub fn daemon_options(
         ("header-buffer-size", d.header_buffer_size, false),
         ("response-buffer-size", d.response_buffer_size, false),
         ("response-socket-timeout", d.response_socket_timeout, false),
+        ("response-flush-delay", d.response_flush_delay, true),
         ("maximum-requests", d.maximum_requests, false),
     ];
     let minimum = |option: &str| match option {
@@ -241,11 +246,11 @@ pub fn daemon_options(
         (always || value != 0).then(|| format!("{option}={value}"))
     };
     // mod_wsgi-express's order: maximum-requests, python-eggs, the rest.
-    let mut out: Vec<String> = numbers[19..].iter().filter_map(written).collect();
+    let mut out: Vec<String> = numbers[20..].iter().filter_map(written).collect();
     if let Some(dir) = python_eggs {
         out.push(format!("python-eggs=\"{}\"", dir.display()));
     }
-    out.extend(numbers[..19].iter().filter_map(written));
+    out.extend(numbers[..20].iter().filter_map(written));
     Ok(out)
 }
 
@@ -462,7 +467,7 @@ mod tests {
             o.join(" "),
             "listen-backlog=100 queue-timeout=45 socket-timeout=60 connect-timeout=15 \
              request-timeout=60 startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 \
-             shutdown-timeout=5"
+             shutdown-timeout=5 response-flush-delay=5"
         );
     }
 
@@ -491,6 +496,8 @@ mod tests {
             "131072",
             "--response-socket-timeout",
             "9",
+            "--response-flush-delay",
+            "0",
             "--daemon-backlog",
             "50",
             "--queue-timeout",
@@ -525,6 +532,7 @@ mod tests {
                 "header-buffer-size=65536",
                 "response-buffer-size=131072",
                 "response-socket-timeout=9",
+                "response-flush-delay=0",
             ]
         );
     }

@@ -10,7 +10,8 @@
 //!    model with every default resolved ([`daemon_opts`] for daemon mode,
 //!    [`https`] for HTTPS and HTTP/2, [`vhost`] for virtual hosts,
 //!    [`compat`] for the environment options and what include files written
-//!    for mod_wsgi-express rely on).
+//!    for mod_wsgi-express rely on, [`logs`], [`content`], [`proxy`] and
+//!    [`python_opts`] for the option groups of those names).
 //! 3. [`render`] turns the model into `httpd.conf`, `apachectl`,
 //!    `handler.wsgi` and `reloader.py` text (minijinja templates under
 //!    `apache/`).
@@ -27,10 +28,14 @@ pub mod access;
 pub mod build_info;
 pub mod cli;
 pub mod compat;
+pub mod content;
 pub mod daemon_opts;
 pub mod https;
+pub mod logs;
 pub mod model;
 pub mod module;
+pub mod proxy;
+pub mod python_opts;
 pub mod render;
 pub mod setup;
 pub mod unsupported;

@@ -16,6 +16,9 @@ use crate::model::{Application, ServerConfig};
 pub const HTTPD_CONF_TEMPLATE: &str = include_str!("../../apache/httpd.conf.j2");
 /// Template of the `<VirtualHost>` blocks, included by httpd.conf's.
 pub const VHOSTS_TEMPLATE: &str = include_str!("../../apache/vhosts.conf.j2");
+/// Template of the status page, error documents, CGI and proxy blocks,
+/// included by httpd.conf's.
+pub const EXTRAS_TEMPLATE: &str = include_str!("../../apache/extras.conf.j2");
 /// Template of `apachectl`.
 pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
 /// Template of `handler.wsgi` (module applications).
@@ -73,6 +76,8 @@ fn environment() -> Environment<'static> {
         .expect("httpd.conf template parses");
     env.add_template("vhosts.conf", VHOSTS_TEMPLATE)
         .expect("vhosts.conf template parses");
+    env.add_template("extras.conf", EXTRAS_TEMPLATE)
+        .expect("extras.conf template parses");
     env.add_template("apachectl", APACHECTL_TEMPLATE)
         .expect("apachectl template parses");
     env.add_template("handler.wsgi", HANDLER_TEMPLATE)
@@ -93,6 +98,7 @@ fn render(name: &str, ctx: Value) -> Result<String> {
 fn config_context(config: &ServerConfig) -> Value {
     minijinja::context! {
         version => env!("CARGO_PKG_VERSION"),
+        compressed_types => crate::content::COMPRESSED_TYPES,
         ..Value::from_serialize(config)
     }
 }
@@ -227,7 +233,7 @@ mod tests {
             "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP} \
              listen-backlog=100 queue-timeout=45 socket-timeout=60 connect-timeout=15 \
              request-timeout=60 startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 \
-             shutdown-timeout=5".into(),
+             shutdown-timeout=5 response-flush-delay=5".into(),
             format!("<Directory \"{}\">", f.path("app").display()),
             "<Files \"app.wsgi\">".into(),
             format!(
@@ -524,7 +530,7 @@ mod tests {
              graceful-timeout=15 eviction-timeout=3 restart-interval=86400 \
              cpu-time-limit=120 shutdown-timeout=5 send-buffer-size=8192 \
              receive-buffer-size=16384 header-buffer-size=65536 \
-             response-buffer-size=1048576 response-socket-timeout=8",
+             response-buffer-size=1048576 response-socket-timeout=8 response-flush-delay=5",
             eggs.display()
         );
         for want in [

@@ -39,8 +39,8 @@ fn ensure_dir(dir: &Path, what: &str) -> Result<()> {
 pub fn prepare_directories(c: &ServerConfig) -> Result<()> {
     ensure_dir(&c.server_root, "server root")?;
     ensure_dir(&c.document_root, "document root")?;
-    if !c.log_to_terminal {
-        if let Some(dir) = c.error_log.parent() {
+    if !c.logs.log_to_terminal {
+        if let Some(dir) = c.logs.error_log.parent() {
             ensure_dir(dir, "log directory")?;
         }
     }
@@ -76,7 +76,8 @@ fn touch(path: &Path) -> Result<()> {
 /// `reloader.py` (`--reload-on-changes`), `httpd.conf` (0644), `apachectl`
 /// (0755), `envvars` and `rewrite.conf` (unless they exist; `envvars` is
 /// rewritten with `--envvars-script`), and creates `error_log` (and
-/// `access_log` with `--access-log`) unless logging to the terminal.
+/// `access_log` with `--access-log`) unless logging to the terminal or
+/// rotating the logs.
 /// Directories must exist ([`prepare_directories`]).
 pub fn write_server_root(c: &ServerConfig) -> Result<()> {
     if let (Some(text), Application::Module { handler, .. }) = (render::handler_wsgi(c)?, &c.app) {
@@ -105,9 +106,10 @@ pub fn write_server_root(c: &ServerConfig) -> Result<()> {
     if c.env.rewrite_rules_default && !c.env.rewrite_rules.exists() {
         write_file(&c.env.rewrite_rules, "", 0o644)?;
     }
-    if !c.log_to_terminal {
-        touch(&c.error_log)?;
-        if let Some(access_log) = &c.access_log {
+    // Rotated logs are files rotatelogs names after their start time.
+    if !c.logs.log_to_terminal && c.logs.rotation.is_none() {
+        touch(&c.logs.error_log)?;
+        if let Some(access_log) = &c.logs.access_log {
             touch(access_log)?;
         }
     }
@@ -129,17 +131,23 @@ pub fn summary(c: &ServerConfig) -> String {
     if let Some(h) = &c.https {
         lines.push(format!("Server URL (HTTPS) : {}", h.url));
     }
+    if c.content.server_status {
+        lines.push(format!("Server Status      : {}server-status", c.url));
+    }
     lines.extend([
         format!("Server Root        : {}", c.server_root.display()),
         format!("Server Conf        : {}", c.httpd_conf.display()),
         format!(
             "Error Log File     : {} ({})",
-            c.error_log.display(),
-            c.log_level
+            c.logs.error_log.display(),
+            c.logs.log_level
         ),
     ]);
-    if let Some(access_log) = &c.access_log {
+    if let Some(access_log) = &c.logs.access_log {
         lines.push(format!("Access Log File    : {}", access_log.display()));
+    }
+    if let Some(startup_log) = &c.logs.startup_log {
+        lines.push(format!("Startup Log File   : {}", startup_log.display()));
     }
     lines.push(format!(
         "Rewrite Rules      : {}",

@@ -13,10 +13,11 @@ const SERVICE: &str =
     "managed service processes (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode";
 const DESTROY: &str =
     "the module has no WSGIDestroyInterpreter: the interpreter is always destroyed";
+const HANDLER: &str =
+    "the module has no WSGIHandlerScript, which mod_wsgi-express's extension handlers need";
 const DEBUG: &str = "debug mode is not implemented";
-const PROXY: &str = "proxying is not implemented";
 const AUTH: &str = "access and authentication scripts are not implemented";
-const METRICS: &str = "server metrics and telemetry are not implemented";
+const METRICS: &str = "telemetry is not implemented";
 const LOGS: &str = "not implemented in rwsgi-express";
 const OTHER: &str = "not implemented in rwsgi-express";
 
@@ -29,21 +30,13 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("service-group", SERVICE),
     ("service-log-file", SERVICE),
     ("orphan-interpreter", DESTROY),
-    // Proxying.
-    ("proxy-mount-point", PROXY),
-    ("proxy-url-alias", PROXY),
-    ("proxy-virtual-host", PROXY),
-    ("proxy-timeout", PROXY),
-    ("trust-proxy-header", PROXY),
-    ("trust-proxy", PROXY),
     // Access control and authentication.
     ("host-access-script", AUTH),
     ("auth-user-script", AUTH),
     ("auth-type", AUTH),
     ("auth-group-script", AUTH),
     ("auth-group", AUTH),
-    // Metrics, status and telemetry.
-    ("server-status", METRICS),
+    // Telemetry.
     ("telemetry-service", METRICS),
     ("enable-telemetry", METRICS),
     ("telemetry-ui-port", METRICS),
@@ -67,27 +60,12 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("recorder-directory", DEBUG),
     ("enable-gdb", DEBUG),
     ("gdb-executable", DEBUG),
-    // Logging extras.
-    ("startup-log", LOGS),
-    ("startup-log-name", LOGS),
-    ("error-log-format", LOGS),
-    ("rotate-logs", LOGS),
-    ("max-log-size", LOGS),
-    ("rotatelogs-executable", LOGS),
+    // Logging.
     ("verbose-debugging", LOGS),
     // Everything else.
-    ("directory-listing", OTHER),
-    ("allow-override", OTHER),
-    ("error-document", OTHER),
-    ("error-override", OTHER),
-    ("compress-responses", OTHER),
-    ("enable-sendfile", OTHER),
-    ("shell-executable", OTHER),
-    ("add-handler", OTHER),
+    ("add-handler", HANDLER),
     ("with-php5", OTHER),
-    ("with-cgi", OTHER),
     ("enable-docs", OTHER),
-    ("switch-interval", OTHER),
     ("free-threading", OTHER),
 ];
 
@@ -193,19 +171,16 @@ mod tests {
 
     #[test]
     fn refuses_inline_value_and_flags() {
-        let msg = find_refused_for_cli(&os(&["setup-server", "--server-status=x"]));
+        let msg = find_refused_for_cli(&os(&["setup-server", "--telemetry-service=x"]));
         assert_eq!(
             msg.as_deref(),
-            Some(
-                "--server-status is not supported yet (server metrics and telemetry are not \
-                 implemented)"
-            )
+            Some("--telemetry-service is not supported yet (telemetry is not implemented)")
         );
         let msg = find_refused_for_cli(&os(&["setup-server", "--orphan-interpreter", "a.wsgi"]));
         assert!(msg
             .unwrap()
             .starts_with("--orphan-interpreter is not supported yet"));
-        for opt in ["--enable-debugger", "--server-status", "--trust-proxy"] {
+        for opt in ["--enable-debugger", "--add-handler"] {
             assert!(
                 find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
                 "{opt}"
@@ -258,6 +233,30 @@ mod tests {
             "passenv",
             "envvars-script",
             "rewrite-rules",
+            "proxy-mount-point",
+            "proxy-url-alias",
+            "proxy-virtual-host",
+            "proxy-timeout",
+            "trust-proxy-header",
+            "trust-proxy",
+            "server-status",
+            "startup-log",
+            "startup-log-name",
+            "error-log-format",
+            "rotate-logs",
+            "max-log-size",
+            "rotatelogs-executable",
+            "directory-listing",
+            "allow-override",
+            "error-document",
+            "error-override",
+            "compress-responses",
+            "enable-sendfile",
+            "shell-executable",
+            "with-cgi",
+            "switch-interval",
+            "python-warnings",
+            "response-flush-delay",
         ] {
             assert_eq!(reason(opt), None, "--{opt}");
         }
@@ -272,7 +271,7 @@ mod tests {
         let args = os(&[
             "setup-server",
             "--ignore-activity",
-            "--with-cgi",
+            "--enable-debugger",
             "app.wsgi",
         ]);
         assert_eq!(find_refused_for_cli(&args), None);
@@ -281,13 +280,19 @@ mod tests {
             "setup-server",
             "--url-alias",
             "/x",
-            "--with-cgi",
+            "--enable-debugger",
             "app.wsgi",
         ]);
         assert_eq!(find_refused_for_cli(&args), None);
-        let args = os(&["setup-server", "--setenv", "K", "--with-cgi", "app.wsgi"]);
+        let args = os(&[
+            "setup-server",
+            "--setenv",
+            "K",
+            "--enable-debugger",
+            "app.wsgi",
+        ]);
         assert_eq!(find_refused_for_cli(&args), None);
-        let args = os(&["setup-server", "--", "--with-cgi"]);
+        let args = os(&["setup-server", "--", "--enable-debugger"]);
         assert_eq!(find_refused_for_cli(&args), None);
     }
 

@@ -11,9 +11,13 @@ use crate::access::RunAs;
 use crate::build_info::BuildInfo;
 use crate::cli::{ApplicationType, Mpm, ServerArgs};
 use crate::compat::{self, Define, Environment};
+use crate::content::{self, Content};
 use crate::daemon_opts::{self, Daemon};
 use crate::https::{self, Https};
+use crate::logs::{self, Logs};
 use crate::module;
+use crate::proxy::{self, Proxying};
+use crate::python_opts::{self, PythonSettings};
 use crate::vhost::{self, VirtualHosts};
 
 mod host;
@@ -150,9 +154,9 @@ pub struct ServerConfig {
     /// `WSGISocketPrefix` (`--socket-prefix DIR`: `DIR/wsgi`).
     pub socket_prefix: Option<PathBuf>,
     /// argv\[0\] of Apache (`--process-name`), given with bash's `exec -a`
-    /// by apachectl and by `start-server`; `None` when bash is missing.
+    /// by apachectl and by `start-server`; `None` when the shell is not bash.
     pub process_name: Option<String>,
-    /// apachectl's interpreter: bash when found, else `/bin/sh`.
+    /// apachectl's interpreter: `--shell-executable`, else bash when found, else `/bin/sh`.
     pub shell: PathBuf,
     /// `--working-directory`.
     pub working_directory: PathBuf,
@@ -184,18 +188,14 @@ pub struct ServerConfig {
     pub map_head_to_get: Option<String>,
     /// `--include-file`s, absolute.
     pub include_files: Vec<PathBuf>,
-    /// `LogLevel`.
-    pub log_level: String,
-    /// `--log-to-terminal` (after `--log-directory` overrides it).
-    pub log_to_terminal: bool,
-    /// `ErrorLog` target: a file or `/dev/stderr`.
-    pub error_log: PathBuf,
-    /// `CustomLog` target when `--access-log`: a file or `/dev/stdout`.
-    pub access_log: Option<PathBuf>,
-    /// LogFormat nickname used by `CustomLog`: common, combined or custom.
-    pub access_log_nickname: String,
-    /// The custom LogFormat string, `"` escaped, when the nickname is custom.
-    pub access_log_format: Option<String>,
+    /// The logs ([`crate::logs`]).
+    pub logs: Logs,
+    /// What is served besides the application ([`crate::content`]).
+    pub content: Content,
+    /// Proxied mount points and hosts, trusted proxies ([`crate::proxy`]).
+    pub proxy: Proxying,
+    /// `--switch-interval`, `--python-warnings` ([`crate::python_opts`]).
+    pub python: PythonSettings,
     /// User/group of Apache's children when running as root.
     pub run_as: Option<RunAs>,
     /// `User` and `Group` of httpd.conf: [`Self::run_as`]'s names, else
@@ -236,7 +236,9 @@ impl ServerConfig {
     /// httpd.conf, python path entries containing `:`, daemon options the
     /// module would refuse ([`daemon_opts::build`]), an `--ignore-activity`
     /// that is not a URL path, a `--socket-prefix` that is not a directory,
-    /// `--process-name` without bash, and the refusals of [`vhost::build`],
+    /// `--process-name` without bash as the shell, a bad `--shell-executable`,
+    /// and the refusals of [`vhost::build`], [`logs::build`], [`content::build`],
+    /// [`proxy::build`], [`python_opts::build`],
     /// [`https::build`] and [`compat::build`].
     pub fn build(a: &ServerArgs, host: &HostFacts, build: &BuildInfo) -> Result<ServerConfig> {
         let mut warnings = Vec::new();
@@ -468,52 +470,7 @@ impl ServerConfig {
         }
 
         // Logs.
-        let log_level = a.log_level.to_ascii_lowercase();
-        if !LOG_LEVELS.contains(&log_level.as_str()) {
-            bail!(
-                "--log-level {:?} is not one of {}",
-                a.log_level,
-                LOG_LEVELS.join(", ")
-            );
-        }
-        let (log_dir, log_to_terminal) = match &a.log_directory {
-            Some(d) => (absolute(cwd, d), false),
-            None => (server_root.clone(), a.log_to_terminal),
-        };
-        for name in [&a.error_log_name, &a.access_log_name] {
-            if name.is_empty() || name.contains('/') {
-                bail!("log file name {name:?} must be a plain file name");
-            }
-        }
-        let error_log = if log_to_terminal {
-            PathBuf::from("/dev/stderr")
-        } else {
-            log_dir.join(&a.error_log_name)
-        };
-        conf_safe("error log", &error_log)?;
-        let access_log = a.access_log.then(|| {
-            if log_to_terminal {
-                PathBuf::from("/dev/stdout")
-            } else {
-                log_dir.join(&a.access_log_name)
-            }
-        });
-        if let Some(l) = &access_log {
-            conf_safe("access log", l)?;
-        }
-        let (access_log_nickname, access_log_format) = match a.access_log_format.as_deref() {
-            None | Some("common") => ("common".to_string(), None),
-            Some("combined") => ("combined".to_string(), None),
-            Some(f) => {
-                if f.chars().any(char::is_control) {
-                    bail!("--access-log-format must not contain control characters");
-                }
-                (
-                    "custom".to_string(),
-                    Some(f.replace('\\', "\\\\").replace('"', "\\\"")),
-                )
-            }
-        };
+        let logs = logs::build(a, &server_root, cwd, &mut warnings)?;
         let pid_file = match &a.pid_file {
             Some(p) => absolute(cwd, p),
             None => server_root.join("httpd.pid"),
@@ -543,6 +500,10 @@ impl ServerConfig {
         if https.is_some() {
             wanted.push(("ssl_module", "mod_ssl.so"));
         }
+        let content = content::build(&a.content, &modules_directory)?;
+        let proxy = proxy::build(&a.proxy)?;
+        wanted.extend(content.modules());
+        wanted.extend(proxy.modules());
         if a.https.http2 {
             if mpm == Mpm::Prefork {
                 warnings.push(
@@ -639,14 +600,20 @@ impl ServerConfig {
         };
 
         // Daemon mode.
-        let daemon = daemon_opts::build(a, port, &server_root, cwd, &mut warnings)?;
+        let python = python_opts::build(&a.python)?;
+        let mut daemon = daemon_opts::build(a, port, &server_root, cwd, &mut warnings)?;
+        if let (Some(d), Some(s)) = (daemon.as_mut(), &python.switch_interval) {
+            d.options.push(format!("switch-interval={s}"));
+        }
         let sizing = match daemon {
             Some(_) => daemon_opts::worker_fractions(sizing, mpm, &a.daemon),
             None => sizing,
         };
         let ignore_activity = daemon_opts::ignore_activity(&a.daemon.ignore_activity)?;
         let socket_prefix = daemon_opts::socket_prefix(a.daemon.socket_prefix.as_deref(), cwd)?;
-        let process_name = match (&a.process_name, &host.bash) {
+        let shell = shell_executable(a.shell_executable.as_deref(), host, cwd)?;
+        let bash = (shell.file_name() == Some("bash".as_ref())).then_some(&shell);
+        let process_name = match (&a.process_name, bash) {
             (Some(n), _) if n.is_empty() || n.chars().any(char::is_control) => {
                 bail!("--process-name {n:?} must be a non-empty name without control characters")
             }
@@ -663,10 +630,6 @@ impl ServerConfig {
             )),
             (None, None) => None,
         };
-        let shell = host
-            .bash
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/bin/sh"));
 
         let url_host = match host_name.as_deref() {
             _ if a.vhost.server_name.is_some() => server_name.clone(),
@@ -745,12 +708,10 @@ impl ServerConfig {
             disable_reloading: a.disable_reloading,
             map_head_to_get,
             include_files,
-            log_level,
-            log_to_terminal,
-            error_log,
-            access_log,
-            access_log_nickname,
-            access_log_format,
+            logs,
+            content,
+            proxy,
+            python,
             run_as,
             apache_user,
             socket_timeout: a.socket_timeout,

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use crate::cli::{Mpm, ServerArgs};
+use crate::model::HostFacts;
 
 /// Process/thread directives of the chosen MPM.
 ///
@@ -335,4 +336,29 @@ pub fn url_aliases(pairs: &[String], cwd: &Path) -> Result<Vec<UrlAlias>> {
         });
     }
     Ok(url_aliases)
+}
+
+/// apachectl's shell: `--shell-executable` (made absolute against `cwd`;
+/// it must be a file, and a path without white space or control
+/// characters, as it is the script's `#!` line), else bash when the host
+/// has it (mod_wsgi-express's default), else `/bin/sh`.
+pub fn shell_executable(given: Option<&Path>, host: &HostFacts, cwd: &Path) -> Result<PathBuf> {
+    let Some(p) = given else {
+        return Ok(host
+            .bash
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/bin/sh")));
+    };
+    let p = absolute(cwd, p);
+    if !p.is_file() {
+        bail!(
+            "--shell-executable {} does not exist (or is not a file)",
+            p.display()
+        );
+    }
+    let s = p.to_string_lossy();
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("--shell-executable {s:?} cannot be the #! line of apachectl (white space)");
+    }
+    Ok(p)
 }

@@ -35,6 +35,13 @@ impl Fixture {
             "mod_filter.so",
             "mod_ssl.so",
             "mod_http2.so",
+            "mod_autoindex.so",
+            "mod_deflate.so",
+            "mod_status.so",
+            "mod_cgid.so",
+            "mod_cgi.so",
+            "mod_proxy.so",
+            "mod_proxy_http.so",
             "mod_rwsgi.so",
         ] {
             fs::write(mods.join(f), b"").unwrap();
@@ -205,8 +212,8 @@ fn builds_script_config_with_defaults() {
     assert_eq!(c.listen, "8000");
     assert_eq!(c.max_clients, 20); // daemon mode: 10 + max(10, 1.5 * 1 * 5)
     assert_eq!(c.module_path, f.path("modules/mod_rwsgi.so"));
-    assert_eq!(c.error_log, f.path("root/error_log"));
-    assert_eq!(c.access_log, None);
+    assert_eq!(c.logs.error_log, f.path("root/error_log"));
+    assert_eq!(c.logs.access_log, None);
     assert_eq!(c.locale, "C.UTF-8");
     assert_eq!(c.url, "http://localhost:8000/");
     assert_eq!(c.callable_object, "application");
@@ -412,8 +419,8 @@ fn logs_to_terminal_and_log_directory_override() {
     let c = f
         .config(&["app.wsgi", "--log-to-terminal", "--access-log"])
         .unwrap();
-    assert_eq!(c.error_log, PathBuf::from("/dev/stderr"));
-    assert_eq!(c.access_log, Some(PathBuf::from("/dev/stdout")));
+    assert_eq!(c.logs.error_log, PathBuf::from("/dev/stderr"));
+    assert_eq!(c.logs.access_log, Some(PathBuf::from("/dev/stdout")));
     let logs = f.path("logs");
     let c = f
         .config(&[
@@ -423,8 +430,8 @@ fn logs_to_terminal_and_log_directory_override() {
             logs.to_str().unwrap(),
         ])
         .unwrap();
-    assert!(!c.log_to_terminal);
-    assert_eq!(c.error_log, f.path("logs/error_log"));
+    assert!(!c.logs.log_to_terminal);
+    assert_eq!(c.logs.error_log, f.path("logs/error_log"));
 }
 
 #[test]
