@@ -154,6 +154,7 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         Outcome::Sent => ffi::OK as c_int,
         // Embedded mode re-imports a changed script: never a restart.
         Outcome::Failed | Outcome::Restart => HTTP_500,
+        Outcome::TimedOut => ffi::HTTP_GATEWAY_TIME_OUT as c_int,
     }
 }
 
@@ -490,6 +491,28 @@ impl ApacheWriter {
         unsafe { self.pass() }
     }
 
+    /// Marks the response as cut off (a request-timeout or a broken daemon
+    /// connection mid-response): an error bucket makes Apache's chunk
+    /// filter omit the final chunk and close the connection, so the client
+    /// sees it incomplete. Goes with the next send.
+    pub fn cut_off(&mut self) {
+        if self.discarding {
+            return;
+        }
+        // SAFETY: the request is live.
+        unsafe {
+            let r = self.r;
+            (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+            let e = ffi::ap_bucket_error_create(
+                ffi::HTTP_BAD_GATEWAY as i32,
+                ptr::null(),
+                (*r).pool,
+                (*self.bb).bucket_alloc,
+            );
+            ffi::rwsgi_brigade_insert_tail(self.bb, e);
+        }
+    }
+
     unsafe fn pass(&mut self) -> Result<(), Gone> {
         if self.discarding {
             ffi::apr_brigade_cleanup(self.bb as *mut c_void);
@@ -632,22 +655,9 @@ impl ResponseWriter for ApacheWriter {
     }
 
     fn abort(&mut self) {
-        // SAFETY: the request is live. An error bucket makes Apache's chunk
-        // filter omit the final chunk and close the connection.
-        if self.discarding {
-            return;
-        }
-        unsafe {
-            let r = self.r;
-            (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-            let e = ffi::ap_bucket_error_create(
-                ffi::HTTP_BAD_GATEWAY as i32,
-                ptr::null(),
-                (*r).pool,
-                (*self.bb).bucket_alloc,
-            );
-            ffi::rwsgi_brigade_insert_tail(self.bb, e);
-        }
+        // As mod_wsgi: what was sent stays a complete response (the final
+        // chunk follows with EOS), and the connection is not reused.
+        self.close_connection();
     }
 
     fn close_connection(&mut self) {

@@ -489,9 +489,9 @@ unsafe fn relay(
                     log.log(
                         Level::Error,
                         &format!(
-                            "RWSGI0036: {script:?} ran longer than request-timeout ({} s) in daemon process {} of group {name:?}: {}; the daemon logged its threads' stacks and is being replaced",
-                            group.config.request_timeout.as_secs(),
+                            "RWSGI0036: {script:?} in daemon process {} of group {name:?} ended with a request timeout (request-timeout {} s): {}",
                             pooled.pid,
+                            group.config.request_timeout.as_secs(),
                             String::from_utf8_lossy(message)
                         ),
                     );
@@ -512,7 +512,10 @@ unsafe fn relay(
                 if !started {
                     return Relayed::Status(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int);
                 }
-                cut(&mut writer);
+                // As mod_wsgi: the client keeps what was sent as a complete
+                // response, on a connection that is then closed.
+                writer.close_connection();
+                let _ = writer.send(Finish::Eos);
                 return Relayed::Done { keep: true };
             }
             other => {
@@ -577,7 +580,7 @@ impl Drop for ClientTimeout {
 /// Ends a response that started and cannot complete: the client sees it
 /// cut off (no final chunk, connection closed).
 fn cut(writer: &mut ApacheWriter) {
-    writer.abort();
+    writer.cut_off();
     let _ = writer.send(Finish::Eos);
 }
 

@@ -219,6 +219,11 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
             FailReason::Application,
             b"the application failed before its response started; the daemon process logged why",
         ),
+        Outcome::TimedOut => fail(
+            shared,
+            FailReason::Timeout,
+            b"mod_wsgi.RequestTimeout ended it before its response started; its thread recovered",
+        ),
         Outcome::Sent => !lock(shared).broken,
         Outcome::Restart => {
             // As mod_wsgi: the process restarts (SIGINT: a zero-downtime

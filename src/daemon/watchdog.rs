@@ -56,6 +56,8 @@ struct Interrupted {
     worker: usize,
     started: Instant,
     at: Instant,
+    /// The request's connection, answered 504 if the interrupt fails.
+    conn: super::serve::SharedConn,
 }
 
 /// Runs until the process recycles itself (it returns then) or exits it
@@ -111,6 +113,7 @@ pub fn watch(pool: &Pool, cx: &Context) {
                 log(cx, Level::Error, &format!(
                     "RWSGI0036: the interrupted request in daemon process {pid} of group {group:?} did not end within interrupt-timeout ({} s); the process is replaced",
                     c.interrupt_timeout.as_secs()));
+                answer_timeout(&i.conn, i.started.elapsed());
                 recycle(pool, Recycle::REQUEST_TIMEOUT);
                 return;
             }
@@ -190,29 +193,44 @@ fn request_timeout(pool: &Pool, cx: &Context) -> Option<Interrupted> {
         "RWSGI0036: a request in daemon process {pid} of group {group:?} has run {:.1} s, longer than request-timeout ({} s); the stacks of its threads follow, {then}",
         ran.as_secs_f64(), limit.as_secs()));
     log_stacks(cx, "RWSGI0036");
-    // Answer the hung request now (504), unless its thread is in the
-    // middle of a write; then socket-timeout ends it on the other side.
-    if let Ok(mut st) = conn.try_lock() {
-        let mut e = Encoder::new();
-        e.failed(
-            FailReason::Timeout,
-            format!("request ran {:.1} s", ran.as_secs_f64()).as_bytes(),
-        );
-        let _ = st.conn.write_all(&e.buf);
-        st.broken = true;
-    }
     if !c.interrupt_timeout.is_zero() {
+        // The request is answered by its own thread once the exception
+        // unwinds it (504, as mod_wsgi), or at the end of interrupt-timeout.
         let ident = pool.thread_ident(worker);
         if ident != 0 && python::interrupt_thread(cx.rt, ident, "RequestTimeout") {
+            log(cx, Level::Info, &format!(
+                "RWSGI0091: Injected RequestTimeout into thread {ident} of daemon process {pid} of group {group:?} (its request ran {:.1} s, longer than request-timeout); it has interrupt-timeout ({} s) to end",
+                ran.as_secs_f64(), c.interrupt_timeout.as_secs()));
             return Some(Interrupted {
                 worker,
                 started: since,
                 at: Instant::now(),
+                conn,
             });
         }
     }
+    answer_timeout(&conn, ran);
     recycle(pool, Recycle::REQUEST_TIMEOUT);
     None
+}
+
+/// Answers a hung request 504 through the Apache child, unless its thread
+/// is in the middle of a write (then socket-timeout ends it on the other
+/// side). `ran`: how long it has run.
+fn answer_timeout(conn: &super::serve::SharedConn, ran: Duration) {
+    if let Ok(mut st) = conn.try_lock() {
+        let mut e = Encoder::new();
+        e.failed(
+            FailReason::Timeout,
+            format!(
+                "it ran {:.1} s; the daemon logged its threads' stacks and is being replaced",
+                ran.as_secs_f64()
+            )
+            .as_bytes(),
+        );
+        let _ = st.conn.write_all(&e.buf);
+        st.broken = true;
+    }
 }
 
 /// The traceback of every Python thread of this process, line by line.

@@ -229,11 +229,11 @@ def add_python_path(paths):
 # wsgi.errors (mod_wsgi.Log, one per request) is a text stream.
 io.TextIOBase.register(mod_wsgi.Log)
 
-class RequestTimeout(BaseException):
+class RequestTimeout(SystemExit):
     """Raised in a request's thread when it ran longer than request-timeout
     and the group has interrupt-timeout (mod_wsgi WSGIDaemonProcess
-    interrupt-timeout). A BaseException, so `except Exception` in the
-    application does not swallow it."""
+    interrupt-timeout). A SystemExit, as in mod_wsgi, so `except Exception`
+    in the application does not swallow it; the request is answered 504."""
 
 
 RequestTimeout.__module__ = "mod_wsgi"

@@ -20,13 +20,14 @@
 //! callable passed to the application.
 
 use super::module::{free_instance, type_slot};
+use super::start_response;
 pub use super::transport::Finish;
 use super::transport::{Header, ResponseWriter};
 use crate::apache;
 use crate::python::object::{self, Owned};
 use crate::python::{self, Gil};
 use pyo3_ffi::*;
-use rwsgi_core::validate::{validate_header, validate_status, HeaderKind};
+use rwsgi_core::validate::HeaderKind;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -306,8 +307,8 @@ impl AdapterState {
     }
 
     /// Ends a response that already started but cannot be completed (an
-    /// exception mid-stream): the client sees it incomplete (no final chunk,
-    /// connection closed) rather than a short "complete" one.
+    /// exception mid-stream): as mod_wsgi, what was sent is the response
+    /// and the connection is closed after it ([`ResponseWriter::abort`]).
     pub unsafe fn abort_response(&self, gil: &Gil) {
         let _ = self.with_output(gil, |o| {
             if o.eos_sent || o.client_gone {
@@ -428,117 +429,6 @@ unsafe fn check_live(st: &AdapterState, what: &str) -> Result<(), ()> {
     Ok(())
 }
 
-/// Re-raises the exception of `exc_info` (PEP 3333: start_response after
-/// the headers were sent). It must be what `sys.exc_info()` gives while an
-/// exception is handled: an exception class, an instance of it, and a
-/// traceback or None; anything else raises TypeError naming what was passed.
-unsafe fn reraise(exc_info: *mut PyObject) -> *mut PyObject {
-    let valid = PyTuple_Check(exc_info) != 0 && PyTuple_Size(exc_info) == 3 && {
-        let (t, v, tb) = (
-            PyTuple_GetItem(exc_info, 0),
-            PyTuple_GetItem(exc_info, 1),
-            PyTuple_GetItem(exc_info, 2),
-        );
-        PyExceptionClass_Check(t) != 0
-            && PyExceptionInstance_Check(v) != 0
-            && PyObject_IsInstance(v, t) == 1
-            && (tb == Py_None() || PyTraceBack_Check(tb) != 0)
-    };
-    if !valid {
-        PyErr_Clear();
-        return object::raise(
-            PyExc_TypeError,
-            &format!(
-                "start_response() exc_info must be sys.exc_info() of the exception being handled \
-                 (class, instance, traceback), not {} (PEP 3333)",
-                object::short_repr(exc_info)
-            ),
-        );
-    }
-    let (t, v, tb) = (
-        PyTuple_GetItem(exc_info, 0),
-        PyTuple_GetItem(exc_info, 1),
-        PyTuple_GetItem(exc_info, 2),
-    );
-    let tb = if tb == Py_None() { ptr::null_mut() } else { tb };
-    Py_INCREF(t);
-    Py_INCREF(v);
-    Py_XINCREF(tb);
-    PyErr_Restore(t, v, tb);
-    ptr::null_mut()
-}
-
-/// Validates `(status, response_headers)` and returns the parsed form, or
-/// raises TypeError/ValueError naming the value and the rule.
-unsafe fn parse_response(
-    status: *mut PyObject,
-    headers: *mut PyObject,
-) -> Result<((u16, String), Vec<Header>), ()> {
-    let Some(status_str) = object::str_ref(status) else {
-        object::raise(
-            PyExc_TypeError,
-            &format!(
-                "start_response() status must be str, not {}: {} (PEP 3333)",
-                object::type_name(status),
-                object::short_repr(status)
-            ),
-        );
-        return Err(());
-    };
-    let code = match validate_status(status_str) {
-        Ok(c) => c,
-        Err(e) => {
-            object::raise(PyExc_ValueError, &format!("start_response(): {e}"));
-            return Err(());
-        }
-    };
-    if PyList_Check(headers) == 0 {
-        object::raise(
-            PyExc_TypeError,
-            &format!(
-                "start_response() response_headers must be a list of (name, value) tuples, not {} (PEP 3333)",
-                object::type_name(headers)
-            ),
-        );
-        return Err(());
-    }
-    let n = PyList_Size(headers);
-    let mut out = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let item = PyList_GetItem(headers, i);
-        if PyTuple_Check(item) == 0 || PyTuple_Size(item) != 2 {
-            object::raise(
-                PyExc_TypeError,
-                &format!(
-                    "start_response() response header {} must be a (name, value) tuple, not {} (PEP 3333)",
-                    object::short_repr(item),
-                    object::type_name(item)
-                ),
-            );
-            return Err(());
-        }
-        let (k, v) = (PyTuple_GetItem(item, 0), PyTuple_GetItem(item, 1));
-        let (Some(name), Some(value)) = (object::str_ref(k), object::str_ref(v)) else {
-            object::raise(
-                PyExc_TypeError,
-                &format!(
-                    "start_response() response header {} must have str name and value (PEP 3333 native strings)",
-                    object::short_repr(item)
-                ),
-            );
-            return Err(());
-        };
-        match validate_header(name, value) {
-            Ok(kind) => out.push((name.to_string(), value.to_string(), kind)),
-            Err(e) => {
-                object::raise(PyExc_ValueError, &format!("start_response(): {e}"));
-                return Err(());
-            }
-        }
-    }
-    Ok(((code, status_str.to_string()), out))
-}
-
 unsafe fn start_response(
     o: *mut PyObject,
     args: *mut PyObject,
@@ -574,21 +464,20 @@ unsafe fn start_response(
             "start_response() takes (status, response_headers, exc_info=None)",
         );
     }
+    let Ok(has_exc_info) = start_response::check_exc_info(exc_info) else {
+        return ptr::null_mut();
+    };
     let gil = Gil::assume_held();
-    let headers_sent = st.progress(&gil).headers_sent;
-    if !exc_info.is_null() && exc_info != Py_None() {
-        if headers_sent {
-            return reraise(exc_info);
-        }
-    } else if headers_sent {
-        return object::raise(
-            PyExc_RuntimeError,
-            "start_response() called again without exc_info after the response headers were sent (PEP 3333)",
-        );
+    if st.progress(&gil).headers_sent {
+        return if has_exc_info {
+            start_response::reraise(exc_info)
+        } else {
+            start_response::raise_called_twice()
+        };
     }
     // A second call before anything was sent replaces the first, as mod_wsgi
     // allows (PEP 3333 asks applications to pass exc_info then).
-    let Ok((status, headers)) = parse_response(status, headers) else {
+    let Ok((status, headers)) = start_response::parse_response(status, headers) else {
         return ptr::null_mut();
     };
     st.content_length = headers.iter().rev().find_map(|(_, _, k)| match k {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod metrics_api;
 pub mod module;
 pub mod scoreboard;
+pub mod start_response;
 pub mod transport;
 
 use crate::apache::{Level, LogTarget};
@@ -67,6 +68,10 @@ pub enum Outcome {
     /// Not run: the script changed and this daemon process restarts
     /// ([`python::OnChange::Restart`]); nothing was sent or read.
     Restart,
+    /// `mod_wsgi.RequestTimeout` ended it before anything was sent (raised
+    /// by request-timeout's interrupt or by the application; logged, no
+    /// traceback): answer 504, as mod_wsgi does.
+    TimedOut,
 }
 
 /// What is left of a request once its Python part is over: done by the
@@ -241,10 +246,10 @@ unsafe fn call_application(
     let st = adapter::state(adapter);
     let Some(result) = Owned::new(result) else {
         metrics_api::exception_raised();
-        python::log_exception(
-            *log,
-            &format!("RWSGI0020: exception raised by WSGI application in {script:?}"),
-        );
+        if request_timeout_raised(log, script) {
+            return timed_out(gil, st);
+        }
+        python::log_exception(*log, &exception_line(script, ""));
         return fail_response(gil, st);
     };
     let outcome = send_body(gil, rt, st, result.as_ptr(), script);
@@ -276,6 +281,9 @@ unsafe fn call_application(
             match e {
                 BodyError::Exception(msg) => {
                     metrics_api::exception_raised();
+                    if request_timeout_raised(log, script) {
+                        return timed_out(gil, st);
+                    }
                     python::log_exception(*log, &msg)
                 }
                 BodyError::Rule(msg) => log.log(Level::Error, &msg),
@@ -298,6 +306,78 @@ unsafe fn fail_response(gil: &Gil, st: &mut AdapterState) -> Outcome {
     } else {
         Outcome::Failed
     }
+}
+
+/// The outcome after `mod_wsgi.RequestTimeout` ended a request: 504 when
+/// nothing was sent yet, else the started response ends where it stopped.
+unsafe fn timed_out(gil: &Gil, st: &mut AdapterState) -> Outcome {
+    match fail_response(gil, st) {
+        Outcome::Failed => Outcome::TimedOut,
+        other => other,
+    }
+}
+
+/// The RWSGI0020 line for the Python exception now set, naming its class and
+/// the script: "NAME exception raised processing WSGI script" for an
+/// `Exception`, "NAME exception raised by WSGI script" for the others
+/// (`SystemExit`, `KeyboardInterrupt`: ways to stop, which stop only this
+/// request here), as mod_wsgi's lines read. `during` says when, e.g.
+/// " while producing its response". GIL held; the exception stays set.
+unsafe fn exception_line(script: &str, during: &str) -> String {
+    let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    PyErr_Fetch(&mut t, &mut v, &mut tb);
+    let (name, how) = if t.is_null() {
+        ("unknown".to_string(), "raised by")
+    } else {
+        let n = Owned::new(PyType_GetName(t as *mut PyTypeObject));
+        let name = n.and_then(|n| object::to_string(n.as_ptr()));
+        PyErr_Clear();
+        let how = if PyErr_GivenExceptionMatches(t, PyExc_Exception) != 0 {
+            "raised processing"
+        } else {
+            "raised by"
+        };
+        (name.unwrap_or_else(|| "unknown".into()), how)
+    };
+    PyErr_Restore(t, v, tb);
+    format!("RWSGI0020: {name} exception {how} WSGI script {script:?}{during}")
+}
+
+/// Whether the exception set is `mod_wsgi.RequestTimeout` (request-timeout's
+/// interrupt, or raised by the application): then it is cleared and logged
+/// as RWSGI0090, without a traceback (it is not an application error).
+/// Otherwise the exception stays set. GIL held.
+unsafe fn request_timeout_raised(log: &LogTarget, script: &str) -> bool {
+    let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    PyErr_Fetch(&mut t, &mut v, &mut tb);
+    if t.is_null() {
+        return false;
+    }
+    // Borrowed from sys.modules.
+    let m = PyImport_AddModule(c"mod_wsgi".as_ptr());
+    let class = if m.is_null() {
+        None
+    } else {
+        Owned::new(PyObject_GetAttrString(m, c"RequestTimeout".as_ptr()))
+    };
+    PyErr_Clear();
+    let matched = class.is_some_and(|c| PyErr_GivenExceptionMatches(t, c.as_ptr()) != 0);
+    if !matched {
+        PyErr_Restore(t, v, tb);
+        return false;
+    }
+    Py_DECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+    log.log(
+        Level::Info,
+        &format!(
+            "RWSGI0090: Request interrupted by RequestTimeout; thread recovered. \
+             (mod_wsgi.RequestTimeout ended WSGI application {script:?}: 504 Gateway Timeout, \
+             or its started response ends where it was)"
+        ),
+    );
+    true
 }
 
 fn log_client_gone(log: LogTarget, script: &str) {
@@ -380,29 +460,41 @@ unsafe fn send_body(
     if PyList_CheckExact(result) != 0 || PyTuple_CheckExact(result) != 0 {
         let seq = result;
         let n = PySequence_Fast_GET_SIZE(seq);
-        // Check every item before anything reaches Apache, so a bad item
-        // still gives a clean 500.
+        // Items are checked in order before anything reaches Apache; as with
+        // mod_wsgi, the items before a bad one are still sent (a 200 cut
+        // short) unless none has data (a clean 500).
+        let mut bad = None;
         for i in 0..n {
             let item = PySequence_Fast_GET_ITEM(seq, i);
             if PyBytes_Check(item) == 0 {
-                return Err(non_bytes(script, item));
+                bad = Some((i, non_bytes(script, item)));
+                break;
             }
             if st.status.is_none() && PyBytes_Size(item) > 0 {
-                return Err(not_started(script));
+                bad = Some((i, not_started(script)));
+                break;
             }
         }
-        if st.status.is_none() {
+        if bad.is_none() && st.status.is_none() {
             return Err(never_started(script));
         }
+        let good = bad.as_ref().map_or(n, |(i, _)| *i);
         // The list keeps every item alive until the single pass (or until
         // the data is set aside for the final pass).
-        let items: Vec<&[u8]> = (0..n)
+        let items: Vec<&[u8]> = (0..good)
             .map(|i| object::bytes_ref(PySequence_Fast_GET_ITEM(seq, i)))
             .collect();
-        return st
-            .send(gil, &items, Finish::Eos)
-            .map(|_| ())
-            .map_err(|_| BodyError::ClientGone);
+        let Some((_, err)) = bad else {
+            return st
+                .send(gil, &items, Finish::Eos)
+                .map(|_| ())
+                .map_err(|_| BodyError::ClientGone);
+        };
+        if items.iter().any(|d| !d.is_empty()) {
+            st.send(gil, &items, Finish::Flush)
+                .map_err(|_| BodyError::ClientGone)?;
+        }
+        return Err(err);
     }
     let Some(iter) = Owned::new(PyObject_GetIter(result)) else {
         return Err(BodyError::Exception(format!(
@@ -414,8 +506,9 @@ unsafe fn send_body(
         let item = PyIter_Next(iter.as_ptr());
         let Some(item) = Owned::new(item) else {
             if !PyErr_Occurred().is_null() {
-                return Err(BodyError::Exception(format!(
-                    "RWSGI0020: exception raised by WSGI application in {script:?} while producing its response"
+                return Err(BodyError::Exception(exception_line(
+                    script,
+                    " while producing its response",
                 )));
             }
             break;

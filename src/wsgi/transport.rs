@@ -73,9 +73,10 @@ pub trait ResponseWriter: Send {
     fn send_deferred(&mut self) -> Result<(), Gone>;
 
     /// Marks a response that started and cannot be completed (an exception
-    /// mid-stream): the client must see it incomplete (no final chunk, the
-    /// connection closed), never as a short complete response. The marker
-    /// goes with the next `send`.
+    /// mid-stream). As mod_wsgi does, the client gets what was sent as the
+    /// response (chunked: with its final chunk) and the connection is closed
+    /// after it; the error log says why it is short. Takes effect with the
+    /// next `send`.
     fn abort(&mut self);
 
     /// Asks for the client connection to be closed after this response

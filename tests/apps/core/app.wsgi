@@ -556,7 +556,7 @@ def error_app(environ, start_response):
             try:
                 start_response("500 Late", [("Content-Type", "text/plain")])
             except RuntimeError as e:
-                yield ("refused:%s" % ("headers were sent" in str(e))).encode()
+                yield ("refused:%s" % ("called more than once without exc_info" in str(e))).encode()
         return gen()
 
     if kind == "excinfo-after-empty":
