@@ -207,3 +207,21 @@ def test_errors_buffer_takes_any_bytes_like_object(details, token):
         assert "[wsgi:error]" in matching[0]
         # A request's lines carry its client, as mod_wsgi's.
         assert "[client 127.0.0.1:" in matching[0], matching[0]
+
+
+def test_wsgi_errors_is_a_text_wrapper_over_the_log(details):
+    assert details.get("/errors-type").text == \
+        "('_io.TextIOWrapper', 'mod_wsgi.Log', True, 'utf-8')"
+
+
+def test_kept_wsgi_errors_expires_and_is_collected_silently(details, token):
+    mark = details.log_mark()
+    # One process (daemon) or several (embedded children): keep until a
+    # request finds the stream kept by an earlier one.
+    outcomes = [details.get(f"/errors-keep?token={token}", headers={"Connection": "close"}).text
+                for _ in range(12)]
+    assert "RuntimeError:True" in outcomes, outcomes
+    assert "written" not in outcomes
+    text = details.log_since(mark)
+    assert f"late-{token}" not in text, text
+    assert "Exception ignored" not in text, text

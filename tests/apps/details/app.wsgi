@@ -8,6 +8,8 @@ from urllib.parse import parse_qs
 
 import mod_wsgi
 
+KEPT = {}
+
 STATUSES = {
     "letters": "abc Nope",
     "long-code": "4040 Not Found",
@@ -137,6 +139,31 @@ def application(environ, start_response):
             refused = "TypeError"
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [("%d;%s" % (n, refused)).encode()]
+
+    if path == "/errors-type":
+        err = environ["wsgi.errors"]
+        buf = err.buffer
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr((type(err).__module__ + "." + type(err).__name__,
+                      type(buf).__module__ + "." + type(buf).__name__,
+                      err.line_buffering, err.encoding)).encode()]
+
+    if path == "/errors-keep":
+        # Kept past the request, then dropped by a later one: writing to it
+        # raises (it expired with its request); collecting it is silent.
+        if "kept" in KEPT:
+            old = KEPT.pop("kept")
+            try:
+                old.write("late-%s\n" % token)
+                outcome = "written"
+            except RuntimeError as e:
+                outcome = "RuntimeError:%s" % ("expired" in str(e))
+            del old
+        else:
+            KEPT["kept"] = environ["wsgi.errors"]
+            outcome = "kept"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [outcome.encode()]
 
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"unknown"]
