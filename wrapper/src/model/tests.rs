@@ -491,3 +491,48 @@ fn paths_children_read_order() {
         ]
     );
 }
+
+#[test]
+fn shell_executable_is_apachectl_s_interpreter() {
+    let f = Fixture::new();
+    let sh = f.path("my-sh");
+    fs::write(&sh, "").unwrap();
+    let c = f
+        .config(&["app.wsgi", "--shell-executable", sh.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(c.shell, sh);
+    // Not bash: no exec -a, so no process name (and asking for one fails).
+    assert_eq!(c.process_name, None);
+    let s = crate::render::apachectl(&c).unwrap();
+    assert!(s.starts_with(&format!("#!{}\n", sh.display())), "{s}");
+    let e = f
+        .config(&[
+            "app.wsgi",
+            "--shell-executable",
+            sh.to_str().unwrap(),
+            "--process-name",
+            "x",
+        ])
+        .unwrap_err();
+    assert!(e.to_string().contains("--process-name needs bash"), "{e}");
+    let bash = f.path("bin/bash");
+    fs::create_dir_all(bash.parent().unwrap()).unwrap();
+    fs::write(&bash, "").unwrap();
+    let c = f
+        .config(&["app.wsgi", "--shell-executable", bash.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(c.process_name.as_deref(), Some("httpd (rwsgi-express)"));
+    let e = f
+        .config(&["app.wsgi", "--shell-executable", "/nonexistent/sh"])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("--shell-executable /nonexistent/sh does not exist"),
+        "{e}"
+    );
+    // Default: the host's bash.
+    assert_eq!(
+        f.config(&["app.wsgi"]).unwrap().shell,
+        PathBuf::from("/bin/bash")
+    );
+}
