@@ -329,7 +329,8 @@ unsafe fn exception_line(script: &str, during: &str) -> String {
     let (name, how) = if t.is_null() {
         ("unknown".to_string(), "raised by")
     } else {
-        let n = Owned::new(PyType_GetName(t as *mut PyTypeObject));
+        // `type.__name__` (PyType_GetName is 3.11+ only).
+        let n = Owned::new(PyObject_GetAttrString(t, c"__name__".as_ptr()));
         let name = n.and_then(|n| object::to_string(n.as_ptr()));
         PyErr_Clear();
         let how = if PyErr_GivenExceptionMatches(t, PyExc_Exception) != 0 {
