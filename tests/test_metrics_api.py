@@ -362,3 +362,44 @@ def test_express_server_metrics_option(servers, ws, mode):
         assert set(c.json("/server")["pids"]) <= set(srv.children())
     finally:
         srv.stop()
+
+
+def test_a_sub_request_keeps_the_outer_requests_data(servers, ws):
+    """Embedded mode: mod_include runs a WSGI URL as a sub-request on the
+    thread of the request in flight; each keeps its own request_data and
+    events, nested in order."""
+    d = app_copy(ws)
+    conf = d / "ssi.conf"
+    conf.write_text("<IfModule !include_module>\n"
+                    "    LoadModule include_module /usr/lib/apache2/modules/mod_include.so\n"
+                    "</IfModule>\n"
+                    "<Location /ssi>\n    Options +Includes\n    SetOutputFilter INCLUDES\n"
+                    "</Location>\n")
+    conf.chmod(0o644)
+    srv = servers.start("metrics-ssi", d / "app.wsgi", "event",
+                        ["--include-file", conf, "--processes", "1"], mode="embedded")
+    try:
+        c = Client(srv)
+        mark = c.event_count()
+        try:
+            c.get("/ssi")  # cut after ";end" by the exception
+        except requests.RequestException:
+            pass
+        events = c.events_since(mark)
+        by_path = {evs[0]["path"]: evs[0]["request_id"]
+                   for evs in requests_of(events).values() if evs[0].get("path")}
+        ids = {by_path["/ssi"]: "outer", by_path["/inner"]: "inner"}
+        order = [(ids[e["request_id"]], e["name"]) for e in events if e["request_id"] in ids]
+        assert order == [("outer", "request_started"), ("outer", "response_started"),
+                         ("inner", "request_started"), ("inner", "response_started"),
+                         ("inner", "request_finished"), ("outer", "request_exception"),
+                         ("outer", "request_finished")], order
+        (exc,) = [e for e in events if e["name"] == "request_exception"]
+        assert exc["exception"] == "RuntimeError: outer raised after the sub-request"
+        finished = {e["request_id"]: e for e in events if e["name"] == "request_finished"}
+        outer = finished[by_path["/ssi"]]["request_data"]
+        inner = finished[by_path["/inner"]]["request_data"]
+        assert outer["outer"] == "set before" and outer["outer_after"] == "set after", outer
+        assert "inner" not in outer and inner["inner"] == "inner only" and "outer" not in inner
+    finally:
+        srv.stop()

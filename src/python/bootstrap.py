@@ -148,6 +148,11 @@ def _dispatch(callbacks, name, event):
 
 def _request_started(request_id, thread_id, request_data, environ, application,
                      request_start, queue_start, daemon_start, application_start):
+    # A sub-request inside a request on this thread (embedded mode) puts
+    # the outer request back at its end.
+    outer = getattr(_current, "outer", [])
+    outer.append((getattr(_current, "request_id", None), getattr(_current, "request_data", None)))
+    _current.outer = outer
     _current.request_id = request_id
     _current.request_data = request_data
     event = {
@@ -206,8 +211,8 @@ def _request_finished(*values):
     request_id = event["request_id"]
     started = mod_wsgi.active_requests.pop(request_id, None)
     event["server_pid"] = started["server_pid"] if started else os.getpid()
-    _current.request_id = None
-    _current.request_data = None
+    outer = getattr(_current, "outer", None)
+    _current.request_id, _current.request_data = outer.pop() if outer else (None, None)
     if mod_wsgi.event_callbacks:
         _dispatch(mod_wsgi.event_callbacks, "request_finished", event)
 

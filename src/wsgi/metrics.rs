@@ -300,6 +300,9 @@ pub struct Tracker {
     pub application_start: u64,
     cpu0: (u64, u64),
     gil0: (u64, u64),
+    /// The thread's request state when this request began (a sub-request
+    /// inside another request): restored at its end.
+    outer: (bool, *mut std::ffi::c_void),
 }
 
 /// What [`Tracker::end`] measured (the `request_finished` payload).
@@ -330,23 +333,28 @@ impl Tracker {
     /// called when detail is gathered. The GIL acquisition that began the
     /// request ([`gil_acquired_for_request`]) counts as its first GIL wait.
     pub fn begin(times: impl FnOnce() -> Times) -> Tracker {
-        let (thread, gil0) = LOCAL
+        let (thread, gil0, outer) = LOCAL
             .try_with(|l| {
                 let mut p = l.info.get();
                 if p.is_null() {
                     p = register_thread();
                     l.info.set(p);
                 }
-                l.in_request.set(true);
+                // A sub-request run inside a request on this thread (embedded
+                // mode) keeps the outer request's data for its end.
+                let outer = (
+                    l.in_request.replace(true),
+                    l.request_data.replace(std::ptr::null_mut()),
+                );
                 let mut gil0 = (l.gil_us.get(), l.gil_n.get());
                 let pending = l.pending.replace(0);
                 if pending != 0 {
                     gil0 = (gil0.0 - (pending - 1), gil0.1 - 1);
                 }
                 // SAFETY: leaked, lives for the process.
-                (unsafe { &*p }, gil0)
+                (unsafe { &*p }, gil0, outer)
             })
-            .unwrap_or_else(|_| (register_thread(), (0, 0)));
+            .unwrap_or_else(|_| (register_thread(), (0, 0), (false, std::ptr::null_mut())));
         ACTIVE.fetch_add(1, Relaxed);
         thread.requests.fetch_add(1, Relaxed);
         let detailed = detailed();
@@ -357,6 +365,7 @@ impl Tracker {
             application_start: 0,
             cpu0: (0, 0),
             gil0,
+            outer,
         };
         if detailed {
             t.times = times();
@@ -397,9 +406,9 @@ impl Tracker {
     ) -> (Option<Finished>, *mut std::ffi::c_void) {
         let (data, gil_now) = LOCAL
             .try_with(|l| {
-                l.in_request.set(false);
+                l.in_request.set(self.outer.0);
                 (
-                    l.request_data.replace(std::ptr::null_mut()),
+                    l.request_data.replace(self.outer.1),
                     (l.gil_us.get(), l.gil_n.get()),
                 )
             })

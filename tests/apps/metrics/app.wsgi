@@ -131,6 +131,22 @@ def application(environ, start_response):
             "statuses": "".join(w["status"] for p in m["processes"] for w in p["workers"]),
             "access": sum(w["access_count"] for p in m["processes"] for w in p["workers"]),
         })
+    if path == "/ssi":
+        # mod_include runs /inner as a sub-request on this thread while this
+        # request is in flight (the first block is flushed through INCLUDES).
+        mod_wsgi.request_data()["outer"] = "set before"
+        start_response("200 OK", [("Content-Type", "text/html")])
+
+        def body():
+            yield b'<!--#include virtual="/inner" -->'
+            mod_wsgi.request_data()["outer_after"] = "set after"
+            yield b";end"
+            raise RuntimeError("outer raised after the sub-request")
+        return body()
+    if path == "/inner":
+        mod_wsgi.request_data()["inner"] = "inner only"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"inner"]
     if path == "/info":
         return answer(start_response, {"pid": os.getpid(),
                                        "recording_before_start": RECORDING_BEFORE_START,
