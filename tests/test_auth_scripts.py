@@ -247,3 +247,44 @@ def test_bad_option_fails_configtest(servers, ws):
     proc = srv.apachectl("configtest")
     assert proc.returncode != 0
     assert "WSGIAccessScript: process-group= is not an option" in proc.out, proc.out
+
+
+@pytest.mark.parametrize("mode", ["embedded", "daemon"])
+def test_express_auth_options(servers, ws, mode):
+    """rwsgi-express --auth-user-script/--auth-group-script/--auth-group and
+    --host-access-script, as mod_wsgi-express: the whole site behind them."""
+    d = ws.apps / "auth"
+    script = d / "auth.wsgi"
+    with servers.running(f"ax-{mode[0]}", d / "app.wsgi", mode=mode,
+                         args=["--auth-user-script", script, "--auth-group-script", script,
+                               "--auth-group", "admins", "--host-access-script", script]) as srv:
+        r = srv.get("/page", auth=HTTPBasicAuth("alice", "wonder"))
+        assert r.status_code == 200, srv.error_log_tail()
+        assert body_fields(r)["user"] == "alice"
+        assert r.request.headers["Authorization"].startswith("Basic ")
+        # bob is authenticated but not in admins; no credentials: 401.
+        assert srv.get("/page", auth=HTTPBasicAuth("bob", "builder")).status_code == 401
+        r = srv.get("/page")
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"].startswith('Basic realm="'), r.headers
+        # The access script runs first: 403 whoever asks.
+        assert srv.get("/x/deny", auth=HTTPBasicAuth("alice", "wonder")).status_code == 403
+
+
+def test_express_digest_and_bad_options(servers, ws):
+    d = ws.apps / "auth"
+    script = d / "auth.wsgi"
+    with servers.running("ax-dg", d / "app.wsgi", mode="daemon",
+                         args=["--auth-user-script", script, "--auth-type", "Digest"]) as srv:
+        r = srv.get("/page", auth=HTTPDigestAuth("bob", "builder"))
+        assert r.status_code == 200, srv.error_log_tail()
+        assert body_fields(r)["auth_type"] == "Digest"
+        assert srv.get("/page", auth=HTTPDigestAuth("bob", "nope")).status_code == 401
+    srv = servers.create("ax-bad", d / "app.wsgi",
+                         args=["--auth-group-script", script])
+    proc = srv.setup(check=False)
+    assert proc.returncode != 0 and "needs --auth-user-script" in proc.out, proc.out
+    srv = servers.create("ax-bad2", d / "app.wsgi",
+                         args=["--auth-user-script", script, "--auth-type", "Bearer"])
+    proc = srv.setup(check=False)
+    assert proc.returncode != 0 and "Basic or Digest" in proc.out, proc.out

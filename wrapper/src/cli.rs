@@ -134,6 +134,10 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub https: HttpsArgs,
 
+    /// The access and authentication script options.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
+
     /// URL path at which the application is mounted.
     #[arg(long, default_value = "/", value_name = "URL-PATH")]
     pub mount_point: String,

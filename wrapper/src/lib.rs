@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod auth;
 pub mod build_info;
 pub mod cli;
 pub mod compat;

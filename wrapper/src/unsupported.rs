@@ -16,7 +16,6 @@ const DESTROY: &str =
 const HANDLER: &str =
     "the module has no WSGIHandlerScript, which mod_wsgi-express's extension handlers need";
 const DEBUG: &str = "debug mode is not implemented";
-const AUTH: &str = "access and authentication scripts are not implemented";
 const METRICS: &str = "telemetry is not implemented";
 const LOGS: &str = "not implemented in rwsgi-express";
 const OTHER: &str = "not implemented in rwsgi-express";
@@ -30,12 +29,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("service-group", SERVICE),
     ("service-log-file", SERVICE),
     ("orphan-interpreter", DESTROY),
-    // Access control and authentication.
-    ("host-access-script", AUTH),
-    ("auth-user-script", AUTH),
-    ("auth-type", AUTH),
-    ("auth-group-script", AUTH),
-    ("auth-group", AUTH),
     // Telemetry.
     ("telemetry-service", METRICS),
     ("enable-telemetry", METRICS),

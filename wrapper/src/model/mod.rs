@@ -117,6 +117,8 @@ pub struct ServerConfig {
     pub server_name: String,
     /// With `--server-name`: the name-based `<VirtualHost>`s ([`crate::vhost`]).
     pub vhosts: Option<VirtualHosts>,
+    /// `--host-access-script`, `--auth-user-script`, ... (auth.rs).
+    pub auth: crate::auth::Auth,
     /// With `--https-port`: the HTTPS listener ([`crate::https`]).
     pub https: Option<Https>,
     /// `--http2`: mod_http2 with `Protocols h2 h2c http/1.1`.
@@ -270,6 +272,7 @@ impl ServerConfig {
         let host_name = a.host.clone();
         let listen = listen_arg(host_name.as_deref(), port);
         let vhosts = vhost::build(&a.vhost)?;
+        let auth = crate::auth::build(&a.auth, cwd, conf_safe)?;
         let server_name = a
             .vhost
             .server_name
@@ -676,6 +679,7 @@ impl ServerConfig {
             listen,
             server_name,
             vhosts,
+            auth,
             https,
             http2: a.https.http2,
             env,
