@@ -403,3 +403,52 @@ def test_a_sub_request_keeps_the_outer_requests_data(servers, ws):
         assert "inner" not in outer and inner["inner"] == "inner only" and "outer" not in inner
     finally:
         srv.stop()
+
+
+SIDECAR = '''\
+# A service (threads=0) polling the scoreboard, as mod_wsgi's sidecar does.
+import json
+import os
+import time
+
+import mod_wsgi
+
+OUT = os.path.join(os.path.dirname(__file__), "scoreboard.json")
+while True:
+    m = mod_wsgi.server_metrics()
+    if m is not None:
+        tmp = OUT + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"pid": os.getpid(),
+                       "pids": [p["pid"] for p in m["processes"] if p["pid"]],
+                       "statuses": "".join(w["status"] for p in m["processes"]
+                                           for w in p["workers"])}, f)
+        os.replace(tmp, OUT)
+    time.sleep(0.5)
+'''
+
+
+def test_a_service_group_with_server_metrics_reads_the_scoreboard(servers, ws):
+    """A threads=0 group with server-metrics=On (mod_wsgi's server-metrics
+    sidecar) reads Apache's scoreboard from its service script."""
+    import json
+    d = app_copy(ws)
+    script = d / "sidecar.py"
+    script.write_text(SIDECAR)
+    script.chmod(0o644)
+    srv = start_with_daemon_options(
+        servers, ws, "sidecar", [], ["--processes", "1"], script=d / "app.wsgi",
+        extra=["WSGIDaemonProcess sidecar threads=0 server-metrics=On",
+               f"WSGIImportScript {script} process-group=sidecar application-group=%{{GLOBAL}}"])
+    out = d / "scoreboard.json"
+    try:
+        assert Client(srv).get("/hello").text == "hello"
+        assert wait_until(out.exists, 10), srv.error_log_tail()
+        snap = json.loads(out.read_text())
+        assert snap["pids"] and set(snap["pids"]) <= set(srv.children()), snap
+        assert snap["pid"] not in snap["pids"]
+        assert set(snap["statuses"]) <= set(".S_RWKLDCGI"), snap
+        # The application's own group has no server-metrics=: None there.
+        assert Client(srv).json("/server") is None
+    finally:
+        srv.stop()
