@@ -124,6 +124,8 @@ pub struct ServerMore {
     pub switch_interval: Option<f64>,
     /// `WSGICaseSensitivity` (default On).
     pub case_sensitivity: Option<bool>,
+    /// `WSGIDestroyInterpreter` (default On; config_interp.rs).
+    pub destroy_interpreter: Option<bool>,
 }
 
 /// Whether a directive needs Python in Apache's children even with

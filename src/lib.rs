@@ -13,6 +13,7 @@
 mod apache;
 mod config;
 mod config_auth;
+mod config_interp;
 mod config_more;
 mod daemon;
 #[allow(clippy::all)]

@@ -84,13 +84,15 @@ def flush_stdio():
             pass
 
 
-def shutdown():
-    """Process exit: publish process_stopping, run atexit callbacks and
-    flush output."""
+def shutdown(run_atexit=True):
+    """Process exit: publish process_stopping (and the subscribe_shutdown
+    callbacks), run atexit callbacks unless WSGIDestroyInterpreter is Off
+    (run_atexit false), and flush output."""
     import atexit
     try:
         _process_stopping()
-        atexit._run_exitfuncs()
+        if run_atexit:
+            atexit._run_exitfuncs()
     finally:
         flush_stdio()
 

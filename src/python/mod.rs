@@ -655,7 +655,14 @@ fn run_exit_callbacks(rt: &Runtime) {
     let gil = GilGuard::acquire(rt);
     // SAFETY: GIL held.
     unsafe {
-        let r = PyObject_CallNoArgs(rt.shutdown.as_ptr());
+        // WSGIDestroyInterpreter Off: no atexit callbacks (mod_wsgi skips
+        // the interpreter's finalisation, which runs them).
+        let run_atexit = if options::destroy_interpreter() {
+            Py_True()
+        } else {
+            Py_False()
+        };
+        let r = PyObject_CallOneArg(rt.shutdown.as_ptr(), run_atexit);
         if r.is_null() {
             log_exception(
                 LogTarget::None,

@@ -26,6 +26,8 @@ pub struct Interpreter {
     restrict_stdin: bool,
     restrict_stdout: bool,
     restrict_signal: bool,
+    /// `WSGIDestroyInterpreter`: atexit callbacks run at process exit.
+    destroy_interpreter: bool,
 }
 
 static CURRENT: Mutex<Option<Interpreter>> = Mutex::new(None);
@@ -44,6 +46,7 @@ pub fn configure(m: &ServerMore) {
         restrict_stdin: m.restrict_stdin.unwrap_or(false),
         restrict_stdout: m.restrict_stdout.unwrap_or(false),
         restrict_signal: m.restrict_signal.unwrap_or(true),
+        destroy_interpreter: m.destroy_interpreter.unwrap_or(true),
     };
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(i);
     let mut ours = EGGS_SET.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,6 +64,12 @@ pub fn configure(m: &ServerMore) {
     }
 }
 
+/// `WSGIDestroyInterpreter` (default On): whether a process exiting runs
+/// its interpreters' atexit callbacks.
+pub fn destroy_interpreter() -> bool {
+    current().destroy_interpreter
+}
+
 fn current() -> Interpreter {
     CURRENT
         .lock()
@@ -70,6 +79,7 @@ fn current() -> Interpreter {
             // Defaults (restrict_signal On) when post_config has not run.
             Interpreter {
                 restrict_signal: true,
+                destroy_interpreter: true,
                 ..Default::default()
             }
         })
