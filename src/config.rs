@@ -651,6 +651,7 @@ pub static COMMANDS: CommandTable<
     crate::config_interp::COMMANDS[1],
     crate::config_interp::COMMANDS[2],
     crate::config_interp::COMMANDS[3],
+    crate::config_interp::COMMANDS[4],
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

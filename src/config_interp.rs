@@ -3,13 +3,46 @@
 //! `WSGIPerInterpreterGIL` and `WSGIFreeThreading` (GIL modes the Python
 //! this module is built for may not have: `On` then fails configtest with
 //! the reason) and `WSGIVerboseDebugging` (deprecated in mod_wsgi 6:
-//! accepted, with a warning naming what replaces it). All `server config`.
+//! accepted, with a warning naming what replaces it), and the
+//! `<WSGIInterpreterOptions [process-group=] [application-group=]>`
+//! container of per-interpreter settings (`WSGIPythonPath`,
+//! `WSGISwitchInterval`, `WSGIPerInterpreterGIL`, `WSGIFreeThreading`),
+//! applied when a matching interpreter is set up. All `server config`.
 
 use crate::apache::{self, Level};
 use crate::config::{arg_str, global_only, handler, srv, RSRC};
 use crate::ffi;
 use rwsgi_core::directives::{parse_on_off, DirectiveError};
+use rwsgi_core::interp_options::InterpreterOptions;
 use std::ffi::CStr;
+use std::sync::Mutex;
+
+/// The `<WSGIInterpreterOptions>` containers of this configuration pass, in
+/// order (set in the Apache parent, inherited by children and daemons).
+static CONTAINERS: Mutex<Vec<InterpreterOptions>> = Mutex::new(Vec::new());
+
+/// Forgets the previous configuration pass (pre_config).
+pub fn reset() {
+    CONTAINERS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// What the containers matching the interpreter of application group
+/// `application_group` (`""`: main) in process group `process_group`
+/// (`""`: embedded mode) add: python path directories (in order) and the
+/// switch interval (the last container's that sets one), seconds.
+pub fn for_interpreter(process_group: &str, application_group: &str) -> (Vec<String>, Option<f64>) {
+    let all = CONTAINERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut path = Vec::new();
+    let mut interval = None;
+    for c in all
+        .iter()
+        .filter(|c| c.matches(process_group, application_group))
+    {
+        path.extend(c.python_path.iter().cloned());
+        interval = c.switch_interval.or(interval);
+    }
+    (path, interval)
+}
 
 unsafe fn main_server_flag(
     cmd: *mut ffi::cmd_parms,
@@ -48,9 +81,10 @@ handler!(cmd_destroy_interpreter, |cmd, cfg, w| {
     Ok(())
 });
 
-handler!(cmd_per_interpreter_gil, |cmd, cfg, w| {
+/// `WSGIPerInterpreterGIL On`: refused, with why (this Python or rwsgi).
+fn check_per_interpreter_gil(on: bool) -> Result<(), DirectiveError> {
     let d = "WSGIPerInterpreterGIL";
-    if main_server_flag(cmd, d, w)? {
+    if on {
         let (version, _) = linked_python();
         if version < (3, 12) {
             return Err(DirectiveError {
@@ -69,11 +103,16 @@ handler!(cmd_per_interpreter_gil, |cmd, cfg, w| {
         });
     }
     Ok(())
+}
+
+handler!(cmd_per_interpreter_gil, |cmd, cfg, w| {
+    check_per_interpreter_gil(main_server_flag(cmd, "WSGIPerInterpreterGIL", w)?)
 });
 
-handler!(cmd_free_threading, |cmd, cfg, w| {
+/// `WSGIFreeThreading On`: refused unless this Python is free-threaded.
+fn check_free_threading(on: bool) -> Result<(), DirectiveError> {
     let d = "WSGIFreeThreading";
-    if main_server_flag(cmd, d, w)? {
+    if on {
         let (version, free) = linked_python();
         if !free {
             return Err(DirectiveError {
@@ -85,6 +124,54 @@ handler!(cmd_free_threading, |cmd, cfg, w| {
             });
         }
     }
+    Ok(())
+}
+
+handler!(cmd_free_threading, |cmd, cfg, w| {
+    check_free_threading(main_server_flag(cmd, "WSGIFreeThreading", w)?)
+});
+
+handler!(cmd_interpreter_options, |cmd, cfg, w| {
+    let d = "<WSGIInterpreterOptions>";
+    if let Some(e) = global_only(cmd) {
+        return Err(DirectiveError {
+            directive: d,
+            message: CStr::from_ptr(e).to_string_lossy().into(),
+        });
+    }
+    let args = if w.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(w).to_string_lossy().into_owned()
+    };
+    let mut o = InterpreterOptions::parse_selectors(&args)?;
+    // The body: Apache built it as this section's children; they are read
+    // here, not run as directives of their own.
+    let mut child = (*(*cmd).directive).first_child;
+    while !child.is_null() {
+        let name = CStr::from_ptr((*child).directive)
+            .to_string_lossy()
+            .into_owned();
+        let args = if (*child).args.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr((*child).args).to_string_lossy().into_owned()
+        };
+        let at = |e: DirectiveError| DirectiveError {
+            directive: d,
+            message: format!(
+                "{} (line {}): {}",
+                e.directive,
+                (*child).line_num,
+                e.message
+            ),
+        };
+        o.set(&name, &args).map_err(at)?;
+        child = (*child).next;
+    }
+    check_per_interpreter_gil(o.per_interpreter_gil == Some(true))?;
+    check_free_threading(o.free_threading == Some(true))?;
+    CONTAINERS.lock().unwrap_or_else(|e| e.into_inner()).push(o);
     Ok(())
 });
 
@@ -104,7 +191,7 @@ use crate::config::command;
 const TAKE1: ffi::cmd_how = ffi::cmd_how_TAKE1;
 
 /// How many entries [`COMMANDS`] has.
-pub const COUNT: usize = 4;
+pub const COUNT: usize = 5;
 
 /// This file's directives, for config.rs's command table.
 pub const COMMANDS: [ffi::command_rec; COUNT] = [
@@ -116,4 +203,6 @@ pub const COMMANDS: [ffi::command_rec; COUNT] = [
         c"Off (default); On needs a free-threaded Python (3.13t+)"),
     command(c"WSGIVerboseDebugging", cmd_verbose_debugging, TAKE1, RSRC,
         c"Deprecated in mod_wsgi 6, no effect (use LogLevel wsgi:debug)"),
+    command(c"<WSGIInterpreterOptions", cmd_interpreter_options, ffi::cmd_how_RAW_ARGS, RSRC,
+        c"Per-interpreter settings (WSGIPythonPath, WSGISwitchInterval, ...) for interpreters matching process-group= and application-group="),
 ];

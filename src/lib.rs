@@ -97,6 +97,7 @@ unsafe extern "C" fn pre_config(
         || {
             config::reset_daemons();
             config_more::reset();
+            config_interp::reset();
             match python::check_libpython() {
                 Ok(()) => ffi::OK as c_int,
                 Err(msg) => {

@@ -87,3 +87,68 @@ def test_off_values_and_verbose_debugging_are_accepted(servers, ws):
     proc = srv.apachectl("configtest")
     assert proc.returncode == 0, proc.out
     assert "RWSGI0059" in proc.out and "deprecated" in proc.out, proc.out
+
+
+PATH_APP = '''
+import sys
+def application(environ, start_response):
+    import marker_mod
+    body = (marker_mod.NAME + " " + str(round(sys.getswitchinterval(), 6))).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+'''
+
+
+@pytest.mark.parametrize("mode", ["embedded", "daemon"])
+def test_interpreter_options_container(servers, ws, mode):
+    """<WSGIInterpreterOptions>: WSGIPythonPath and WSGISwitchInterval of a
+    container whose selectors match the application's interpreter apply
+    to it; a container for another process group does not."""
+    d = ws.new_dir("ioptions")
+    (d / "app.wsgi").write_text(PATH_APP)
+    for name in ("right", "wrong"):
+        lib = d / name
+        lib.mkdir()
+        lib.chmod(0o755)
+        (lib / "marker_mod.py").write_text(f"NAME = {name!r}\n")
+    srv = servers.create("ioptions", d / "app.wsgi", "event", ["--log-level", "info"], mode=mode)
+    srv.setup()
+    conf = srv.root / "httpd.conf"
+    text = conf.read_text()
+    group = next((l.split()[1] for l in text.splitlines() if l.startswith("WSGIDaemonProcess ")), "")
+    sel = f"process-group={group} " if group else ""
+    conf.write_text(text + "\n".join([
+        "<WSGIInterpreterOptions process-group=no-such-group>",
+        f"    WSGIPythonPath {d / 'wrong'}",
+        "</WSGIInterpreterOptions>",
+        f"<WSGIInterpreterOptions {sel}application-group=%{{GLOBAL}}>",
+        f"    WSGIPythonPath {d / 'right'}",
+        "    WSGISwitchInterval 0.0125",
+        "</WSGIInterpreterOptions>",
+        "<WSGIInterpreterOptions>",
+        "</WSGIInterpreterOptions>",
+    ]) + "\n")
+    srv.start()
+    try:
+        r = srv.get("/")
+        assert r.status_code == 200, srv.error_log_tail()
+        assert r.text == "right 0.0125", r.text
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("process-group=a process-group=b>\n", "process-group given more than once"),
+    ("colour=red>\n", 'unknown selector "colour"'),
+    (">\n    WSGIScriptAlias / /x.wsgi\n", "WSGIScriptAlias is not allowed inside"),
+    (">\n    WSGISwitchInterval 0\n", "WSGISwitchInterval (line"),
+    (">\n    WSGIPerInterpreterGIL On\n", "WSGIPerInterpreterGIL: On needs Python 3.12"),
+])
+def test_interpreter_options_configtest(servers, ws, body, needle):
+    srv = servers.create("ioptbad", ws.apps / "directives" / "app.wsgi", "event", mode="embedded")
+    srv.setup()
+    conf = srv.root / "httpd.conf"
+    conf.write_text(conf.read_text() + "<WSGIInterpreterOptions " + body + "</WSGIInterpreterOptions>\n")
+    proc = srv.apachectl("configtest")
+    assert proc.returncode != 0, proc.out
+    assert needle in proc.out, proc.out

@@ -20,6 +20,7 @@
 pub mod daemon_config;
 pub mod directives;
 pub mod environ;
+pub mod interp_options;
 pub mod metrics;
 pub mod options;
 pub mod proxy;

@@ -537,6 +537,30 @@ unsafe fn setup_interpreter(cfg: &InitOptions, group: &str) -> Result<Runtime, S
         Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
             .ok_or("WSGIPythonPath: site.addsitedir failed")?;
     }
+    // <WSGIInterpreterOptions> matching this interpreter.
+    let (extra_path, interval) =
+        crate::config_interp::for_interpreter(&cfg.info.process_group, group);
+    if !extra_path.is_empty() {
+        let list = Owned::new(PyList_New(0)).ok_or("list")?;
+        for p in &extra_path {
+            let item = object::str_from(p);
+            PyList_Append(list.as_ptr(), item.as_ptr());
+        }
+        let add = get(c"add_python_path")?;
+        Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
+            .ok_or("<WSGIInterpreterOptions> WSGIPythonPath: site.addsitedir failed")?;
+    }
+    if let Some(seconds) = interval {
+        // Process-wide in CPython 3.11: the last interpreter set up wins.
+        let sys = Owned::new(PyImport_ImportModule(c"sys".as_ptr())).ok_or("no sys module")?;
+        let arg = Owned::new(PyFloat_FromDouble(seconds)).ok_or("PyFloat_FromDouble failed")?;
+        Owned::new(PyObject_CallMethodOneArg(
+            sys.as_ptr(),
+            object::str_from("setswitchinterval").as_ptr(),
+            arg.as_ptr(),
+        ))
+        .ok_or("<WSGIInterpreterOptions> WSGISwitchInterval: sys.setswitchinterval failed")?;
+    }
     let keys = make_keys();
     let base_environ = crate::wsgi::environ::make_base_environ(&keys, &types, &cfg.info)?;
     Ok(Runtime {
