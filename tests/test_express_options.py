@@ -10,6 +10,7 @@ mount point, ProxyPassReverse), --proxy-virtual-host and --proxy-timeout
 against a backend HTTP server started here, --trust-proxy-header with
 --trust-proxy rewriting REMOTE_ADDR; /server-status (--server-status),
 --switch-interval and --python-warnings seen by the application,
+--orphan-interpreter skipping atexit callbacks,
 --shell-executable."""
 
 import gzip
@@ -239,3 +240,43 @@ def test_server_status_interpreter_options_and_shell(servers, app):
         assert srv.apachectl_path.read_text().startswith("#!/bin/sh\n")
         conf = (srv.root / "httpd.conf").read_text()
         assert "response-flush-delay=0" in conf
+
+
+ATEXIT_APP = '''\
+import atexit
+import os
+
+DIR = os.path.dirname(os.path.abspath(__file__))
+atexit.register(lambda: open(os.path.join(DIR, "atexit.%d" % os.getpid()), "w").close())
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+'''
+
+
+@pytest.mark.parametrize("orphan", [False, True])
+def test_orphan_interpreter_skips_atexit(servers, ws, orphan):
+    """--orphan-interpreter (WSGIDestroyInterpreter Off): a daemon process
+    exits without running its interpreter's atexit callbacks."""
+    d = ws.new_dir("orphan")
+    d.chmod(0o777)
+    script = write(d / "app.wsgi", ATEXIT_APP)
+    args = ["--orphan-interpreter"] if orphan else []
+    srv = servers.create(f"orphan-{orphan}", script, mode="daemon", args=args)
+    srv.setup()
+    srv.start()
+    try:
+        r = srv.get("/")
+        assert r.status_code == 200, srv.error_log_tail()
+        pid = int(r.text)
+    finally:
+        srv.stop()
+    marker = d / f"atexit.{pid}"
+    if orphan:
+        # Give a (wrong) late callback the time to show up.
+        time.sleep(1)
+        assert not marker.exists()
+    else:
+        assert wait_until(marker.exists, 10), srv.error_log_tail()

@@ -111,7 +111,7 @@ def test_module_config(binaries):
     assert Path(m.group(1)).exists(), f"module path {m.group(1)} does not exist"
 
 
-@pytest.mark.parametrize("option", [["--orphan-interpreter"], ["--service-script", "svc", "svc.py"],
+@pytest.mark.parametrize("option", [["--with-php5"], ["--service-script", "svc", "svc.py"],
                                     ["--add-handler", ".md", "handler.wsgi"]])
 def test_unsupported_option_refused(binaries, ws, hello, option):
     root = ws.new_dir("unsupported")

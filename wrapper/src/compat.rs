@@ -253,6 +253,7 @@ pub fn defines(c: &ServerConfig, mpms_present: &[Mpm]) -> Vec<Define> {
             "MOD_WSGI_CGI_SCRIPT",
             c.content.cgi.as_deref() == Some("cgi"),
         ),
+        ("ORPHAN_INTERPRETER", c.python.orphan_interpreter),
         ("EMBEDDED_MODE", c.daemon.is_none()),
     ];
     let flag = |name: String| Define { name, value: None };

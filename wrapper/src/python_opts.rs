@@ -1,10 +1,14 @@
-//! Python interpreter options: `--switch-interval` and `--python-warnings`
-//! (a clap group flattened into [`crate::cli::ServerArgs`]).
+//! Python interpreter options: `--switch-interval`, `--python-warnings`,
+//! `--orphan-interpreter` and the hidden `--verbose-debugging` (a clap group
+//! flattened into [`crate::cli::ServerArgs`]).
 //!
 //! As mod_wsgi-express 6.1.1 writes them: `WSGISwitchInterval SECONDS`
 //! (embedded mode and every interpreter the module starts) plus
 //! `switch-interval=SECONDS` on the `WSGIDaemonProcess`, and one
-//! `WSGIPythonWarnings 'SPEC'` per `--python-warnings`, in order. The
+//! `WSGIPythonWarnings 'SPEC'` per `--python-warnings`, in order;
+//! `WSGIDestroyInterpreter Off` for `--orphan-interpreter` (the module's
+//! default is On, which mod_wsgi-express writes otherwise);
+//! `WSGIVerboseDebugging On` for `--verbose-debugging`. The
 //! values are checked as the module checks them, so a bad one fails before
 //! Apache starts.
 
@@ -23,6 +27,14 @@ pub struct PythonArgs {
     /// An entry of the Python warnings filter, as python -W takes it: action[:message[:category[:module[:lineno]]]] (WSGIPythonWarnings; repeatable), e.g. error or ignore::DeprecationWarning.
     #[arg(long = "python-warnings", value_name = "SPEC")]
     pub python_warnings: Vec<String>,
+
+    /// Do not destroy the Python interpreters when a process exits: their atexit callbacks are skipped (WSGIDestroyInterpreter Off; mod_wsgi.subscribe_shutdown callbacks still run).
+    #[arg(long)]
+    pub orphan_interpreter: bool,
+
+    /// WSGIVerboseDebugging On (deprecated in mod_wsgi 6, no effect but a warning; hidden, as in mod_wsgi-express).
+    #[arg(long, hide = true)]
+    pub verbose_debugging: bool,
 }
 
 /// The interpreter settings, resolved.
@@ -32,6 +44,10 @@ pub struct PythonSettings {
     pub switch_interval: Option<String>,
     /// `--python-warnings`, in order.
     pub warnings: Vec<String>,
+    /// `--orphan-interpreter`.
+    pub orphan_interpreter: bool,
+    /// `--verbose-debugging`.
+    pub verbose_debugging: bool,
 }
 
 /// Python's `-W` actions (a prefix of one is accepted, as Python does).
@@ -73,6 +89,8 @@ pub fn build(a: &PythonArgs) -> Result<PythonSettings> {
     Ok(PythonSettings {
         switch_interval,
         warnings: a.python_warnings.clone(),
+        orphan_interpreter: a.orphan_interpreter,
+        verbose_debugging: a.verbose_debugging,
     })
 }
 
@@ -117,6 +135,26 @@ mod tests {
         // Not given: nothing written.
         let t = render::httpd_conf(&f.config(&["app.wsgi"]).unwrap()).unwrap();
         assert!(!t.contains("switch-interval") && !t.contains("WSGIPythonWarnings"));
+    }
+
+    #[test]
+    fn orphan_interpreter_and_verbose_debugging() {
+        let f = Fixture::new();
+        let t = render::httpd_conf(&f.config(&["app.wsgi"]).unwrap()).unwrap();
+        assert!(!t.contains("WSGIDestroyInterpreter") && !t.contains("WSGIVerboseDebugging"));
+        assert!(!t.contains("ORPHAN_INTERPRETER"));
+        let c = f
+            .config(&["app.wsgi", "--orphan-interpreter", "--verbose-debugging"])
+            .unwrap();
+        let t = render::httpd_conf(&c).unwrap();
+        for line in [
+            "WSGIDestroyInterpreter Off",
+            "WSGIVerboseDebugging On",
+            "Define ORPHAN_INTERPRETER",
+        ] {
+            assert!(has_line(&t, line), "missing {line:?} in\n{t}");
+        }
+        assert!(!render::strip_wsgi(&t).contains("WSGIDestroyInterpreter"));
     }
 
     #[test]

@@ -11,24 +11,20 @@ use std::ffi::OsString;
 /// Why a group of options is refused; printed in parentheses.
 const SERVICE: &str =
     "managed service processes (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode";
-const DESTROY: &str =
-    "the module has no WSGIDestroyInterpreter: the interpreter is always destroyed";
 const HANDLER: &str =
     "the module has no WSGIHandlerScript, which mod_wsgi-express's extension handlers need";
 const DEBUG: &str = "debug mode is not implemented";
 const METRICS: &str = "telemetry is not implemented";
-const LOGS: &str = "not implemented in rwsgi-express";
 const OTHER: &str = "not implemented in rwsgi-express";
 
 /// Every refused mod_wsgi-express option (long name without `--`) with its
 /// reason. Sorted by theme; lookups are linear, the table is small.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    // Managed services and interpreter teardown.
+    // Managed services.
     ("service-script", SERVICE),
     ("service-user", SERVICE),
     ("service-group", SERVICE),
     ("service-log-file", SERVICE),
-    ("orphan-interpreter", DESTROY),
     // Telemetry.
     ("telemetry-service", METRICS),
     ("enable-telemetry", METRICS),
@@ -53,8 +49,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("recorder-directory", DEBUG),
     ("enable-gdb", DEBUG),
     ("gdb-executable", DEBUG),
-    // Logging.
-    ("verbose-debugging", LOGS),
     // Everything else.
     ("add-handler", HANDLER),
     ("with-php5", OTHER),
@@ -169,10 +163,8 @@ mod tests {
             msg.as_deref(),
             Some("--telemetry-service is not supported yet (telemetry is not implemented)")
         );
-        let msg = find_refused_for_cli(&os(&["setup-server", "--orphan-interpreter", "a.wsgi"]));
-        assert!(msg
-            .unwrap()
-            .starts_with("--orphan-interpreter is not supported yet"));
+        let msg = find_refused_for_cli(&os(&["setup-server", "--with-php5", "a.wsgi"]));
+        assert!(msg.unwrap().starts_with("--with-php5 is not supported yet"));
         for opt in ["--enable-debugger", "--add-handler"] {
             assert!(
                 find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
@@ -250,6 +242,8 @@ mod tests {
             "switch-interval",
             "python-warnings",
             "response-flush-delay",
+            "orphan-interpreter",
+            "verbose-debugging",
         ] {
             assert_eq!(reason(opt), None, "--{opt}");
         }
