@@ -267,9 +267,29 @@ pub(crate) unsafe fn srv<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConfig {
 /// start of each configuration pass (`reset_daemons`).
 static DAEMONS: std::sync::Mutex<Vec<DaemonProcess>> = std::sync::Mutex::new(Vec::new());
 
+/// Per group (by name): the server (main or virtual host) whose
+/// configuration defined it, as an address: its daemons log there, as
+/// mod_wsgi's do (a `<VirtualHost>`'s own `ErrorLog`).
+static DAEMON_SERVERS: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// The server whose configuration defined group `name` (this pass), if
+/// known. It lives as long as the configuration (pconf).
+pub fn daemon_server(name: &str) -> Option<*mut ffi::server_rec> {
+    DAEMON_SERVERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|&(_, s)| s as *mut ffi::server_rec)
+}
+
 /// Forgets the groups of a previous configuration pass (pre_config).
 pub fn reset_daemons() {
     DAEMONS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    DAEMON_SERVERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 /// The `WSGIDaemonProcess` groups of the configuration just read.
@@ -500,6 +520,10 @@ handler!(cmd_daemon_process, |cmd, cfg, args| {
             ),
         });
     }
+    DAEMON_SERVERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((group.name.clone(), (*cmd).server as usize));
     all.push(group);
     Ok(())
 });

@@ -435,3 +435,43 @@ def test_service_process_group_runs_its_script_and_takes_no_requests(servers, ws
     finally:
         srv.stop()
     assert wait_until(lambda: not os.path.exists(f"/proc/{service_pid}"), 10), "service left running"
+
+
+PRINT_APP = '''
+import sys
+def application(environ, start_response):
+    print("vhost-daemon-line", environ["mod_wsgi.process_group"], file=sys.stderr, flush=True)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+'''
+
+
+def test_daemon_logs_to_the_error_log_of_its_virtual_host(servers, ws):
+    """As mod_wsgi: a WSGIDaemonProcess defined in a <VirtualHost> with its
+    own ErrorLog has its daemons' output (here the application's stderr)
+    there, not in the main server's error log."""
+    from conftest import free_port
+    d = ws.new_dir("vhostlog")
+    (d / "print.wsgi").write_text(PRINT_APP)
+    log = d / "vhost_error_log"
+    port = free_port()
+    srv = start_with_daemon_options(
+        servers, ws, "vhostlog", [], ["--processes", "1"],
+        extra=[f"Listen 127.0.0.1:{port}",
+               f"<VirtualHost 127.0.0.1:{port}>",
+               "    ServerName vhostlog.test",
+               f"    ErrorLog {log}",
+               "    WSGIDaemonProcess vhostgroup user=nobody group=nogroup threads=2",
+               f"    WSGIScriptAlias /p {d / 'print.wsgi'} process-group=vhostgroup application-group=%{{GLOBAL}}",
+               f"    <Directory {d}>",
+               "        Require all granted",
+               "    </Directory>",
+               "</VirtualHost>"])
+    try:
+        r = requests.get(f"http://127.0.0.1:{port}/p", timeout=10)
+        assert r.status_code == 200, srv.error_log_tail()
+        assert wait_until(lambda: log.exists() and "vhost-daemon-line vhostgroup" in log.read_text(), 10), (
+            log.read_text() if log.exists() else "no vhost log", srv.error_log_tail())
+        assert "vhost-daemon-line" not in srv.error_log()
+    finally:
+        srv.stop()

@@ -68,6 +68,11 @@ pub fn log_r(r: *const ffi::request_rec, level: Level, status: ffi::apr_status_t
 /// main server's log (as Apache does).
 pub fn log_s(s: *const ffi::server_rec, level: Level, status: ffi::apr_status_t, msg: &str) {
     let idx = module_index();
+    let s = if s.is_null() {
+        DEFAULT_LOG_SERVER.load(std::sync::atomic::Ordering::Relaxed) as *const ffi::server_rec
+    } else {
+        s
+    };
     // SAFETY: s is null or a server_rec that lives as long as the configuration.
     unsafe {
         if !s.is_null() && ffi::rwsgi_log_s_is_level(s, idx, level as c_int) == 0 {
@@ -84,6 +89,18 @@ pub fn log_s(s: *const ffi::server_rec, level: Level, status: ffi::apr_status_t,
             m.as_ptr(),
         );
     }
+}
+
+/// The server lines without one (`log_s(null)`, [`LogTarget::None`]) go to:
+/// null (Apache's main server) unless [`set_default_log_server`] was called.
+static DEFAULT_LOG_SERVER: std::sync::atomic::AtomicPtr<ffi::server_rec> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// In a daemon process: lines that name no server (Python's output, the
+/// application's log lines) go to `s`, the server whose configuration
+/// defined the process group (as mod_wsgi: a `<VirtualHost>`'s `ErrorLog`).
+pub fn set_default_log_server(s: *mut ffi::server_rec) {
+    DEFAULT_LOG_SERVER.store(s, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Where log lines about a request go: against Apache's `request_rec` (the

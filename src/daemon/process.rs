@@ -80,6 +80,7 @@ pub unsafe fn run(
     delay: Duration,
 ) -> ! {
     slot.adopt();
+    apache::set_default_log_server(server);
     // Apache's signal handlers (restart, graceful) are the parent's: here
     // the signals must reach our own wait below.
     for sig in [

@@ -573,7 +573,9 @@ pub unsafe fn start(
                 first,
                 registered: false,
                 pconf,
-                server: s,
+                // Its daemons log to the error log of the server (main
+                // or virtual host) that defined the group.
+                server: crate::config::daemon_server(&g.config.name).unwrap_or(s),
                 cfg,
             }));
             let role = if index == g.config.processes as usize {
