@@ -67,6 +67,8 @@ pub struct DirConfig {
     pub ignore_activity: Option<bool>,
     /// Dispatch, proxy, sendfile, error override... (config_more.rs).
     pub more: DirMore,
+    /// `WSGIHandlerScript` definitions (config_handler.rs).
+    pub handlers: crate::config_handler::HandlerScripts,
 }
 
 impl DirConfig {
@@ -94,6 +96,7 @@ impl DirConfig {
                 .or_else(|| base.restrict_process.clone()),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
             more: DirMore::merge(&base.more, &add.more),
+            handlers: crate::config_handler::HandlerScripts::merge(&base.handlers, &add.handlers),
         }
     }
 }
@@ -122,6 +125,9 @@ pub struct RequestSettings {
     pub ignore_activity: bool,
     /// The settings of config_more.rs's directives.
     pub more: MoreSettings,
+    /// The `WSGIHandlerScript` answering the request (config_handler.rs):
+    /// it runs instead of `r->filename`, which stays `SCRIPT_FILENAME`.
+    pub handler_script: Option<std::sync::Arc<crate::config_handler::HandlerScript>>,
 }
 
 impl RequestSettings {
@@ -155,6 +161,7 @@ impl RequestSettings {
             restrict_process: d.restrict_process,
             ignore_activity: d.ignore_activity.unwrap_or(false),
             more: MoreSettings::resolve(&d.more),
+            handler_script: None,
         }
     }
 }
@@ -610,7 +617,7 @@ pub(crate) const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINF
 
 /// The directives of mod_wsgi that rwsgi implements, NULL-terminated.
 pub static COMMANDS: CommandTable<
-    { 19 + crate::config_more::COUNT + crate::config_auth::COUNT + crate::config_interp::COUNT },
+    { 19 + crate::config_more::COUNT + crate::config_auth::COUNT + crate::config_interp::COUNT + crate::config_handler::COUNT },
 > = CommandTable([
     command(c"WSGIScriptAlias", cmd_script_alias, ffi::cmd_how_RAW_ARGS, RSRC,
         c"Map a URL prefix to a WSGI script file or directory: WSGIScriptAlias URL-path path [options]"),
@@ -676,6 +683,7 @@ pub static COMMANDS: CommandTable<
     crate::config_interp::COMMANDS[2],
     crate::config_interp::COMMANDS[3],
     crate::config_interp::COMMANDS[4],
+    crate::config_handler::COMMANDS[0],
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

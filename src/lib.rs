@@ -13,6 +13,7 @@
 mod apache;
 mod config;
 mod config_auth;
+mod config_handler;
 mod config_interp;
 mod config_more;
 mod daemon;
@@ -261,9 +262,16 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let Some(h) = apache::opt_bytes((*r).handler) else {
         return ffi::DECLINED;
     };
-    if !HANDLER_NAMES.contains(&h) {
-        return ffi::DECLINED;
-    }
+    let dcfg = apache::module_config::<DirConfig>((*r).per_dir_config);
+    // WSGIHandlerScript: a named handler answered by a WSGI script.
+    let handler_script = if HANDLER_NAMES.contains(&h) {
+        None
+    } else {
+        match dcfg.as_ref().and_then(|d| d.handlers.get(h)) {
+            Some(hs) => Some(hs.clone()),
+            None => return ffi::DECLINED,
+        }
+    };
     match (*r).finfo.filetype {
         ffi::apr_filetype_e_APR_NOFILE => {
             apache::log_r(
@@ -291,9 +299,13 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         }
         _ => {}
     }
+    if let Some(hs) = handler_script {
+        let settings = RequestSettings::resolve(None, dcfg.as_ref());
+        let settings = config_handler::apply(&hs, settings);
+        return apache::handler_script::handle(r, &settings, &hs);
+    }
     let alias = apache::module_config::<ScriptAlias>((*r).request_config);
     let alias_options = alias.as_ref().map(|a| &a.options);
-    let dcfg = apache::module_config::<DirConfig>((*r).per_dir_config);
     let settings = RequestSettings::resolve(alias_options, dcfg.as_ref());
     apache::request::handle_request(r, &settings)
 }

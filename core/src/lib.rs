@@ -7,6 +7,7 @@
 //! - [`directives`]: parsing of mod_wsgi configuration directive arguments.
 //! - [`environ`]: the CGI part of the WSGI environ (PEP 3333 §environ), built
 //!   from a neutral description of a request.
+//! - [`handler`]: `WSGIHandlerScript`'s arguments.
 //! - [`metrics`]: the duration histogram of the metrics API.
 //! - [`options`]: arguments of the dispatch and interpreter directives
 //!   (`WSGIDispatchScript`, `WSGIPythonHashSeed`, ...).
@@ -20,6 +21,7 @@
 pub mod daemon_config;
 pub mod directives;
 pub mod environ;
+pub mod handler;
 pub mod interp_options;
 pub mod metrics;
 pub mod options;

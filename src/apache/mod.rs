@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod dispatch;
+pub mod handler_script;
 pub mod request;
 
 use crate::ffi;

@@ -33,13 +33,15 @@ const HTTP_500: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
 pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSettings) -> c_int {
     let log = LogTarget::Request(r);
     // r->filename lives in the request pool, so it outlives this call.
-    let Some(script) = opt_str((*r).filename) else {
+    let Some(filename) = opt_str((*r).filename) else {
         log.log(
             Level::Error,
             "RWSGI0007: WSGI script file name is not valid UTF-8",
         );
         return HTTP_500;
     };
+    // A WSGIHandlerScript runs instead of the requested file.
+    let (script, script_mtime_us) = super::handler_script::script_of(r, settings, filename);
     let policy = if settings.chunked_request {
         ffi::REQUEST_CHUNKED_DECHUNK
     } else {
@@ -132,7 +134,7 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
     let facts = gather_facts(r, settings, &application_group);
     let req = wsgi::Request {
         script,
-        script_mtime_us: (*r).finfo.mtime,
+        script_mtime_us,
         script_reloading: settings.script_reloading,
         on_change: python::OnChange::Reload,
         callable_object: &settings.callable_object,
@@ -293,6 +295,10 @@ pub unsafe fn gather_facts<'a>(
         extra.retain(|(k, _)| !p.removed.iter().any(|n| n.as_bytes() == *k));
     }
     Facts {
+        handler: settings
+            .handler_script
+            .as_ref()
+            .map(|h| (bytes((*r).handler), h.path.as_bytes())),
         cgi,
         extra,
         application_group,

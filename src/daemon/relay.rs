@@ -199,7 +199,7 @@ pub unsafe fn handle_request(
         id: 0,
         request_start_us: (*r).request_time.max(0) as u64,
         queue_start_us: now_us(),
-        script_mtime_us: (*r).finfo.mtime,
+        script_mtime_us: crate::apache::handler_script::script_of(r, settings, script).1,
         body_length: body_length(r),
         flags: if (*r).header_only != 0 {
             wire::FLAG_HEAD

@@ -528,6 +528,10 @@ pub struct Facts<'a> {
     pub mount_point: Option<&'a [u8]>,
     /// `apache.request_rec` (WSGIPassApacheRequest, embedded mode), or null.
     pub request_rec: *mut std::ffi::c_void,
+    /// `WSGIHandlerScript` requests: (`mod_wsgi.request_handler`,
+    /// `mod_wsgi.handler_script`), the handler name and the script's path
+    /// (otherwise the base environ's `wsgi-script` and '').
+    pub handler: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// What an environ is made of.
@@ -558,6 +562,10 @@ fn next_request_id(buf: &mut [u8; 48]) -> &[u8] {
 pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
     for (k, v) in &facts.extra {
         f(k, v);
+    }
+    if let Some((name, script)) = facts.handler {
+        f(b"mod_wsgi.request_handler", name);
+        f(b"mod_wsgi.handler_script", script);
     }
     struct Pairs<'f>(&'f mut dyn FnMut(&[u8], &[u8]));
     impl EnvironSink for Pairs<'_> {
@@ -697,6 +705,15 @@ unsafe fn set_from_facts(rt: &Runtime, d: *mut PyObject, facts: &Facts<'_>) -> R
         let key = object::latin1(k);
         if PyDict_Contains(d, key.as_ptr()) == 0 {
             let val = object::latin1(v);
+            PyDict_SetItem(d, key.as_ptr(), val.as_ptr());
+        }
+    }
+    if let Some((name, script)) = facts.handler {
+        for (k, v) in [
+            (&b"mod_wsgi.request_handler"[..], name),
+            (&b"mod_wsgi.handler_script"[..], script),
+        ] {
+            let (key, val) = (object::latin1(k), object::latin1(v));
             PyDict_SetItem(d, key.as_ptr(), val.as_ptr());
         }
     }
