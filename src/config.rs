@@ -297,6 +297,10 @@ pub fn reset_daemons() {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clear();
+    VHOST_IMPORT_SCRIPTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 /// The `WSGIDaemonProcess` groups of the configuration just read.
@@ -420,16 +424,38 @@ handler!(cmd_python_path, |cmd, cfg, w| {
 });
 
 handler!(cmd_import_script, |cmd, cfg, args| {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: "WSGIImportScript",
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    // server config or virtual host (as mod_wsgi; mod_wsgi-express puts a
+    // service's inside the <VirtualHost> that gives it its ErrorLog).
     let script = directives::parse_import_script(arg_str("WSGIImportScript", args)?)?;
-    srv(cmd).import_scripts.push(script);
+    if (*(*cmd).server).is_virtual != 0 {
+        VHOST_IMPORT_SCRIPTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(script);
+    } else {
+        srv(cmd).import_scripts.push(script);
+    }
     Ok(())
 });
+
+/// `WSGIImportScript`s given inside `<VirtualHost>`s (this pass): processes
+/// are server-wide, so they join the main server's (see [`import_scripts`]).
+static VHOST_IMPORT_SCRIPTS: std::sync::Mutex<Vec<ImportScript>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Every `WSGIImportScript` of the configuration: the main server's
+/// (`cfg`), then those of virtual hosts, in order.
+pub fn import_scripts(cfg: &ServerConfig) -> Vec<ImportScript> {
+    let mut all = cfg.import_scripts.clone();
+    all.extend(
+        VHOST_IMPORT_SCRIPTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned(),
+    );
+    all
+}
 
 handler!(cmd_restrict_embedded, |cmd, cfg, w| {
     if let Some(e) = global_only(cmd) {

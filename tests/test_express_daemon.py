@@ -258,3 +258,44 @@ def test_ignore_activity(servers, app):
         assert srv.get("/").status_code == 200
     finally:
         srv.stop()
+
+
+SERVICE = '''
+import os, sys, time
+MARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ticks")
+n = 0
+while True:
+    n += 1
+    with open(MARK, "w") as f:
+        f.write(f"{os.getpid()} {os.getuid()} {n}")
+    print("service-tick", n, file=sys.stderr, flush=True)
+    time.sleep(0.2)
+'''
+
+
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_service_script_runs_a_managed_service(servers, ws, mode):
+    """--service-script NAME SCRIPT (mod_wsgi-express's managed services): a
+    daemon process group service:NAME with threads=0 runs the script (here
+    a loop) as --service-user, logging to --service-log-file; the
+    application is served as usual, and a stop ends the service."""
+    d = ws.new_dir("svc")
+    os.chown(d, pwd.getpwnam(APACHE_USER).pw_uid, -1)
+    (d / "tasks.py").write_text(SERVICE)
+    with servers.running(f"service-{mode}", ws.apps / "daemon" / "app.wsgi", "event",
+                         ["--service-script", "tasks", str(d / "tasks.py"),
+                          "--service-user", "tasks", APACHE_USER,
+                          "--service-log-file", "tasks", "tasks.log"], mode=mode) as srv:
+        conf = (srv.root / "httpd.conf").read_text()
+        assert "WSGIDaemonProcess service:tasks display-name=%{GROUP} threads=0" in conf, conf
+        assert srv.get("/").status_code == 200, srv.error_log_tail()
+        ticks = d / "ticks"
+        assert wait_until(lambda: ticks.exists() and int(ticks.read_text().split()[2]) > 2, 15), (
+            srv.error_log_tail())
+        pid, uid, _ = map(int, ticks.read_text().split())
+        assert uid == pwd.getpwnam(APACHE_USER).pw_uid
+        assert open(f"/proc/{pid}/comm").read().startswith("(wsgi:service:")
+        log = srv.root / "tasks.log"
+        assert wait_until(lambda: log.exists() and "service-tick" in log.read_text(), 10)
+        assert "service-tick" not in srv.error_log()
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10), "the service outlived Apache"

@@ -390,8 +390,7 @@ pub fn recycle(pool: &Pool, why: u8) {
 /// `application-group=`, so no request waits for the import.
 fn preload(cfg: &crate::config::ServerConfig, name: &str) -> Vec<(String, String)> {
     use rwsgi_core::directives::AliasPattern;
-    let mut out: Vec<(String, String)> = cfg
-        .import_scripts
+    let mut out: Vec<(String, String)> = crate::config::import_scripts(cfg)
         .iter()
         .filter(|i| i.options.process_group.as_deref() == Some(name))
         .filter_map(|i| {

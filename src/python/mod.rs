@@ -343,8 +343,7 @@ pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
     let opts = InitOptions {
         python_home: cfg.python_home.clone(),
         python_path: cfg.python_path.clone(),
-        import_scripts: cfg
-            .import_scripts
+        import_scripts: crate::config::import_scripts(cfg)
             .iter()
             .filter(|i| {
                 rwsgi_core::directives::is_embedded_group(

@@ -138,6 +138,10 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub auth: crate::auth::AuthArgs,
 
+    /// The managed service options (--service-script ...).
+    #[command(flatten)]
+    pub service: crate::service::ServiceArgs,
+
     /// URL path at which the application is mounted.
     #[arg(long, default_value = "/", value_name = "URL-PATH")]
     pub mount_point: String,

@@ -38,6 +38,7 @@ pub mod module;
 pub mod proxy;
 pub mod python_opts;
 pub mod render;
+pub mod service;
 pub mod setup;
 pub mod unsupported;
 pub mod vhost;

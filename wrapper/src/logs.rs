@@ -107,6 +107,9 @@ pub struct Logs {
     pub rotation: Option<Rotation>,
     /// `--startup-log`: the file given to httpd's `-E` by apachectl.
     pub startup_log: Option<PathBuf>,
+    /// The log directory: `--log-directory`, else the server root (even
+    /// with `--log-to-terminal`: `--service-log-file`s go there).
+    pub log_directory: PathBuf,
 }
 
 /// A string for a double-quoted httpd.conf argument: `\` and `"`
@@ -250,6 +253,7 @@ pub fn build(
         }
     }
     Ok(Logs {
+        log_directory: log_dir.clone(),
         log_level,
         log_to_terminal,
         error_log,

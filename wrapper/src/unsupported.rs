@@ -9,8 +9,6 @@
 use std::ffi::OsString;
 
 /// Why a group of options is refused; printed in parentheses.
-const SERVICE: &str =
-    "managed service processes (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode";
 const HANDLER: &str =
     "the module has no WSGIHandlerScript, which mod_wsgi-express's extension handlers need";
 const DEBUG: &str = "debug mode is not implemented";
@@ -20,11 +18,6 @@ const OTHER: &str = "not implemented in rwsgi-express";
 /// Every refused mod_wsgi-express option (long name without `--`) with its
 /// reason. Sorted by theme; lookups are linear, the table is small.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    // Managed services.
-    ("service-script", SERVICE),
-    ("service-user", SERVICE),
-    ("service-group", SERVICE),
-    ("service-log-file", SERVICE),
     // Telemetry.
     ("telemetry-service", METRICS),
     ("enable-telemetry", METRICS),
@@ -139,21 +132,19 @@ mod tests {
     }
 
     #[test]
-    fn refuses_service_options_with_reason() {
-        let msg = find_refused_for_cli(&os(&[
-            "start-server",
-            "app.wsgi",
+    fn service_options_are_not_refused() {
+        for opt in [
             "--service-script",
-            "x",
-            "x.py",
-        ]));
-        assert_eq!(
-            msg.as_deref(),
-            Some(
-                "--service-script is not supported yet (managed service processes \
-                 (WSGIDaemonProcess threads=0) are not implemented in rwsgi's daemon mode)"
-            )
-        );
+            "--service-user",
+            "--service-group",
+            "--service-log-file",
+        ] {
+            assert_eq!(
+                find_refused_for_cli(&os(&["start-server", "app.wsgi", opt, "x", "y"])),
+                None,
+                "{opt}"
+            );
+        }
     }
 
     #[test]

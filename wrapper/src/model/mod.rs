@@ -119,6 +119,8 @@ pub struct ServerConfig {
     pub vhosts: Option<VirtualHosts>,
     /// `--host-access-script`, `--auth-user-script`, ... (auth.rs).
     pub auth: crate::auth::Auth,
+    /// `--service-script`s (service.rs).
+    pub services: Vec<crate::service::Service>,
     /// With `--https-port`: the HTTPS listener ([`crate::https`]).
     pub https: Option<Https>,
     /// `--http2`: mod_http2 with `Protocols h2 h2c http/1.1`.
@@ -474,6 +476,14 @@ impl ServerConfig {
 
         // Logs.
         let logs = logs::build(a, &server_root, cwd, &mut warnings)?;
+        let pipe = logs.rotation.clone().map(|r| move |p: &Path| r.pipe(p));
+        let services = crate::service::build(
+            &a.service,
+            cwd,
+            &logs.log_directory,
+            pipe.as_ref().map(|f| f as &dyn Fn(&Path) -> String),
+            conf_safe,
+        )?;
         let pid_file = match &a.pid_file {
             Some(p) => absolute(cwd, p),
             None => server_root.join("httpd.pid"),
@@ -680,6 +690,7 @@ impl ServerConfig {
             server_name,
             vhosts,
             auth,
+            services,
             https,
             http2: a.https.http2,
             env,
