@@ -475,3 +475,52 @@ def test_daemon_logs_to_the_error_log_of_its_virtual_host(servers, ws):
         assert "vhost-daemon-line" not in srv.error_log()
     finally:
         srv.stop()
+
+
+SIGNAL_APP = '''
+import os, mod_wsgi
+DIR = os.path.dirname(os.path.abspath(__file__))
+def on_signal(name, signum, **event):
+    with open(os.path.join(DIR, "signals"), "a") as f:
+        f.write(f"{name} {signum}\\n")
+mod_wsgi.subscribe_signals(on_signal)
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+'''
+
+
+def test_subscribe_signals_gets_sighup_and_sigusr2(servers, ws):
+    """mod_wsgi 6: in a daemon process, SIGHUP and a SIGUSR2 (not the Apache
+    parent's) reach mod_wsgi.subscribe_signals subscribers as process_signal
+    events, and the process keeps serving."""
+    import os
+    import pwd
+    import signal
+    d = ws.new_dir("signals")
+    os.chown(d, pwd.getpwnam("nobody").pw_uid, -1)
+    (d / "app.wsgi").write_text(SIGNAL_APP)
+    srv = start_with_daemon_options(servers, ws, "signals", [], ["--processes", "1"],
+                                    script=d / "app.wsgi")
+    try:
+        pid = int(srv.get("/").text)
+        os.kill(pid, signal.SIGUSR2)
+        os.kill(pid, signal.SIGHUP)
+        got = d / "signals"
+        want = {f"process_signal {int(signal.SIGUSR2)}", f"process_signal {int(signal.SIGHUP)}"}
+        assert wait_until(lambda: got.exists() and set(got.read_text().split("\n")) >= want, 10), (
+            got.read_text() if got.exists() else "none", srv.error_log_tail())
+        time.sleep(0.5)
+        assert int(srv.get("/").text) == pid, "the daemon process was replaced"
+    finally:
+        srv.stop()
+
+
+def test_subscribe_signals_outside_daemon_mode_warns(servers, ws):
+    d = ws.new_dir("signals-embedded")
+    (d / "app.wsgi").write_text(SIGNAL_APP)
+    with servers.running("signalsemb", d / "app.wsgi", "event", ["--log-level", "info"],
+                         mode="embedded") as srv:
+        assert srv.get("/").status_code == 200
+        assert wait_until(lambda: "RWSGI0089" in srv.error_log(), 10), srv.error_log_tail()
+        assert "outside daemon mode" in srv.error_log()

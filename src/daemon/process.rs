@@ -58,6 +58,33 @@ pub fn daemon_signals() -> SigSet {
     mask
 }
 
+/// Waits for one of `mask`'s signals (blocked in every thread): the signal
+/// and the pid that sent it (0 when the kernel did, or it is unknown).
+fn wait_signal(mask: &SigSet) -> (nix::Result<Signal>, i32) {
+    // SAFETY: sigwaitinfo fills `info` for a signal of the valid set.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        loop {
+            let n = libc::sigwaitinfo(mask.as_ref(), &mut info);
+            if n >= 0 {
+                return (Signal::try_from(n), info.si_pid());
+            }
+            if nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+                return (Err(nix::errno::Errno::last()), 0);
+            }
+        }
+    }
+}
+
+/// Hands signal `sig` to the application (mod_wsgi's `process_signal`
+/// event) in a thread of its own, so a slow subscriber does not hold up
+/// the process's own signals.
+fn publish_signal(sig: Signal) {
+    let _ = std::thread::Builder::new()
+        .name("wsgi-signal".into())
+        .spawn(move || python::publish_process_signal(sig as i32));
+}
+
 /// Ends the daemon process: marks the exit as ours for the Apache parent
 /// and leaves without running any of Apache's exit code.
 pub fn exit(slot: &super::supervisor::SlotInfo, code: ExitCode) -> ! {
@@ -248,8 +275,10 @@ pub unsafe fn run(
     } else if slot.restarts() == 0 {
         super::retire::retire_predecessors(&name, slot.index(), group.config.processes as usize);
     }
+    let parent = nix::unistd::getppid().as_raw();
     let evicted = loop {
-        match mask.wait() {
+        let (signal, sender) = wait_signal(&mask);
+        match signal {
             Ok(Signal::SIGXCPU) => {
                 apache::log_s(
                     server,
@@ -268,6 +297,11 @@ pub unsafe fn run(
             Ok(Signal::SIGINT) => recycle(&pool, Recycle::RELOAD),
             // The Apache parent restarted: the next generation's daemons
             // retire this one once ready; if none does, it goes anyway.
+            // mod_wsgi 6: SIGHUP, and a SIGUSR2 the Apache parent did not
+            // send, are the application's: a process_signal event for
+            // mod_wsgi.subscribe_signals subscribers.
+            Ok(sig @ Signal::SIGHUP) => publish_signal(sig),
+            Ok(sig @ Signal::SIGUSR2) if sender != parent => publish_signal(sig),
             Ok(Signal::SIGUSR2) => {
                 let wait = group.config.startup_timeout.max(Duration::from_secs(60));
                 std::thread::spawn(move || {

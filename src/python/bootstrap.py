@@ -106,6 +106,7 @@ from _thread import _local
 
 mod_wsgi.event_callbacks = []
 mod_wsgi.shutdown_callbacks = []
+mod_wsgi.signal_callbacks = []
 mod_wsgi.active_requests = {}
 _current = _local()
 
@@ -125,9 +126,25 @@ def subscribe_shutdown(callback):
     return callback
 
 
+def subscribe_signals(callback):
+    """Registers callback(name, **event) for process_signal only: a SIGHUP
+    or SIGUSR2 sent to the daemon process (signum=). Daemon mode only, as
+    mod_wsgi: elsewhere the callback is never called (a warning says so)."""
+    if not mod_wsgi.process_group:
+        sys.stderr.write(
+            "RWSGI0089: mod_wsgi.subscribe_signals() called outside daemon mode; "
+            "the callback will not be invoked (signals reach subscribers only in "
+            "daemon processes)\n"
+        )
+    mod_wsgi.signal_callbacks.append(callback)
+    return callback
+
+
 subscribe_events.__module__ = subscribe_shutdown.__module__ = "mod_wsgi"
+subscribe_signals.__module__ = "mod_wsgi"
 mod_wsgi.subscribe_events = subscribe_events
 mod_wsgi.subscribe_shutdown = subscribe_shutdown
+mod_wsgi.subscribe_signals = subscribe_signals
 
 
 def _dispatch(callbacks, name, event):
@@ -225,6 +242,13 @@ def _process_stopping():
     reason = mod_wsgi._shutdown_reason()
     _dispatch(mod_wsgi.event_callbacks, "process_stopping", {"shutdown_reason": reason})
     _dispatch(mod_wsgi.shutdown_callbacks, "process_stopping", {"shutdown_reason": reason})
+
+
+def _process_signal(signum):
+    """A signal for the application (daemon mode): process_signal to the
+    event and signal subscribers."""
+    _dispatch(mod_wsgi.event_callbacks, "process_signal", {"signum": signum})
+    _dispatch(mod_wsgi.signal_callbacks, "process_signal", {"signum": signum})
 
 
 def add_python_path(paths):

@@ -270,6 +270,8 @@ pub struct Runtime {
     pub format_exception: PyPtr,
     /// bootstrap.shutdown(): atexit callbacks and flushing at child exit.
     pub shutdown: PyPtr,
+    /// The bootstrap's `_process_signal(signum)` (process_signal events).
+    pub process_signal: PyPtr,
     /// `mod_wsgi.Input`.
     pub input_type: *mut PyTypeObject,
     /// `mod_wsgi.Adapter` (start_response).
@@ -571,6 +573,7 @@ unsafe fn setup_interpreter(cfg: &InitOptions, group: &str) -> Result<Runtime, S
         load_script: get(c"load_script")?,
         format_exception: get(c"format_exception")?,
         shutdown: get(c"shutdown")?,
+        process_signal: get(c"_process_signal")?,
         input_type: types.input,
         adapter_type: types.adapter,
         file_wrapper_type: types.file_wrapper,
@@ -622,6 +625,31 @@ unsafe fn import_scripts(cfg: &InitOptions, rt: &Runtime) {
                 LogTarget::None,
                 &format!("RWSGI0012: WSGIImportScript {path:?} failed: {e}"),
             );
+        }
+    }
+}
+
+/// mod_wsgi 6's `process_signal` event (daemon processes): `signum` (a
+/// SIGHUP, or a SIGUSR2 not from the Apache parent) published to the
+/// `mod_wsgi.subscribe_signals` and `subscribe_events` subscribers of every
+/// interpreter of the process. A subscriber's exception is logged
+/// (RWSGI0086).
+pub fn publish_process_signal(signum: i32) {
+    let Ok(main) = runtime() else { return };
+    for rt in interp::subs().into_iter().chain(std::iter::once(main)) {
+        let _gil = GilGuard::acquire(rt);
+        // SAFETY: GIL held in rt's interpreter.
+        unsafe {
+            let arg = Owned::new(PyLong_FromLong(signum as std::ffi::c_long));
+            let r = arg.and_then(|a| {
+                Owned::new(PyObject_CallOneArg(rt.process_signal.as_ptr(), a.as_ptr()))
+            });
+            if r.is_none() {
+                log_exception(
+                    LogTarget::None,
+                    "RWSGI0086: publishing the process_signal event failed",
+                );
+            }
         }
     }
 }
