@@ -285,6 +285,27 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_site_can_be_proxied() {
+        let f = Fixture::new();
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--proxy-mount-point",
+                "/",
+                "http://127.0.0.1:9/",
+            ])
+            .unwrap();
+        let t = render::httpd_conf(&c).unwrap();
+        assert!(has_line(
+            &t,
+            "ProxyPass \"/\" \"http://127.0.0.1:9/\" upgrade=websocket"
+        ));
+        // No empty X-Forwarded-Prefix (Apache would refuse the line).
+        assert!(!t.contains("X-Forwarded-Prefix"), "{t}");
+        assert!(!t.contains("<LocationMatch"), "{t}");
+    }
+
+    #[test]
     fn nothing_proxied_means_no_proxy_modules() {
         let f = Fixture::new();
         let c = f.config(&["app.wsgi", "--proxy-timeout", "30"]).unwrap();
