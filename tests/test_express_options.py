@@ -10,7 +10,8 @@ mount point, ProxyPassReverse), --proxy-virtual-host and --proxy-timeout
 against a backend HTTP server started here, --trust-proxy-header with
 --trust-proxy rewriting REMOTE_ADDR; /server-status (--server-status),
 --switch-interval and --python-warnings seen by the application,
---orphan-interpreter skipping atexit callbacks,
+--orphan-interpreter skipping atexit callbacks, --add-handler scripts answering
+document root files by extension,
 --shell-executable."""
 
 import gzip
@@ -280,3 +281,52 @@ def test_orphan_interpreter_skips_atexit(servers, ws, orphan):
         assert not marker.exists()
     else:
         assert wait_until(marker.exists, 10), srv.error_log_tail()
+
+
+MD_HANDLER = '''\
+import os
+
+
+def handle_request(environ, start_response):
+    with open(environ["SCRIPT_FILENAME"], "rb") as f:
+        body = b"rendered: " + f.read()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("X-Pid", str(os.getpid()))])
+    return [body]
+'''
+
+TXT_APP = '''\
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"txt application for " + environ["SCRIPT_NAME"].encode()]
+'''
+
+
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_add_handler_serves_extensions_of_the_document_root(servers, ws, app, mode):
+    """--add-handler EXTENSION SCRIPT: document root files with the
+    extension are answered by the script (handle_request, else
+    application), in the daemon group or in Apache's children."""
+    doc = ws.new_dir("handler-doc")
+    write(doc / "page.md", "# title\n")
+    write(doc / "note.txt", "plain text\n")
+    write(doc / "other.html", "<p>static</p>\n")
+    scripts = ws.new_dir("handler-scripts")
+    md = write(scripts / "md.wsgi", MD_HANDLER)
+    txt = write(scripts / "txt.wsgi", TXT_APP)
+    with servers.running(f"handler-{mode}", app, mode=mode, args=[
+            "--mount-point", "/app", "--document-root", doc,
+            "--add-handler", ".md", md, "--add-handler", "txt", txt]) as srv:
+        r = srv.get("/page.md")
+        assert r.status_code == 200, srv.error_log_tail()
+        assert r.text == "rendered: # title\n"
+        if mode == "daemon":
+            # Answered in the daemon group, not in an Apache child.
+            title = open(f"/proc/{r.headers['X-Pid']}/cmdline", "rb").read()
+            assert title.startswith(b"(wsgi:localhost:"), title
+        r = srv.get("/note.txt")
+        assert r.status_code == 200 and r.text == "txt application for /note.txt", r.text
+        r = srv.get("/other.html")
+        assert r.status_code == 200 and r.text == "<p>static</p>\n"
+        assert srv.get("/app/env").json()["PATH_INFO"] == "/env"
+        assert (srv.root / "resource.wsgi").exists()

@@ -1,7 +1,7 @@
 //! What the server serves besides the application, and how: the options
 //! `--allow-override`, `--directory-listing`, `--error-document`,
 //! `--error-override`, `--compress-responses`, `--enable-sendfile`,
-//! `--with-cgi` and `--server-status` (a clap group flattened into
+//! `--with-cgi`, `--add-handler` and `--server-status` (a clap group flattened into
 //! [`crate::cli::ServerArgs`]) and the Apache modules they need.
 //!
 //! As mod_wsgi-express 6.1.1 writes them: `AllowOverride` of the document
@@ -11,15 +11,19 @@
 //! cgi-script .cgi`; `ErrorDocument STATUS URL-PATH`; `WSGIErrorOverride
 //! On`; mod_deflate's `AddOutputFilterByType DEFLATE` for the common text
 //! types; `EnableSendfile On` with `WSGIEnableSendfile On`; mod_status at
-//! `/server-status`, for local clients only, with `ExtendedStatus On`.
+//! `/server-status`, for local clients only, with `ExtendedStatus On`;
+//! for `--add-handler`, `AddHandler wsgi-resource EXTENSION` and a
+//! `WSGIHandlerScript wsgi-resource <server root>/resource.wsgi` that
+//! passes each request to the `handle_request` (else `application`) of the
+//! script given for the requested file's extension.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
 
-use crate::model::conf_safe_str;
+use crate::model::{absolute, conf_safe, conf_safe_str};
 
 /// The content options (field comments are the `--help` texts).
 #[allow(rustdoc::invalid_html_tags)]
@@ -53,6 +57,10 @@ pub struct ContentArgs {
     #[arg(long)]
     pub with_cgi: bool,
 
+    /// A WSGI script answering the requests for document root files with the extension (its handle_request, else its application; SCRIPT_FILENAME is the file; repeatable).
+    #[arg(long = "add-handler", num_args = 2, value_names = ["EXTENSION", "SCRIPT-PATH"])]
+    pub add_handler: Vec<String>,
+
     /// Serve Apache's status page (mod_status, ExtendedStatus On) at /server-status, to local clients only.
     #[arg(long)]
     pub server_status: bool,
@@ -65,6 +73,15 @@ pub struct ErrorDocument {
     pub status: u16,
     /// A local URL path, a full URL or a message (Apache tells them apart).
     pub document: String,
+}
+
+/// One `--add-handler`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtensionHandler {
+    /// The extension with its leading `.`, e.g. `.md`.
+    pub extension: String,
+    /// The WSGI script, absolute.
+    pub script: PathBuf,
 }
 
 /// The content settings, resolved.
@@ -88,6 +105,11 @@ pub struct Content {
     pub cgi: Option<String>,
     /// `--server-status`.
     pub server_status: bool,
+    /// `--add-handler`s, in order.
+    pub handlers: Vec<ExtensionHandler>,
+    /// With `--add-handler`: `<server root>/resource.wsgi`, the
+    /// `WSGIHandlerScript` that dispatches to them by extension.
+    pub resource_script: Option<PathBuf>,
 }
 
 /// The types mod_wsgi-express compresses with `--compress-responses`.
@@ -132,11 +154,51 @@ fn override_type(value: &str) -> Result<String> {
     )
 }
 
+/// The `--add-handler` pairs (`pairs` as clap gives them), scripts made
+/// absolute against `cwd`. Errors: an extension that is empty or has white
+/// space, quotes or `/`, a script that is not a file or whose path
+/// httpd.conf cannot hold.
+fn handlers(pairs: &[String], cwd: &Path) -> Result<Vec<ExtensionHandler>> {
+    if pairs.len() % 2 != 0 {
+        bail!("--add-handler takes two values: EXTENSION and SCRIPT-PATH");
+    }
+    let mut out = Vec::new();
+    for pair in pairs.chunks(2) {
+        let ext = pair[0].trim_start_matches('.');
+        if ext.is_empty() || ext.contains(|c: char| c.is_whitespace() || "'\"/\\".contains(c)) {
+            bail!(
+                "--add-handler extension {:?} is not a file extension such as .md",
+                pair[0]
+            );
+        }
+        let script = absolute(cwd, Path::new(&pair[1]));
+        if !script.is_file() {
+            bail!(
+                "--add-handler script {} does not exist (or is not a file)",
+                script.display()
+            );
+        }
+        conf_safe("--add-handler script", &script)?;
+        out.push(ExtensionHandler {
+            extension: format!(".{ext}"),
+            script,
+        });
+    }
+    Ok(out)
+}
+
 /// Validates the options; `modules_directory` decides between mod_cgid
-/// and mod_cgi. Errors (naming the option and the value): an unknown
-/// `--allow-override` type, an `--error-document` status that is not a
-/// number from 400 to 599 or a document httpd.conf cannot hold.
-pub fn build(a: &ContentArgs, modules_directory: &Path) -> Result<Content> {
+/// and mod_cgi, `server_root` holds the generated `resource.wsgi`, relative
+/// paths are against `cwd`. Errors (naming the option and the value): an
+/// unknown `--allow-override` type, an `--error-document` status that is
+/// not a number from 400 to 599 or a document httpd.conf cannot hold, the
+/// refusals of [`handlers`].
+pub fn build(
+    a: &ContentArgs,
+    modules_directory: &Path,
+    server_root: &Path,
+    cwd: &Path,
+) -> Result<Content> {
     let allow_override = if a.allow_override.is_empty() {
         "None".to_string()
     } else {
@@ -179,7 +241,11 @@ pub fn build(a: &ContentArgs, modules_directory: &Path) -> Result<Content> {
             "cgi".to_string()
         }
     });
+    let handlers = handlers(&a.add_handler, cwd)?;
+    let resource_script = (!handlers.is_empty()).then(|| server_root.join("resource.wsgi"));
     Ok(Content {
+        handlers,
+        resource_script,
         allow_override,
         directory_listing: a.directory_listing,
         error_documents,
@@ -334,6 +400,86 @@ mod tests {
         }
         assert!(crate::setup::summary(&c)
             .contains("Server Status      : http://localhost:8000/server-status"));
+    }
+
+    #[test]
+    fn add_handler_writes_a_handler_script_per_extension() {
+        let f = Fixture::new();
+        let md = f.path("app/md.wsgi");
+        std::fs::write(&md, "def handle_request(e, s): pass\n").unwrap();
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--add-handler",
+                "md",
+                "md.wsgi",
+                "--add-handler",
+                ".txt",
+                md.to_str().unwrap(),
+            ])
+            .unwrap();
+        let exts: Vec<&str> = c
+            .content
+            .handlers
+            .iter()
+            .map(|h| h.extension.as_str())
+            .collect();
+        assert_eq!(exts, [".md", ".txt"]);
+        let resource = f.path("root/resource.wsgi");
+        assert_eq!(
+            c.content.resource_script.as_deref(),
+            Some(resource.as_path())
+        );
+        let t = render::httpd_conf(&c).unwrap();
+        for line in [
+            format!(
+                "WSGIHandlerScript wsgi-resource \"{}\" process-group=localhost:8000 application-group=%{{GLOBAL}}",
+                resource.display()
+            ),
+            "AddHandler wsgi-resource .md".into(),
+            "AddHandler wsgi-resource .txt".into(),
+        ] {
+            assert!(has_line(&t, &line), "missing {line:?} in\n{t}");
+        }
+        assert!(!render::strip_wsgi(&t).contains("WSGIHandlerScript"));
+        let py = render::resource_wsgi(&c).unwrap().unwrap();
+        assert!(
+            py.contains(&format!("    \".md\": \"{}\",", md.display())),
+            "{py}"
+        );
+        assert!(c.paths_children_read().contains(&md));
+        // Embedded mode: in Apache's children.
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--embedded-mode",
+                "--add-handler",
+                ".md",
+                "md.wsgi",
+            ])
+            .unwrap();
+        let t = render::httpd_conf(&c).unwrap();
+        assert!(
+            t.contains("process-group=%{GLOBAL} application-group=%{GLOBAL}"),
+            "{t}"
+        );
+        assert_eq!(
+            render::resource_wsgi(&f.config(&["app.wsgi"]).unwrap()).unwrap(),
+            None
+        );
+        for (args, needle) in [
+            (
+                &["--add-handler", ".m d", "md.wsgi"][..],
+                "is not a file extension",
+            ),
+            (&["--add-handler", ".md", "nope.wsgi"], "does not exist"),
+        ] {
+            let e = f
+                .config(&[&["app.wsgi"][..], args].concat())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const EXTRAS_TEMPLATE: &str = include_str!("../../apache/extras.conf.j2");
 pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
 /// Template of `handler.wsgi` (module applications).
 pub const HANDLER_TEMPLATE: &str = include_str!("../../apache/handler.wsgi.j2");
+/// Template of `resource.wsgi` (`--add-handler`).
+pub const RESOURCE_TEMPLATE: &str = include_str!("../../apache/resource.wsgi.j2");
 /// Template of `reloader.py` (`--reload-on-changes`).
 pub const RELOADER_TEMPLATE: &str = include_str!("../../apache/reloader.py.j2");
 
@@ -82,6 +84,8 @@ fn environment() -> Environment<'static> {
         .expect("apachectl template parses");
     env.add_template("handler.wsgi", HANDLER_TEMPLATE)
         .expect("handler.wsgi template parses");
+    env.add_template("resource.wsgi", RESOURCE_TEMPLATE)
+        .expect("resource.wsgi template parses");
     env.add_template("reloader.py", RELOADER_TEMPLATE)
         .expect("reloader.py template parses");
     env
@@ -129,6 +133,26 @@ pub fn handler_wsgi(config: &ServerConfig) -> Result<Option<String>> {
         )
         .map(Some),
     }
+}
+
+/// `resource.wsgi` for `--add-handler` (`None` without it): a
+/// `handle_request` that runs the script given for the requested file's
+/// extension (its `handle_request`, else its `application`).
+pub fn resource_wsgi(config: &ServerConfig) -> Result<Option<String>> {
+    if config.content.resource_script.is_none() {
+        return Ok(None);
+    }
+    let handlers: Vec<_> = config
+        .content
+        .handlers
+        .iter()
+        .map(|h| minijinja::context! { extension => h.extension, script => h.script.to_string_lossy() })
+        .collect();
+    render(
+        "resource.wsgi",
+        minijinja::context! { version => env!("CARGO_PKG_VERSION"), handlers },
+    )
+    .map(Some)
 }
 
 /// `reloader.py` for `--reload-on-changes` in daemon mode (`None`

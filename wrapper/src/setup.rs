@@ -73,6 +73,7 @@ fn touch(path: &Path) -> Result<()> {
 }
 
 /// Writes the server root's files: `handler.wsgi` (module applications),
+/// `resource.wsgi` (`--add-handler`),
 /// `reloader.py` (`--reload-on-changes`), `httpd.conf` (0644), `apachectl`
 /// (0755), `envvars` and `rewrite.conf` (unless they exist; `envvars` is
 /// rewritten with `--envvars-script`), and creates `error_log` (and
@@ -87,6 +88,9 @@ pub fn write_server_root(c: &ServerConfig) -> Result<()> {
         render::reloader_py(c)?,
         c.daemon.as_ref().and_then(|d| d.reloader.as_deref()),
     ) {
+        write_file(path, &text, 0o644)?;
+    }
+    if let (Some(text), Some(path)) = (render::resource_wsgi(c)?, &c.content.resource_script) {
         write_file(path, &text, 0o644)?;
     }
     write_file(&c.httpd_conf, &render::httpd_conf(c)?, 0o644)?;

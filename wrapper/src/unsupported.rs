@@ -9,8 +9,6 @@
 use std::ffi::OsString;
 
 /// Why a group of options is refused; printed in parentheses.
-const HANDLER: &str =
-    "the module has no WSGIHandlerScript, which mod_wsgi-express's extension handlers need";
 const DEBUG: &str = "debug mode is not implemented";
 const METRICS: &str = "telemetry is not implemented";
 const OTHER: &str = "not implemented in rwsgi-express";
@@ -43,7 +41,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("enable-gdb", DEBUG),
     ("gdb-executable", DEBUG),
     // Everything else.
-    ("add-handler", HANDLER),
     ("with-php5", OTHER),
     ("enable-docs", OTHER),
     ("free-threading", OTHER),
@@ -156,7 +153,7 @@ mod tests {
         );
         let msg = find_refused_for_cli(&os(&["setup-server", "--with-php5", "a.wsgi"]));
         assert!(msg.unwrap().starts_with("--with-php5 is not supported yet"));
-        for opt in ["--enable-debugger", "--add-handler"] {
+        for opt in ["--enable-debugger", "--enable-docs"] {
             assert!(
                 find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
                 "{opt}"
@@ -235,6 +232,7 @@ mod tests {
             "response-flush-delay",
             "orphan-interpreter",
             "verbose-debugging",
+            "add-handler",
         ] {
             assert_eq!(reason(opt), None, "--{opt}");
         }

@@ -104,13 +104,11 @@ fn http_get(port: u16, path: &str, deadline: Instant) -> Option<String> {
 
 #[test]
 fn refused_option_exits_1_with_reason() {
-    let o =
-        run(Command::new(EXE).args(["start-server", "app.wsgi", "--add-handler", ".x", "h.wsgi"]));
+    let o = run(Command::new(EXE).args(["start-server", "app.wsgi", "--debug-mode"]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim(),
-        "rwsgi-express: --add-handler is not supported yet (the module has no WSGIHandlerScript, \
-         which mod_wsgi-express's extension handlers need)"
+        "rwsgi-express: --debug-mode is not supported yet (debug mode is not implemented)"
     );
 }
 

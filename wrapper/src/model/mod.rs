@@ -513,7 +513,7 @@ impl ServerConfig {
         if https.is_some() {
             wanted.push(("ssl_module", "mod_ssl.so"));
         }
-        let content = content::build(&a.content, &modules_directory)?;
+        let content = content::build(&a.content, &modules_directory, &server_root, cwd)?;
         let proxy = proxy::build(&a.proxy)?;
         wanted.extend(content.modules());
         wanted.extend(proxy.modules());
@@ -745,7 +745,8 @@ impl ServerConfig {
     /// The paths Apache's children must be able to read, in the order they
     /// are reported: Python installation directories, the application (the
     /// script, or the working directory for a module), the working directory,
-    /// each `--python-path`, each `--url-alias` path, the document root and
+    /// each `--python-path`, each `--url-alias` path, each `--add-handler`
+    /// script, the document root and
     /// the server root (which holds `handler.wsgi`). Duplicates removed.
     pub fn paths_children_read(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
@@ -762,6 +763,7 @@ impl ServerConfig {
         push(&self.working_directory);
         self.python_paths.iter().for_each(|p| push(p));
         self.url_aliases.iter().for_each(|u| push(&u.path));
+        self.content.handlers.iter().for_each(|h| push(&h.script));
         push(&self.document_root);
         push(&self.server_root);
         out
