@@ -16,6 +16,7 @@ mod config_auth;
 mod config_handler;
 mod config_interp;
 mod config_more;
+mod config_telemetry;
 mod daemon;
 #[allow(clippy::all)]
 mod ffi;
@@ -98,6 +99,7 @@ unsafe extern "C" fn pre_config(
         || {
             config::reset_daemons();
             config_more::reset();
+            config_telemetry::reset();
             config_interp::reset();
             match python::check_libpython() {
                 Ok(()) => ffi::OK as c_int,
@@ -208,6 +210,7 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
             return;
         }
         python::init_embedded(s, cfg);
+        wsgi::telemetry::start("", s);
         ffi::apr_pool_cleanup_register(
             p,
             ptr::null(),

@@ -13,6 +13,7 @@
 //!   (`WSGIDispatchScript`, `WSGIPythonHashSeed`, ...).
 //! - [`proxy`]: trusted proxy headers (`WSGITrustedProxyHeaders`,
 //!   `WSGITrustedProxies`): what they rewrite, what they remove.
+//! - [`telemetry`]: the telemetry directives' arguments and datagrams.
 //! - [`validate`]: the rules `start_response` enforces on status lines and
 //!   response headers (PEP 3333 §start_response, RFC 9110).
 //! - [`wire`]: the daemon-mode wire protocol (frames between an Apache child
@@ -26,5 +27,6 @@ pub mod interp_options;
 pub mod metrics;
 pub mod options;
 pub mod proxy;
+pub mod telemetry;
 pub mod validate;
 pub mod wire;

@@ -256,6 +256,9 @@ pub unsafe fn run(
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         std::thread::spawn(move || super::watchdog::watch(&pool, &cx));
     }
+    if group.config.threads > 0 {
+        crate::wsgi::telemetry::start(&name, server);
+    }
     if group.config.threads == 0 {
         let scripts = preload(cfg, &name);
         let _ = std::thread::Builder::new()

@@ -141,6 +141,14 @@ pub struct ThreadInfo {
     busy_since_us: AtomicU64,
 }
 
+impl ThreadInfo {
+    /// Start (wall, us) of the request this thread is serving while
+    /// recording; 0 when idle.
+    pub fn busy_since(&self) -> u64 {
+        self.busy_since_us.load(Relaxed)
+    }
+}
+
 static THREADS: Mutex<Vec<&'static ThreadInfo>> = Mutex::new(Vec::new());
 
 /// The request threads so far, in `thread_id` order.
@@ -439,6 +447,7 @@ impl Tracker {
         if recording() {
             self.thread.busy_since_us.store(0, Relaxed);
             interval().fold(&f);
+            super::telemetry::request_finished(&f);
         }
         (Some(f), data)
     }

@@ -257,7 +257,8 @@ unsafe fn publish_finished(f: &Finished, env: *mut PyObject, data: *mut PyObject
 
 // ---- module functions -------------------------------------------------------------
 
-fn memory() -> (i64, i64) {
+/// This process's resident set size and its peak, bytes.
+pub(crate) fn memory() -> (i64, i64) {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as i64;
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()

@@ -22,6 +22,7 @@ pub mod metrics_api;
 pub mod module;
 pub mod scoreboard;
 pub mod start_response;
+pub mod telemetry;
 pub mod transport;
 
 use crate::apache::{Level, LogTarget};
