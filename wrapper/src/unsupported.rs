@@ -10,7 +10,10 @@ use std::ffi::OsString;
 
 /// Why a group of options is refused; printed in parentheses.
 const DEBUG: &str = "debug mode is not implemented";
-const METRICS: &str = "telemetry is not implemented";
+const METRICS: &str = "rwsgi-express does not generate the telemetry directives; \
+     WSGITelemetryService, WSGISlowRequests and WSGITelemetryOptions work in an --include-file";
+const INGESTER: &str = "the bundled mod_wsgi-telemetry ingester is not available";
+const NEWRELIC: &str = "the New Relic integration is not implemented";
 const OTHER: &str = "not implemented in rwsgi-express";
 
 /// Every refused mod_wsgi-express option (long name without `--`) with its
@@ -18,16 +21,16 @@ const OTHER: &str = "not implemented in rwsgi-express";
 pub const UNSUPPORTED: &[(&str, &str)] = &[
     // Telemetry.
     ("telemetry-service", METRICS),
-    ("enable-telemetry", METRICS),
-    ("telemetry-ui-port", METRICS),
+    ("enable-telemetry", INGESTER),
+    ("telemetry-ui-port", INGESTER),
     ("telemetry-interval", METRICS),
     ("telemetry-options", METRICS),
     ("slow-requests", METRICS),
-    ("with-newrelic", METRICS),
-    ("with-newrelic-agent", METRICS),
-    ("with-newrelic-platform", METRICS),
-    ("newrelic-config-file", METRICS),
-    ("newrelic-environment", METRICS),
+    ("with-newrelic", NEWRELIC),
+    ("with-newrelic-agent", NEWRELIC),
+    ("with-newrelic-platform", NEWRELIC),
+    ("newrelic-config-file", NEWRELIC),
+    ("newrelic-environment", NEWRELIC),
     // Debugging.
     ("debug-mode", DEBUG),
     ("enable-debugger", DEBUG),
@@ -149,7 +152,11 @@ mod tests {
         let msg = find_refused_for_cli(&os(&["setup-server", "--telemetry-service=x"]));
         assert_eq!(
             msg.as_deref(),
-            Some("--telemetry-service is not supported yet (telemetry is not implemented)")
+            Some(
+                "--telemetry-service is not supported yet (rwsgi-express does not generate the \
+                 telemetry directives; WSGITelemetryService, WSGISlowRequests and \
+                 WSGITelemetryOptions work in an --include-file)"
+            )
         );
         let msg = find_refused_for_cli(&os(&["setup-server", "--with-php5", "a.wsgi"]));
         assert!(msg.unwrap().starts_with("--with-php5 is not supported yet"));
