@@ -149,6 +149,28 @@ def test_environ_has_exactly_each_requests_headers(daemon_server):
             assert r.json()["x_headers"] == want, (i, headers)
 
 
+def test_pushed_bodies_read_in_pieces_or_not_at_all(daemon_server):
+    """A body up to 64 KiB goes to the daemon with the request (no Read
+    round trip): read in small pieces it arrives whole; not read at all it
+    is skipped, and the connection serves the next requests correctly."""
+    import hashlib
+    import random
+    rnd = random.Random(3)
+    with requests.Session() as s:
+        for i in range(40):
+            size = rnd.choice([1, 999, 4096, 65535, 65536, 65537, 200000])
+            body = rnd.randbytes(size)
+            if i % 2:
+                r = s.post(daemon_server.url("/ignore-body"), data=body)
+                assert (r.status_code, r.text) == (200, "ignored"), daemon_server.error_log_tail()
+            else:
+                r = s.post(daemon_server.url(f"/read-chunks?n={rnd.choice([1, 7, 1000, 70000])}"), data=body)
+                assert r.status_code == 200, daemon_server.error_log_tail()
+                assert r.text == f"{size} {hashlib.sha256(body).hexdigest()}", (size, r.text)
+            r = s.get(daemon_server.url("/"))
+            assert r.status_code == 200 and r.json()["pid"], daemon_server.error_log_tail()
+
+
 def test_graceful_restart_replaces_daemons(daemon_server):
     before = set(daemon_pids(daemon_server))
     proc = daemon_server.apachectl("graceful")

@@ -32,7 +32,8 @@ thread_local! {
 /// An [`Encoder`](wire::Encoder) over this thread's spare buffer, handed
 /// back when dropped, so encoding a request head (Apache child) or a
 /// response (daemon) allocates nothing once the buffer has grown. A buffer
-/// grown past 256 KiB is freed instead of kept.
+/// grown past 16 KiB (a pushed body, a large response) is freed instead of kept, so
+/// idle threads hold little memory.
 pub struct ThreadEncoder(pub wire::Encoder);
 
 impl ThreadEncoder {
@@ -47,7 +48,7 @@ impl ThreadEncoder {
 impl Drop for ThreadEncoder {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.0.buf);
-        if buf.capacity() <= 256 * 1024 {
+        if buf.capacity() <= 16 * 1024 {
             SPARE.with(|c| {
                 let other = c.take();
                 c.set(if other.capacity() > buf.capacity() {

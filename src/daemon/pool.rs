@@ -308,10 +308,7 @@ impl Pool {
                 continue;
             }
             let fd = stream.as_raw_fd();
-            let conn = Arc::new(Mutex::new(ConnState {
-                conn: Conn::new(stream, self.limits),
-                broken: false,
-            }));
+            let conn = Arc::new(Mutex::new(ConnState::new(Conn::new(stream, self.limits))));
             self.conns
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

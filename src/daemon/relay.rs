@@ -191,6 +191,15 @@ pub unsafe fn handle_request(
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
+    // A small body (Content-Length up to PUSHED_BODY_MAX) is read now and
+    // sent with the request, saving the daemon a Read round trip; it is
+    // kept for a retry on another connection. Reading it failing is told
+    // to the application when it reads (BodyError), as with pulled bodies.
+    let length = body_length(r);
+    let pushed = match length {
+        Some(n) if n > 0 && n <= wire::PUSHED_BODY_MAX => Some(read_whole_body(r, n as usize)),
+        _ => None,
+    };
     let app_group = application_group(r, settings);
     let facts = gather_facts(r, settings, &app_group);
     let mut enc = super::ThreadEncoder::take();
@@ -200,13 +209,17 @@ pub unsafe fn handle_request(
         request_start_us: (*r).request_time.max(0) as u64,
         queue_start_us: now_us(),
         script_mtime_us: crate::apache::handler_script::script_of(r, settings, script).1,
-        body_length: body_length(r),
+        body_length: length,
         flags: if (*r).header_only != 0 {
             wire::FLAG_HEAD
         } else {
             0
         } | if settings.ignore_activity {
             wire::FLAG_IGNORE_ACTIVITY
+        } else {
+            0
+        } | if pushed.is_some() {
+            wire::FLAG_BODY_PUSHED
         } else {
             0
         },
@@ -221,7 +234,17 @@ pub unsafe fn handle_request(
         let mut w = enc.request(&head);
         for_each_pair(&facts, &mut |k, v| w.item(k, v));
         w.item(b"mod_wsgi.daemon_connects", connects.to_string().as_bytes());
-        w.finish()
+        let size = w.finish();
+        if let Some((body, error)) = &pushed {
+            for block in body.chunks(BLOCK) {
+                enc.body(block);
+            }
+            match error {
+                None => enc.body_end(),
+                Some(why) => enc.body_error(why.as_bytes()),
+            }
+        }
+        size
     };
     let size = encode(enc, 1);
     let limits = super::limits(&group.config);
@@ -658,4 +681,27 @@ unsafe fn daemon_failed(
         return Relayed::Done { keep: false };
     }
     Relayed::Status(status as c_int)
+}
+
+/// Reads a request body of `length` bytes (Content-Length) from the client:
+/// the bytes, and why reading stopped short, if it did.
+///
+/// # Safety
+/// `r` must be live, after `ap_setup_client_block`.
+unsafe fn read_whole_body(r: *mut ffi::request_rec, length: usize) -> (Vec<u8>, Option<String>) {
+    let mut body = vec![0u8; length];
+    let mut got = 0;
+    let mut reader = ApacheReader(r);
+    while got < length {
+        match reader.read(&mut body[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(why) => {
+                body.truncate(got);
+                return (body, Some(why));
+            }
+        }
+    }
+    body.truncate(got);
+    (body, None)
 }

@@ -31,6 +31,38 @@ pub struct ConnState {
     /// Set when a read or write failed: the connection is closed after the
     /// request.
     pub broken: bool,
+    /// The request's body was pushed with it (`FLAG_BODY_PUSHED`) and its
+    /// last frame (BodyEnd, BodyError) is not read yet.
+    pub pushed_open: bool,
+    /// Bytes of a pushed Body frame not yet given to the application, and
+    /// how many of them were.
+    pub pending: Vec<u8>,
+    pub pending_at: usize,
+}
+
+impl ConnState {
+    /// A connection just accepted.
+    pub fn new(conn: Conn) -> ConnState {
+        ConnState {
+            conn,
+            broken: false,
+            pushed_open: false,
+            pending: Vec::new(),
+            pending_at: 0,
+        }
+    }
+}
+
+/// Reads and drops the rest of a pushed request body (up to and including
+/// its BodyEnd or BodyError). Returns whether the connection is usable.
+fn skip_pushed_body(conn: &mut Conn) -> bool {
+    loop {
+        match conn.read_frame() {
+            Ok(Frame::Body(_)) => continue,
+            Ok(Frame::BodyEnd) | Ok(Frame::BodyError(_)) => return true,
+            _ => return false,
+        }
+    }
 }
 
 fn lock(c: &SharedConn) -> MutexGuard<'_, ConnState> {
@@ -103,8 +135,20 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
             }
         }
     };
-    let more = serve_request(shared, cx, &bytes);
-    lock(shared).conn.give_back_frame(bytes);
+    let mut more = serve_request(shared, cx, &bytes);
+    let mut st = lock(shared);
+    // A pushed body the application did not read to its end is skipped, so
+    // the next frame on the connection is the next request's.
+    if st.pushed_open {
+        st.pushed_open = false;
+        if !st.broken && !skip_pushed_body(&mut st.conn) {
+            st.broken = true;
+            more = false;
+        }
+    }
+    st.pending.clear();
+    st.pending_at = 0;
+    st.conn.give_back_frame(bytes);
     more
 }
 
@@ -125,6 +169,7 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
         }
         ClientTag::new(&tag)
     };
+    lock(shared).pushed_open = req.flags & wire::FLAG_BODY_PUSHED != 0;
     let log = LogTarget::Client(cx.server, remote);
     let counts = req.flags & wire::FLAG_IGNORE_ACTIVITY == 0;
     if counts {
@@ -255,7 +300,14 @@ fn fail(shared: &SharedConn, reason: FailReason, message: &[u8]) -> bool {
 /// Failed (shutdown): it was not run, and the Apache child sends it to
 /// another daemon process.
 pub fn refuse_for_shutdown(conn: &mut Conn) {
-    if matches!(conn.read_frame(), Ok(Frame::Request(_))) {
+    let pushed = match conn.read_frame() {
+        Ok(Frame::Request(req)) => Some(req.flags & wire::FLAG_BODY_PUSHED != 0),
+        _ => None,
+    };
+    if let Some(pushed) = pushed {
+        if pushed && !skip_pushed_body(conn) {
+            return;
+        }
         let mut e = Encoder::new();
         e.failed(FailReason::Shutdown, b"daemon process is shutting down");
         let _ = conn.write_all(&e.buf);
@@ -266,8 +318,15 @@ pub fn refuse_for_shutdown(conn: &mut Conn) {
 /// Apache child sends it on a new connection. Returns whether the
 /// connection is still usable.
 pub fn refuse_busy(conn: &mut Conn) -> bool {
-    match conn.read_frame() {
-        Ok(Frame::Request(_)) => {
+    let pushed = match conn.read_frame() {
+        Ok(Frame::Request(req)) => Some(req.flags & wire::FLAG_BODY_PUSHED != 0),
+        _ => None,
+    };
+    match pushed {
+        Some(pushed) => {
+            if pushed && !skip_pushed_body(conn) {
+                return false;
+            }
             let mut e = Encoder::new();
             e.failed(
                 FailReason::Busy,
@@ -294,6 +353,44 @@ impl BodyReader for DaemonReader {
         let mut st = lock(&self.conn);
         if st.broken {
             return Err("the connection to the Apache child is broken".into());
+        }
+        if st.pending_at < st.pending.len() {
+            let n = dst.len().min(st.pending.len() - st.pending_at);
+            let at = st.pending_at;
+            dst[..n].copy_from_slice(&st.pending[at..at + n]);
+            st.pending_at += n;
+            return Ok(n);
+        }
+        if st.pushed_open {
+            // The body came with the request: its frames are next.
+            let st = &mut *st;
+            return match st.conn.read_frame() {
+                Ok(Frame::Body(data)) => {
+                    let n = dst.len().min(data.len());
+                    dst[..n].copy_from_slice(&data[..n]);
+                    st.pending.clear();
+                    st.pending.extend_from_slice(&data[n..]);
+                    st.pending_at = 0;
+                    Ok(n)
+                }
+                Ok(Frame::BodyEnd) => {
+                    st.pushed_open = false;
+                    self.eof = true;
+                    Ok(0)
+                }
+                Ok(Frame::BodyError(why)) => {
+                    st.pushed_open = false;
+                    Err(String::from_utf8_lossy(why).into_owned())
+                }
+                Ok(other) => {
+                    st.broken = true;
+                    Err(format!("unexpected {other:?} frame from the Apache child"))
+                }
+                Err(e) => {
+                    st.broken = true;
+                    Err(format!("reading from the Apache child failed: {e}"))
+                }
+            };
         }
         let want = dst.len().min(BLOCK) as u32;
         let mut e = Encoder::new();

@@ -39,11 +39,21 @@ pub const FLAG_HEAD: u32 = 1;
 /// Request flag: the request does not count as activity for the daemon's
 /// inactivity-timeout (`WSGIIgnoreActivity On`).
 pub const FLAG_IGNORE_ACTIVITY: u32 = 2;
+/// Request flag: the whole request body follows the Request frame, pushed
+/// without Read frames: Body frames, then BodyEnd (or BodyError if reading
+/// it from the client failed). Only for a Content-Length of at most
+/// [`PUSHED_BODY_MAX`] bytes, saving the round trip of a Read; the daemon
+/// reads (or skips) those frames before the next request.
+pub const FLAG_BODY_PUSHED: u32 = 4;
+/// Largest request body the Apache child pushes with the request
+/// ([`FLAG_BODY_PUSHED`]), bytes; larger bodies are pulled with Read frames
+/// as the application reads, so neither side holds an upload whole.
+pub const PUSHED_BODY_MAX: u64 = 64 * 1024;
 
 /// Protocol version carried in every [`Frame::Request`]; a daemon refuses
 /// other versions (a module and daemon from different builds). 2: File and
-/// FileReply frames.
-pub const VERSION: u16 = 2;
+/// FileReply frames. 3: [`FLAG_BODY_PUSHED`].
+pub const VERSION: u16 = 3;
 
 /// Bytes of an encoded [`Frame::File`] (header and payload): the unit sent
 /// with the descriptor.

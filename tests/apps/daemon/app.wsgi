@@ -9,6 +9,23 @@ import urllib.parse
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
     q = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+    if path == "/ignore-body":
+        # Answers without reading the request body.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ignored"]
+    if path == "/read-chunks":
+        # Reads the body q["n"] bytes at a time: its length and sha256.
+        import hashlib
+        h, total, n = hashlib.sha256(), 0, int(q.get("n", "7"))
+        while True:
+            block = environ["wsgi.input"].read(n)
+            if not block:
+                break
+            h.update(block)
+            total += len(block)
+        out = f"{total} {h.hexdigest()}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [out]
     if path == "/sleep":
         if "mark" in q:
             # Tells the test which daemon process serves this request.
