@@ -427,6 +427,9 @@ class Server:
             return
         pid = self.pid() or self.last_pid
         procs = ([pid] if pid else []) + (child_pids(pid) if pid else [])
+        # Also every process started from this server root (a restart may
+        # have left the pid file missing or stale for a moment).
+        procs += [p for p in self.processes_of_root() if p not in procs]
         try:
             self.apachectl("stop", timeout=30)
         except subprocess.TimeoutExpired:
@@ -440,6 +443,24 @@ class Server:
                         pass
             wait_until(lambda: not any(pid_alive(p) for p in procs), 5, 0.1)
         self.started = False
+
+    def processes_of_root(self):
+        """Pids whose command line names this server's root (Apache's
+        parent and children; daemons are children of the parent)."""
+        root = str(self.root)
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            if root in cmd:
+                found.append(int(entry))
+                found.extend(child_pids(int(entry)))
+        return sorted(set(found))
 
     def restart_ready(self, timeout=20.0):
         """After restart/graceful: wait until an HTTP request succeeds."""

@@ -30,6 +30,38 @@ class LogSink(io.RawIOBase):
         return len(data)
 
 
+def _make_log_handler_class():
+    import logging
+
+    class LogHandler(logging.Handler):
+        """mod_wsgi.LogHandler: a logging handler writing each record, as
+        formatted, as lines of Apache's error log (those of the request
+        being served carry its client, as wsgi.errors lines do)."""
+
+        def emit(self, record):
+            try:
+                text = self.format(record)
+                mod_wsgi._log_write((text.rstrip("\n") + "\n").encode("utf-8", "backslashreplace"))
+            except Exception:
+                self.handleError(record)
+
+    LogHandler.__module__ = "mod_wsgi"
+    return LogHandler
+
+
+def _mod_wsgi_getattr(name):
+    # mod_wsgi.LogHandler is made on first use: importing logging at every
+    # interpreter's start would cost every process.
+    if name == "LogHandler":
+        cls = _make_log_handler_class()
+        mod_wsgi.LogHandler = cls
+        return cls
+    raise AttributeError(f"module 'mod_wsgi' has no attribute {name!r}")
+
+
+mod_wsgi.__getattr__ = _mod_wsgi_getattr
+
+
 def make_log_stream(name):
     """A text stream (io.TextIOWrapper, with .buffer) to the error log.
     Writes go straight to the sink, which logs complete lines and keeps a
