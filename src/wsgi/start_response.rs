@@ -57,14 +57,21 @@ unsafe fn note_pending(note: &str) {
 
 /// `o` encoded as latin-1 (PEP 3333 native strings): a `bytes` object, or
 /// NULL with the `UnicodeEncodeError` set (noted with `what`).
-unsafe fn latin1_bytes(o: *mut PyObject, what: &str) -> Option<Owned> {
+unsafe fn latin1_bytes(o: *mut PyObject, what: impl FnOnce() -> String) -> Option<Owned> {
     let b = Owned::new(PyUnicode_AsLatin1String(o));
     if b.is_none() {
-        note_pending(&format!(
-            "start_response(): {what} {} is not latin-1 text (PEP 3333: native strings, \
+        // The message's reprs run Python code: not with the encoding
+        // error pending (that would be a SystemError).
+        let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        PyErr_Fetch(&mut t, &mut v, &mut tb);
+        let msg = format!(
+            "start_response(): {} {} is not latin-1 text (PEP 3333: native strings, \
              non-latin-1 text must be encoded, e.g. RFC 2047)",
+            what(),
             object::short_repr(o)
-        ));
+        );
+        PyErr_Restore(t, v, tb);
+        note_pending(&msg);
     }
     b
 }
@@ -169,9 +176,10 @@ unsafe fn parse_status(status: *mut PyObject) -> Result<(u16, String), ()> {
         );
         return Err(());
     };
-    let b = latin1_bytes(status, "status").ok_or(())?;
+    let b = latin1_bytes(status, || "status".into()).ok_or(())?;
     let bytes = object::bytes_ref(b.as_ptr());
-    let shown = object::short_repr(b.as_ptr());
+    // The value's repr is made only for an error message (it costs).
+    let shown = || object::short_repr(b.as_ptr());
     let rule = if bytes.len() < 3
         || !bytes[..3].iter().all(u8::is_ascii_digit)
         || bytes.get(3).is_some_and(u8::is_ascii_digit)
@@ -194,6 +202,7 @@ unsafe fn parse_status(status: *mut PyObject) -> Result<(u16, String), ()> {
         None
     };
     if let Some((msg, why)) = rule {
+        let shown = shown();
         raise_noted(
             PyExc_ValueError,
             &format!("{msg}: {shown}"),
@@ -213,7 +222,8 @@ unsafe fn parse_status(status: *mut PyObject) -> Result<(u16, String), ()> {
 /// One `(name, value)` item of `response_headers`, checked as mod_wsgi does,
 /// then by [`validate_header`]. `Err` with the exception set.
 unsafe fn parse_header(item: *mut PyObject) -> Result<Header, ()> {
-    let shown = object::short_repr(item);
+    // The item's repr, made only for an error message (it costs).
+    let shown = || object::short_repr(item);
     if PyTuple_Check(item) == 0 {
         raise_noted(
             PyExc_TypeError,
@@ -222,7 +232,8 @@ unsafe fn parse_header(item: *mut PyObject) -> Result<Header, ()> {
                 object::type_name(item)
             ),
             &format!(
-                "start_response() response header {shown} must be a (name, value) tuple (PEP 3333)"
+                "start_response() response header {} must be a (name, value) tuple (PEP 3333)",
+                shown()
             ),
         );
         return Err(());
@@ -233,7 +244,8 @@ unsafe fn parse_header(item: *mut PyObject) -> Result<Header, ()> {
             PyExc_ValueError,
             &format!("each header must be a 2-tuple, got length {n}"),
             &format!(
-                "start_response() response header {shown} must be a (name, value) tuple (PEP 3333)"
+                "start_response() response header {} must be a (name, value) tuple (PEP 3333)",
+                shown()
             ),
         );
         return Err(());
@@ -245,32 +257,36 @@ unsafe fn parse_header(item: *mut PyObject) -> Result<Header, ()> {
                 PyExc_TypeError,
                 &format!("must be str, not {}", object::type_name(o)),
                 &format!(
-                    "start_response() response header {shown}: name and value must be str \
-                     (PEP 3333 native strings)"
+                    "start_response() response header {}: name and value must be str \
+                     (PEP 3333 native strings)",
+                    shown()
                 ),
             );
             return Err(());
         }
     }
-    let kb = latin1_bytes(k, &format!("response header {shown}: name")).ok_or(())?;
-    let vb = latin1_bytes(v, &format!("response header {shown}: value")).ok_or(())?;
+    let kb = latin1_bytes(k, || format!("response header {}: name", shown())).ok_or(())?;
+    let vb = latin1_bytes(v, || format!("response header {}: value", shown())).ok_or(())?;
     let (name, value) = (
         object::bytes_ref(kb.as_ptr()),
         object::bytes_ref(vb.as_ptr()),
     );
-    let name_shown = object::short_repr(kb.as_ptr());
-    let value_shown = object::short_repr(vb.as_ptr());
+    let name_shown = || object::short_repr(kb.as_ptr());
+    let value_shown = || object::short_repr(vb.as_ptr());
     let rule = if name.is_empty() {
         Some(("header name is empty".to_string(), "a header needs a name"))
     } else if let Some(&c) = name.iter().find(|&&c| is_cntrl(c) || c == b' ') {
         let what = if c == b' ' { "space" } else { "control" };
         Some((
-            format!("{what} character in header name: {name_shown}"),
+            format!("{what} character in header name: {}", name_shown()),
             "header names are tokens: no spaces or control characters",
         ))
     } else if value.iter().any(|&c| c == b'\r' || c == b'\n') {
         Some((
-            format!("carriage return/line feed character in header value: {value_shown}"),
+            format!(
+                "carriage return/line feed character in header value: {}",
+                value_shown()
+            ),
             "CR and LF are refused in values: they would inject headers",
         ))
     } else {
@@ -280,7 +296,10 @@ unsafe fn parse_header(item: *mut PyObject) -> Result<Header, ()> {
         raise_noted(
             PyExc_ValueError,
             &msg,
-            &format!("start_response() response header {shown}: {why} (PEP 3333, RFC 9110 §5)"),
+            &format!(
+                "start_response() response header {}: {why} (PEP 3333, RFC 9110 §5)",
+                shown()
+            ),
         );
         return Err(());
     }
@@ -288,7 +307,10 @@ unsafe fn parse_header(item: *mut PyObject) -> Result<Header, ()> {
     let (Some(name), Some(value)) = (object::str_ref(k), object::str_ref(v)) else {
         object::raise(
             PyExc_ValueError,
-            &format!("start_response(): response header {shown} is not valid text"),
+            &format!(
+                "start_response(): response header {} is not valid text",
+                shown()
+            ),
         );
         return Err(());
     };
