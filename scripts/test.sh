@@ -25,9 +25,23 @@ conformance=0
 if [ -d ../shared/conformance ]; then
     bash scripts/conformance.sh || conformance=$?
 fi
+# The mod_wsgi feature tests written for the event MPM, again under
+# prefork (the core suite runs under all three MPMs by itself). The metrics
+# and telemetry tests count per process and stay on event.
+prefork=0
+if [ $# -eq 0 ]; then
+    RWSGI_TEST_FORCE_MPM=prefork "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+        tests/test_auth_scripts.py tests/test_wsgi_details.py tests/test_reload.py \
+        tests/test_subinterp.py tests/test_slashes.py tests/test_handler_script.py \
+        tests/test_interp_directives.py tests/test_log_handler.py || prefork=$?
+fi
 # Last, so its summary line closes the output.
 status=0
 "$venv/bin/python" -m pytest tests -v -p no:cacheprovider "$@" || status=$?
+if [ "$prefork" -ne 0 ]; then
+    echo "test.sh: the feature tests failed under the prefork MPM (see above)" >&2
+    exit 1
+fi
 if [ "$conformance" -ne 0 ]; then
     echo "test.sh: the conformance suite failed (see its score above)" >&2
     exit 1

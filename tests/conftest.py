@@ -338,6 +338,9 @@ class Server:
         self.ws = ws
         self.name = name
         self.script = Path(script)
+        # RWSGI_TEST_FORCE_MPM: run tests written for one MPM under another
+        # (scripts/test.sh runs the feature tests again under prefork).
+        mpm = os.environ.get("RWSGI_TEST_FORCE_MPM") or mpm
         self.mpm = mpm
         self.mode = mode
         self.args = [str(a) for a in args]
