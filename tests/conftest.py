@@ -18,6 +18,9 @@ Environment knobs:
                     event,worker,prefork)
   RWSGI_TEST_MODES  comma-separated modes for the core suite (default
                     embedded,daemon)
+  RWSGI_TEST_FORCE_MPM  run every server under this MPM, whatever the test
+                    asks (scripts/test.sh reruns the feature tests under
+                    prefork)
   RWSGI_KEEP_TMP=1  keep the temporary directory (apps, server roots, logs)
   RWSGI_TEST_REFERENCE=mod_wsgi
                     check the tests themselves against the reference
