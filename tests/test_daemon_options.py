@@ -524,3 +524,28 @@ def test_subscribe_signals_outside_daemon_mode_warns(servers, ws):
         assert srv.get("/").status_code == 200
         assert wait_until(lambda: "RWSGI0089" in srv.error_log(), 10), srv.error_log_tail()
         assert "outside daemon mode" in srv.error_log()
+
+
+def test_long_socket_path_falls_back_to_a_hashed_name(servers, ws):
+    """A socket directory deep enough that PID.GEN.GROUP.sock would pass the
+    107 bytes of a UNIX socket path: the group's name gives way to a short
+    hash, and the group serves."""
+    import os
+    import pwd
+    import re
+    deep = ws.new_dir("deep")
+    # Long enough that wsgi.PID.GEN.localhost_PORT.sock does not fit, short
+    # enough that the hashed name does.
+    deep = deep / ("a" * (107 - len(str(deep)) - 1 - len("/wsgi.1234567.0.0123abcd.sock")))
+    deep.mkdir()
+    os.chown(deep, pwd.getpwnam("nobody").pw_uid, -1)
+    deep.chmod(0o700)
+    srv = start_with_daemon_options(servers, ws, "deepsock", [], ["--processes", "1"],
+                                    extra=[f"WSGISocketPrefix {deep}/wsgi"])
+    try:
+        assert srv.get("/").status_code == 200, srv.error_log_tail()
+        names = [p.name for p in deep.iterdir()]
+        assert any(re.fullmatch(r"wsgi\.\d+\.\d+\.[0-9a-f]{8}\.sock", n) for n in names), names
+        assert all(len(str(deep / n)) <= 107 for n in names), names
+    finally:
+        srv.stop()

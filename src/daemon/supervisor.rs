@@ -459,10 +459,24 @@ pub unsafe fn start(
                 }
             })
             .collect();
-        let path = std::path::PathBuf::from(format!(
+        let mut path = std::path::PathBuf::from(format!(
             "{dir}/{base}{}{rotation}.{safe}.sock",
             std::process::id()
         ));
+        // A UNIX socket path has at most 107 bytes (sun_path): a long
+        // directory (a deep server root) or group name gives way to a
+        // short hash of the name (the group stays known by its name
+        // everywhere else).
+        if path.as_os_str().len() > 107 {
+            let hash = d.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+            path = std::path::PathBuf::from(format!(
+                "{dir}/{base}{}{rotation}.{:08x}.sock",
+                std::process::id(),
+                hash as u32
+            ));
+        }
         // socket-user (mod_wsgi): the socket's owner, when Apache's children
         // run as another user than `User` (mod_ruid2, ITK ...).
         let owner = match &d.socket_user {
