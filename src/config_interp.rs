@@ -10,9 +10,10 @@
 //! applied when a matching interpreter is set up. All `server config`.
 
 use crate::apache::{self, Level};
-use crate::config::{arg_str, global_only, handler, srv, RSRC};
+use crate::config::{global_only, handler, srv, RSRC};
+use crate::config_more::server_flag;
 use crate::ffi;
-use rwsgi_core::directives::{parse_on_off, DirectiveError};
+use rwsgi_core::directives::DirectiveError;
 use rwsgi_core::interp_options::InterpreterOptions;
 use std::ffi::CStr;
 use std::sync::Mutex;
@@ -44,20 +45,6 @@ pub fn for_interpreter(process_group: &str, application_group: &str) -> (Vec<Str
     (path, interval)
 }
 
-unsafe fn main_server_flag(
-    cmd: *mut ffi::cmd_parms,
-    d: &'static str,
-    w: *const std::ffi::c_char,
-) -> Result<bool, DirectiveError> {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: d,
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
-    parse_on_off(d, arg_str(d, w)?)
-}
-
 /// The (major, minor) version of the Python this module is linked with,
 /// and whether it is a free-threaded build (PEP 703), from
 /// `Py_GetVersion()`, which needs no initialised interpreter.
@@ -77,7 +64,7 @@ fn version_text((major, minor): (u32, u32)) -> String {
 }
 
 handler!(cmd_destroy_interpreter, |cmd, cfg, w| {
-    srv(cmd).more.destroy_interpreter = Some(main_server_flag(cmd, "WSGIDestroyInterpreter", w)?);
+    srv(cmd).more.destroy_interpreter = Some(server_flag(cmd, "WSGIDestroyInterpreter", w)?);
     Ok(())
 });
 
@@ -106,7 +93,7 @@ fn check_per_interpreter_gil(on: bool) -> Result<(), DirectiveError> {
 }
 
 handler!(cmd_per_interpreter_gil, |cmd, cfg, w| {
-    check_per_interpreter_gil(main_server_flag(cmd, "WSGIPerInterpreterGIL", w)?)
+    check_per_interpreter_gil(server_flag(cmd, "WSGIPerInterpreterGIL", w)?)
 });
 
 /// `WSGIFreeThreading On`: refused unless this Python is free-threaded.
@@ -128,7 +115,7 @@ fn check_free_threading(on: bool) -> Result<(), DirectiveError> {
 }
 
 handler!(cmd_free_threading, |cmd, cfg, w| {
-    check_free_threading(main_server_flag(cmd, "WSGIFreeThreading", w)?)
+    check_free_threading(server_flag(cmd, "WSGIFreeThreading", w)?)
 });
 
 handler!(cmd_interpreter_options, |cmd, cfg, w| {
@@ -177,7 +164,7 @@ handler!(cmd_interpreter_options, |cmd, cfg, w| {
 
 handler!(cmd_verbose_debugging, |cmd, cfg, w| {
     let d = "WSGIVerboseDebugging";
-    main_server_flag(cmd, d, w)?;
+    server_flag(cmd, d, w)?;
     apache::log_s(
         (*cmd).server,
         Level::Warn,

@@ -167,7 +167,9 @@ unsafe fn main_server_only(
     }
 }
 
-unsafe fn server_flag(
+/// A main-server-only On|Off directive's value (configtest error naming
+/// `d` in a virtual host or for another value).
+pub(crate) unsafe fn server_flag(
     cmd: *mut ffi::cmd_parms,
     d: &'static str,
     w: *const c_char,
