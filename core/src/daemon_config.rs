@@ -117,8 +117,9 @@ pub struct DaemonProcess {
     /// `inactivity-timeout=secs` (inactivity-timeout): restart an idle process
     /// after this long; 0 = never (default).
     pub inactivity_timeout: Duration,
-    /// `request-timeout=secs` (request-timeout): seconds a request may run
-    /// (times `1 + ln(threads)`) before recovery starts; 0 = none (default).
+    /// `request-timeout=secs` (request-timeout): seconds one request may run
+    /// before recovery starts (each request timed on its own, not mod_wsgi's
+    /// mean over the daemon's threads); 0 = none (default).
     pub request_timeout: Duration,
     /// `interrupt-timeout=secs` (interrupt-timeout): when non-zero, a timed-out
     /// request first gets `mod_wsgi.RequestTimeout` raised in its thread and
