@@ -249,9 +249,21 @@ pub(crate) unsafe fn finish(
     }
 }
 
-pub(crate) unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Option<*const c_char> {
+/// Apache's `GLOBAL_ONLY` context check for directive `d`: `Ok` in the
+/// main server's configuration, else a configtest error naming `d` with
+/// Apache's own reason (e.g. "cannot occur within <VirtualHost> section").
+pub(crate) unsafe fn main_server_only(
+    cmd: *mut ffi::cmd_parms,
+    d: &'static str,
+) -> Result<(), DirectiveError> {
     let e = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY as c_uint);
-    (!e.is_null()).then_some(e)
+    if e.is_null() {
+        return Ok(());
+    }
+    Err(DirectiveError {
+        directive: d,
+        message: CStr::from_ptr(e).to_string_lossy().into(),
+    })
 }
 use std::ffi::c_uint;
 
@@ -353,12 +365,7 @@ handler!(cmd_script_alias_match, |cmd, cfg, args| {
 });
 
 handler!(cmd_python_home, |cmd, cfg, w| {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: "WSGIPythonHome",
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    main_server_only(cmd, "WSGIPythonHome")?;
     let home = arg_str("WSGIPythonHome", w)?;
     check_python_home(home)?;
     srv(cmd).python_home = Some(home.to_string());
@@ -410,12 +417,7 @@ fn check_python_home(home: &str) -> Result<(), DirectiveError> {
 }
 
 handler!(cmd_python_path, |cmd, cfg, w| {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: "WSGIPythonPath",
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    main_server_only(cmd, "WSGIPythonPath")?;
     let v = arg_str("WSGIPythonPath", w)?;
     srv(cmd)
         .python_path
@@ -458,12 +460,7 @@ pub fn import_scripts(cfg: &ServerConfig) -> Vec<ImportScript> {
 }
 
 handler!(cmd_restrict_embedded, |cmd, cfg, w| {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: "WSGIRestrictEmbedded",
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    main_server_only(cmd, "WSGIRestrictEmbedded")?;
     srv(cmd).restrict_embedded = Some(directives::parse_on_off(
         "WSGIRestrictEmbedded",
         arg_str("WSGIRestrictEmbedded", w)?,
@@ -472,12 +469,7 @@ handler!(cmd_restrict_embedded, |cmd, cfg, w| {
 });
 
 handler!(cmd_socket_prefix, |cmd, cfg, w| {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: "WSGISocketPrefix",
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    main_server_only(cmd, "WSGISocketPrefix")?;
     let v = arg_str("WSGISocketPrefix", w)?;
     if v.is_empty() || v.ends_with('/') {
         return Err(DirectiveError {
@@ -495,12 +487,7 @@ handler!(cmd_socket_prefix, |cmd, cfg, w| {
 });
 
 handler!(cmd_socket_rotation, |cmd, cfg, w| {
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: "WSGISocketRotation",
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    main_server_only(cmd, "WSGISocketRotation")?;
     srv(cmd).socket_rotation = Some(directives::parse_on_off(
         "WSGISocketRotation",
         arg_str("WSGISocketRotation", w)?,

@@ -10,7 +10,7 @@
 //! applied when a matching interpreter is set up. All `server config`.
 
 use crate::apache::{self, Level};
-use crate::config::{global_only, handler, srv, RSRC};
+use crate::config::{handler, main_server_only, srv, RSRC};
 use crate::config_more::server_flag;
 use crate::ffi;
 use rwsgi_core::directives::DirectiveError;
@@ -120,12 +120,7 @@ handler!(cmd_free_threading, |cmd, cfg, w| {
 
 handler!(cmd_interpreter_options, |cmd, cfg, w| {
     let d = "<WSGIInterpreterOptions>";
-    if let Some(e) = global_only(cmd) {
-        return Err(DirectiveError {
-            directive: d,
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        });
-    }
+    main_server_only(cmd, d)?;
     let args = if w.is_null() {
         String::new()
     } else {

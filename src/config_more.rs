@@ -6,13 +6,13 @@
 //! (unit-tested).
 
 use crate::apache::{self, Level};
-use crate::config::{arg_str, dir, global_only, handler, srv, DIRS, RSRC};
+use crate::config::{arg_str, dir, handler, main_server_only, srv, DIRS, RSRC};
 use crate::config_auth::AuthScripts;
 use crate::ffi;
 use rwsgi_core::directives::{parse_on_off, split_words, DirectiveError};
 use rwsgi_core::options::{self, HashSeed};
 use rwsgi_core::proxy::{self, IpNet};
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -153,19 +153,6 @@ pub fn require_python() {
 }
 
 // ---- handlers ---------------------------------------------------------------
-
-unsafe fn main_server_only(
-    cmd: *mut ffi::cmd_parms,
-    d: &'static str,
-) -> Result<(), DirectiveError> {
-    match global_only(cmd) {
-        Some(e) => Err(DirectiveError {
-            directive: d,
-            message: CStr::from_ptr(e).to_string_lossy().into(),
-        }),
-        None => Ok(()),
-    }
-}
 
 /// A main-server-only On|Off directive's value (configtest error naming
 /// `d` in a virtual host or for another value).

@@ -4,9 +4,9 @@
 //! are process-wide (the Apache parent reads them; children and daemon
 //! processes inherit them); the reporter is `wsgi::telemetry`.
 
-use crate::config::{arg_str, global_only, handler};
+use crate::config::{arg_str, handler, main_server_only};
 use crate::ffi;
-use rwsgi_core::directives::{split_words, DirectiveError};
+use rwsgi_core::directives::split_words;
 use rwsgi_core::telemetry::{
     apply_telemetry_options, parse_slow_requests, parse_telemetry_service,
 };
@@ -48,21 +48,6 @@ pub fn telemetry() -> Telemetry {
 /// `WSGISlowRequests` in microseconds (0: off).
 pub fn slow_us() -> u64 {
     SLOW_US.load(Relaxed)
-}
-
-unsafe fn main_server_only(
-    cmd: *mut ffi::cmd_parms,
-    d: &'static str,
-) -> Result<(), DirectiveError> {
-    match global_only(cmd) {
-        Some(e) => Err(DirectiveError {
-            directive: d,
-            message: crate::apache::opt_str(e)
-                .unwrap_or("not allowed here")
-                .to_string(),
-        }),
-        None => Ok(()),
-    }
 }
 
 unsafe extern "C" fn cmd_telemetry_service(
