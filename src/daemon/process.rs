@@ -238,6 +238,11 @@ pub unsafe fn run(
         restarts: slot.restarts(),
         last_activity: Arc::clone(&pool.last_activity),
     });
+    // Before the request threads exist, so that every request they serve
+    // is in the telemetry's counts.
+    if group.config.threads > 0 {
+        crate::wsgi::telemetry::start(&name, server);
+    }
     for worker in 0..Pool::thread_count(&group) {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         let mut builder = std::thread::Builder::new().name(format!("wsgi-{worker}"));
@@ -255,9 +260,6 @@ pub unsafe fn run(
     {
         let (pool, cx) = (Arc::clone(&pool), Arc::clone(&cx));
         std::thread::spawn(move || super::watchdog::watch(&pool, &cx));
-    }
-    if group.config.threads > 0 {
-        crate::wsgi::telemetry::start(&name, server);
     }
     if group.config.threads == 0 {
         let scripts = preload(cfg, &name);

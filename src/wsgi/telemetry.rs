@@ -91,6 +91,11 @@ pub fn start(process_group: &str, server: *const ffi::server_rec) {
     };
     let _ = socket.set_nonblocking(true);
     metrics::start_recording();
+    // The first drain only starts the window, as mod_wsgi's seeding. It is
+    // done here, before the reporter thread exists, so that requests served
+    // before that thread first runs (a loaded machine) are in its first
+    // datagram rather than dropped with the seed.
+    let _ = metrics::drain();
     let reporter = Reporter {
         socket,
         path,
@@ -148,8 +153,6 @@ impl Reporter {
                 }
             ),
         );
-        // The first drain only starts the window, as mod_wsgi's seeding.
-        let _ = metrics::drain();
         loop {
             std::thread::sleep(Duration::from_secs_f64(self.interval.max(0.1)));
             self.tick();
