@@ -368,7 +368,7 @@ def error_log_summary(path, offset):
             lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return {"lines": 0, "other": [], "other_count": 0}
-    markers = ("RWSGI0020: exception raised by WSGI application", "Traceback (most recent call last)",
+    markers = ("RWSGI0020: RuntimeError exception raised", "Traceback (most recent call last)",
                "Exception occurred processing WSGI script", "] RuntimeError",
                '  File "', "    raise RuntimeError", "RuntimeError: deliberate error", "^^^^")
     other = [l for l in lines if not any(m in l for m in markers)
