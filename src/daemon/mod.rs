@@ -11,6 +11,7 @@ pub mod process;
 pub mod relay;
 pub mod retire;
 pub mod serve;
+pub mod shared;
 pub mod supervisor;
 pub mod watchdog;
 

@@ -12,7 +12,7 @@ use super::identity::take_identity;
 pub use super::identity::{check_not_root, check_script_owner, resolve_user};
 pub use super::pool::Pool;
 use super::serve::Context;
-use super::supervisor::{self, Role};
+use super::shared::Role;
 use super::Group;
 use crate::apache::{self, Level};
 use crate::ffi;
@@ -163,11 +163,11 @@ pub unsafe fn run(
     // A standby waits here, without Python, until a daemon of its group
     // hands over to it (SIGUSR2); any other signal ends it.
     let activated = matches!(
-        supervisor::role(slot.slot()),
+        super::shared::role(slot.slot()),
         Role::Standby | Role::Retiring
     );
     if activated {
-        supervisor::set_role(slot.slot(), Role::Standby);
+        super::shared::set_role(slot.slot(), Role::Standby);
         set_title(&format!("(wsgi-standby:{name})"));
         if mask.wait() != Ok(Signal::SIGUSR2) {
             exit(slot, ExitCode::Normal);
@@ -270,9 +270,9 @@ pub unsafe fn run(
     // Ready: it accepts requests with the application imported, so the
     // process it replaces may go (zero-downtime replacement).
     if activated {
-        if let Some(old) = supervisor::handover_from(slot.slot()) {
-            let pid = supervisor::slot_pid(old);
-            supervisor::swap_roles(slot.slot(), old);
+        if let Some(old) = super::shared::handover_from(slot.slot()) {
+            let pid = super::shared::slot_pid(old);
+            super::shared::swap_roles(slot.slot(), old);
             if pid > 0 {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1);
             }
@@ -404,7 +404,7 @@ pub fn recycle(pool: &Pool, why: u8) {
         std::thread::spawn(move || {
             let deadline = Instant::now() + wait;
             while Instant::now() < deadline {
-                if let Some((standby, pid)) = supervisor::claim_standby(slots.clone(), mine) {
+                if let Some((standby, pid)) = super::shared::claim_standby(slots.clone(), mine) {
                     if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR2)
                         .is_ok()
                     {
@@ -412,7 +412,7 @@ pub fn recycle(pool: &Pool, why: u8) {
                         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
                         break;
                     }
-                    supervisor::release_standby(standby);
+                    super::shared::release_standby(standby);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }

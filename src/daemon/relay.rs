@@ -12,7 +12,7 @@
 //! (pid, and the signal or exit status the Apache parent saw), 504 when it
 //! did not answer within `socket-timeout`.
 
-use super::{is_timeout, supervisor, Conn, FrameError, Group, BLOCK};
+use super::{is_timeout, Conn, FrameError, Group, BLOCK};
 use crate::apache::request::{
     application_group, body_length, gather_facts, ApacheReader, ApacheWriter,
 };
@@ -657,10 +657,10 @@ unsafe fn daemon_failed(
             // The Apache parent learns how the daemon died when the MPM
             // reaps it (within about a second).
             let deadline = Instant::now() + Duration::from_millis(1500);
-            let mut death = supervisor::death_of(pid);
+            let mut death = super::shared::death_of(pid);
             while death.is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
-                death = supervisor::death_of(pid);
+                death = super::shared::death_of(pid);
             }
             let how = match death {
                 Some(d) => format!("{}{}", d.describe(), d.hint()),

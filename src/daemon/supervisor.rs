@@ -14,6 +14,7 @@
 //! passes only the number), and records recent deaths for Apache's
 //! children, whose 502 then says how the daemon died.
 
+use super::shared::{self, record_death, role, Death, Role};
 use super::{process, retire, set_groups, Group};
 use crate::apache::{self, Level};
 use crate::config::ServerConfig;
@@ -21,84 +22,9 @@ use crate::ffi;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, IntoRawFd};
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Recent daemon deaths remembered for Apache's children.
-const DEATHS: usize = 64;
-/// Daemon slots a configuration may have (sum of all groups' processes).
-const MAX_SLOTS: usize = 1024;
-
-/// How a daemon process ended, as the parent saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Death {
-    /// It exited with this status.
-    Exit(i32),
-    /// It was killed by this signal.
-    Signal(i32),
-}
-
-impl Death {
-    /// `exited with status 3` / `was killed by signal 9 (SIGKILL)`.
-    pub fn describe(self) -> String {
-        match self {
-            Death::Exit(code) => format!("exited with status {code}"),
-            Death::Signal(n) => {
-                let name = nix::sys::signal::Signal::try_from(n)
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_else(|_| format!("signal {n}"));
-                format!("was killed by signal {n} ({name})")
-            }
-        }
-    }
-
-    /// What the cause usually is, for the end of a log line ("" if nothing
-    /// helps).
-    pub fn hint(self) -> &'static str {
-        match self {
-            Death::Signal(libc::SIGKILL) => {
-                " (the kernel's OOM killer, a memory-limit or an administrator may have sent it)"
-            }
-            Death::Signal(
-                libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGABRT,
-            ) => " (a crash in native code: a C extension or the interpreter)",
-            _ => "",
-        }
-    }
-}
-
-/// The shared memory area.
-#[repr(C)]
-struct Shared {
-    /// Per slot: the exit status a daemon marked before exiting, or -1.
-    exits: [AtomicI32; MAX_SLOTS],
-    /// Ring of recent deaths: pid, then kind (1 exit, 2 signal) << 32 | code.
-    death_pid: [AtomicI32; DEATHS],
-    death_how: [AtomicU64; DEATHS],
-    next_death: AtomicUsize,
-    /// Per slot: what the process started in it is ([`Role`]), set by the
-    /// processes themselves when they hand a slot over.
-    role: [std::sync::atomic::AtomicU8; MAX_SLOTS],
-    /// Per slot: the pid of the process in it (written by that process).
-    pid: [AtomicI32; MAX_SLOTS],
-    /// Per standby slot: 1 + the slot of the daemon that activated it.
-    handover: [AtomicUsize; MAX_SLOTS],
-}
-
-/// What a daemon slot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Role {
-    /// A daemon process serving requests.
-    Serving = 0,
-    /// A forked process that waits, without Python, to replace a serving
-    /// one (zero-downtime replacement).
-    Standby = 1,
-    /// A daemon that was replaced and is draining: its slot gets a standby
-    /// when it exits.
-    Retiring = 2,
-}
 
 /// Set once Apache announced a restart or stop: dead daemons are not
 /// replaced any more (the next generation starts its own).
@@ -106,127 +32,6 @@ static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 
 /// Configuration generations started (for WSGISocketRotation).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-static SHARED: std::sync::atomic::AtomicPtr<Shared> =
-    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-
-fn shared() -> Option<&'static Shared> {
-    // SAFETY: set once per configuration generation to a mapping that stays
-    // for the process's life.
-    unsafe { SHARED.load(Ordering::Acquire).as_ref() }
-}
-
-/// How daemon process `pid` died, if the parent has seen it die.
-pub fn death_of(pid: i32) -> Option<Death> {
-    let sh = shared()?;
-    (0..DEATHS).find_map(|i| {
-        (sh.death_pid[i].load(Ordering::Acquire) == pid).then(|| {
-            let how = sh.death_how[i].load(Ordering::Acquire);
-            let code = (how & 0xffff_ffff) as i32;
-            if how >> 32 == 1 {
-                Death::Exit(code)
-            } else {
-                Death::Signal(code)
-            }
-        })
-    })
-}
-
-fn record_death(pid: i32, death: Death) {
-    let Some(sh) = shared() else { return };
-    let i = sh.next_death.fetch_add(1, Ordering::AcqRel) % DEATHS;
-    let how = match death {
-        Death::Exit(c) => (1u64 << 32) | c as u32 as u64,
-        Death::Signal(n) => (2u64 << 32) | n as u32 as u64,
-    };
-    sh.death_pid[i].store(0, Ordering::Release);
-    sh.death_how[i].store(how, Ordering::Release);
-    sh.death_pid[i].store(pid, Ordering::Release);
-}
-
-/// In a daemon process: its slot, for [`mark_current_exit`].
-static CURRENT_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-/// Marks that this daemon process is exiting with `status` (called by its
-/// exit paths: ours, `exit()` through `on_exit`, Python's `os._exit`), so
-/// the Apache parent reports an exit, not a signal of the same number. Does
-/// nothing outside a daemon process.
-pub fn mark_current_exit(status: i32) {
-    let slot = CURRENT_SLOT.load(Ordering::Acquire);
-    if let (Some(sh), true) = (shared(), slot < MAX_SLOTS) {
-        sh.exits[slot].store(status & 0xff, Ordering::Release);
-    }
-}
-
-extern "C" {
-    /// glibc's on_exit(3): like atexit, but the handler gets the status.
-    fn on_exit(f: unsafe extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
-}
-
-unsafe extern "C" fn on_exit_mark(status: c_int, _arg: *mut c_void) {
-    mark_current_exit(status);
-}
-
-/// The role of `slot` (for the process starting in it).
-pub fn role(slot: usize) -> Role {
-    match shared().map(|sh| sh.role[slot].load(Ordering::Acquire)) {
-        Some(1) => Role::Standby,
-        Some(2) => Role::Retiring,
-        _ => Role::Serving,
-    }
-}
-
-/// In a daemon: the pid in slot `slot` (0 if none recorded).
-pub fn slot_pid(slot: usize) -> i32 {
-    shared().map_or(0, |sh| sh.pid[slot].load(Ordering::Acquire))
-}
-
-/// In a standby being activated: the slot of the daemon it replaces.
-pub fn handover_from(slot: usize) -> Option<usize> {
-    let v = shared()?.handover[slot].load(Ordering::Acquire);
-    v.checked_sub(1)
-}
-
-/// Sets the role of `slot` (a standby marks itself ready to be claimed).
-pub fn set_role(slot: usize, role: Role) {
-    if let Some(sh) = shared() {
-        sh.role[slot].store(role as u8, Ordering::Release);
-    }
-}
-
-/// In a serving daemon of slot `mine`: claims a waiting standby among
-/// `slots` (its group's) for its replacement, returning the standby's
-/// slot and pid. `None` when there is none (another daemon claimed it, or
-/// it is still starting).
-pub fn claim_standby(slots: std::ops::Range<usize>, mine: usize) -> Option<(usize, i32)> {
-    let sh = shared()?;
-    slots.into_iter().find_map(|s| {
-        let pid = sh.pid[s].load(Ordering::Acquire);
-        (role(s) == Role::Standby
-            && pid > 0
-            && sh.handover[s]
-                .compare_exchange(0, mine + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok())
-        .then_some((s, pid))
-    })
-}
-
-/// Gives up a claim made with [`claim_standby`] (the standby never came).
-pub fn release_standby(standby: usize) {
-    if let Some(sh) = shared() {
-        sh.handover[standby].store(0, Ordering::Release);
-    }
-}
-
-/// A standby that took over from `old`: it serves in its slot now, and the
-/// old daemon's slot gets the next standby when that process exits.
-pub fn swap_roles(standby: usize, old: usize) {
-    if let Some(sh) = shared() {
-        sh.role[standby].store(Role::Serving as u8, Ordering::Release);
-        sh.role[old].store(Role::Retiring as u8, Ordering::Release);
-        sh.handover[standby].store(0, Ordering::Release);
-    }
-}
 
 /// One daemon process of a group: which one, and its history.
 pub struct SlotInfo {
@@ -250,19 +55,13 @@ pub struct SlotInfo {
 impl SlotInfo {
     /// Marks that this daemon process exits on purpose with `code`.
     pub fn mark_exit(&self, code: i32) {
-        if let Some(sh) = shared() {
-            sh.exits[self.slot].store(code, Ordering::Release);
-        }
+        shared::mark_exit(self.slot, code);
     }
 
     /// In the forked daemon process: makes its exits identifiable
     /// ([`mark_current_exit`]), including `exit()` by native code.
     pub fn adopt(&self) {
-        CURRENT_SLOT.store(self.slot, Ordering::Release);
-        // SAFETY: registers a plain function with glibc's on_exit.
-        unsafe {
-            on_exit(on_exit_mark, std::ptr::null_mut());
-        }
+        shared::adopt_slot(self.slot);
     }
 
     /// How many times this slot's process was restarted before.
@@ -288,9 +87,7 @@ impl SlotInfo {
 
     /// In the daemon: records its pid for the processes that hand over.
     pub fn record_pid(&self) {
-        if let Some(sh) = shared() {
-            sh.pid[self.slot].store(std::process::id() as i32, Ordering::Release);
-        }
+        shared::record_pid(self.slot);
     }
 
     fn pid(&self) -> i32 {
@@ -549,29 +346,17 @@ pub unsafe fn start(
     }
     set_groups(groups.clone());
     retire::evict_leftovers(pconf, s);
-    let size = std::mem::size_of::<Shared>();
-    let mem = libc::mmap(
-        std::ptr::null_mut(),
-        size,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-        -1,
-        0,
-    );
-    if mem == libc::MAP_FAILED {
-        return Err(format!(
-            "mmap of {size} bytes: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    SHARED.store(mem as *mut Shared, Ordering::Release);
+    shared::map()?;
     let mut slots = Vec::new();
     for g in &groups {
         // The group's processes, then its standby (the last slot).
         let first = slots.len();
         for index in 0..=g.config.processes as usize {
-            if slots.len() == MAX_SLOTS {
-                return Err(format!("more than {MAX_SLOTS} daemon processes configured"));
+            if slots.len() == shared::MAX_SLOTS {
+                return Err(format!(
+                    "more than {} daemon processes configured",
+                    shared::MAX_SLOTS
+                ));
             }
             let size = std::mem::size_of::<ffi::apr_proc_t>();
             let proc_ = ffi::apr_palloc(pconf, size) as *mut ffi::apr_proc_t;
@@ -597,7 +382,7 @@ pub unsafe fn start(
             } else {
                 Role::Serving
             };
-            (*(mem as *const Shared)).role[slots.len()].store(role as u8, Ordering::Release);
+            shared::set_role(slots.len(), role);
             slots.push(slot);
             spawn(slot, Duration::ZERO);
         }
@@ -613,12 +398,7 @@ pub unsafe fn start(
 unsafe fn spawn(slot: *mut SlotInfo, delay: Duration) {
     let st = &mut *slot;
     st.mark_exit(-1);
-    if let Some(sh) = shared() {
-        sh.pid[st.slot].store(0, Ordering::Release);
-        if role(st.slot) != Role::Serving {
-            sh.handover[st.slot].store(0, Ordering::Release);
-        }
-    }
+    shared::clear_slot(st.slot);
     // The child starts with the signals it waits for blocked (inherited
     // mask), so one sent right after the fork (a restart's SIGUSR2, a
     // handover's) is kept for it rather than killing it.
@@ -665,9 +445,7 @@ unsafe extern "C" fn on_child_event(reason: c_int, data: *mut c_void, status: c_
                 ffi::apr_proc_other_child_unregister(data);
                 st.registered = false;
                 let pid = st.pid();
-                let marked = shared()
-                    .map(|sh| sh.exits[st.slot].load(Ordering::Acquire))
-                    .unwrap_or(-1);
+                let marked = shared::exit_mark(st.slot).unwrap_or(-1);
                 let death = if marked >= 0 || status > 64 || status == 0 {
                     Death::Exit(if marked >= 0 { marked } else { status })
                 } else {

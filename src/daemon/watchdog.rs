@@ -95,7 +95,7 @@ pub fn watch(pool: &Pool, cx: &Context) {
                     "RWSGI0054: daemon process {pid} of group {group:?} could not take the Python GIL for {:.0} s, longer than deadlock-timeout ({} s): the interpreter is deadlocked or a C extension holds the GIL; the stacks of its threads follow, then the process exits and is replaced",
                     held.as_secs_f64(), c.deadlock_timeout.as_secs()));
                 log_stacks(cx, "RWSGI0054");
-                super::supervisor::mark_current_exit(ExitCode::Deadlock as i32);
+                super::shared::mark_current_exit(ExitCode::Deadlock as i32);
                 // SAFETY: ends the process at once; nothing can drain.
                 unsafe { libc::_exit(ExitCode::Deadlock as i32) };
             }

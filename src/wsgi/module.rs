@@ -38,7 +38,7 @@ unsafe extern "C" fn mark_exit(_m: *mut PyObject, arg: *mut PyObject) -> *mut Py
         if n == -1 && !PyErr_Occurred().is_null() {
             return ptr::null_mut();
         }
-        crate::daemon::supervisor::mark_current_exit(n as i32);
+        crate::daemon::shared::mark_current_exit(n as i32);
         Py_NewRef(Py_None())
     })
 }
