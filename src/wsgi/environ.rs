@@ -616,7 +616,7 @@ pub fn for_each_pair(facts: &Facts<'_>, f: &mut dyn FnMut(&[u8], &[u8])) {
     let mut buf = [0u8; 24];
     f(
         b"mod_wsgi.server_pid",
-        format_decimal(&mut buf, std::process::id() as u64),
+        format_decimal(&mut buf, crate::apache::pid() as u64),
     );
     f(b"mod_wsgi.script_name", facts.cgi.script_name);
     f(b"mod_wsgi.path_info", path_info);
