@@ -13,8 +13,9 @@ use super::{Conn, FrameError, Group, BLOCK};
 use crate::apache::{ClientTag, LogTarget};
 use crate::ffi;
 use crate::python::{self, GilGuard, Runtime};
+use crate::wsgi::environ::{format_decimal, Source};
 use crate::wsgi::transport::{BodyReader, Finish, Gone, Header, ResponseWriter};
-use crate::wsgi::{self, environ::Source, Outcome};
+use crate::wsgi::{self, Outcome};
 use rwsgi_core::wire::fds::{self as wire_fds, SendFdError};
 use rwsgi_core::wire::{self, Encoder, FailReason, Frame};
 use std::os::fd::BorrowedFd;
@@ -193,23 +194,26 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
     };
     let callable = last_value(&req.environ, b"mod_wsgi.callable_object")
         .and_then(|v| std::str::from_utf8(v).ok())
-        .unwrap_or("application")
-        .to_string();
+        .unwrap_or("application");
     let reloading = last_value(&req.environ, b"mod_wsgi.script_reloading") != Some(b"0");
-    let queue_start = req.queue_start_us.to_string();
-    let daemon_start = now_us().to_string();
-    let restarts = cx.restarts.to_string();
+    let (mut b1, mut b2, mut b3) = ([0u8; 24], [0u8; 24], [0u8; 24]);
     let mut pairs = std::mem::take(&mut req.environ);
     pairs.reserve(3);
-    pairs.push((b"mod_wsgi.queue_start", queue_start.as_bytes()));
-    pairs.push((b"mod_wsgi.daemon_start", daemon_start.as_bytes()));
-    pairs.push((b"mod_wsgi.daemon_restarts", restarts.as_bytes()));
+    pairs.push((
+        b"mod_wsgi.queue_start",
+        format_decimal(&mut b1, req.queue_start_us),
+    ));
+    pairs.push((b"mod_wsgi.daemon_start", format_decimal(&mut b2, now_us())));
+    pairs.push((
+        b"mod_wsgi.daemon_restarts",
+        format_decimal(&mut b3, cx.restarts),
+    ));
     let request = wsgi::Request {
         script,
         script_mtime_us: req.script_mtime_us,
         script_reloading: reloading,
         on_change: python::OnChange::Restart,
-        callable_object: &callable,
+        callable_object: callable,
         log,
         head_only: req.flags & wire::FLAG_HEAD != 0,
         environ: Source::Pairs(&pairs),
@@ -577,20 +581,21 @@ impl DaemonWriter {
     }
 }
 
-fn latin1(text: &str) -> Vec<u8> {
-    text.chars().map(|c| c as u32 as u8).collect()
+fn latin1(text: &str) -> std::borrow::Cow<'_, [u8]> {
+    if text.is_ascii() {
+        // The usual case: the same bytes, nothing to copy.
+        std::borrow::Cow::Borrowed(text.as_bytes())
+    } else {
+        std::borrow::Cow::Owned(text.chars().map(|c| c as u32 as u8).collect())
+    }
 }
 
 impl ResponseWriter for DaemonWriter {
     fn head(&mut self, (code, line): &(u16, String), headers: &[Header]) {
-        let owned: Vec<(Vec<u8>, Vec<u8>)> = headers
-            .iter()
-            .map(|(k, v, _)| (k.as_bytes().to_vec(), latin1(v)))
-            .collect();
         self.enc.response(
             *code,
             &latin1(line),
-            owned.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+            headers.iter().map(|(k, v, _)| (k.as_bytes(), latin1(v))),
         );
     }
 

@@ -487,7 +487,8 @@ fn format_radix(buf: &mut [u8], mut n: u64, radix: u64) -> &[u8] {
 }
 
 /// `n` in decimal (`mod_wsgi.request_start`, microseconds since the epoch).
-fn format_decimal(buf: &mut [u8; 24], n: u64) -> &[u8] {
+/// `n` in decimal ASCII, written into `buf` (no allocation).
+pub(crate) fn format_decimal(buf: &mut [u8; 24], n: u64) -> &[u8] {
     format_radix(buf, n, 10)
 }
 

@@ -535,11 +535,11 @@ impl Encoder {
     }
 
     /// [`Frame::Response`].
-    pub fn response<'h>(
+    pub fn response<N: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         status: u16,
         status_line: &[u8],
-        headers: impl ExactSizeIterator<Item = (&'h [u8], &'h [u8])>,
+        headers: impl ExactSizeIterator<Item = (N, V)>,
     ) {
         let at = self.begin(kind::RESPONSE);
         self.buf.extend_from_slice(&status.to_be_bytes());
@@ -547,7 +547,7 @@ impl Encoder {
         self.buf
             .extend_from_slice(&(headers.len() as u32).to_be_bytes());
         for (name, value) in headers {
-            self.pair(name, value);
+            self.pair(name.as_ref(), value.as_ref());
         }
         self.end(at);
     }

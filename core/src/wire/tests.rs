@@ -203,7 +203,7 @@ fn garbage_is_refused() {
         Err(WireError::Malformed(kind::READ, "read of 0 bytes"))
     );
     let mut e = Encoder::new();
-    e.response(200, b"200 OK", std::iter::empty());
+    e.response(200, b"200 OK", std::iter::empty::<(&[u8], &[u8])>());
     e.buf.push(0);
     let n = (e.buf.len() - HEADER_LEN) as u32;
     e.buf[1..5].copy_from_slice(&n.to_be_bytes());
