@@ -216,6 +216,16 @@ impl Conn {
     /// Reads the next frame (blocking, up to the socket's timeout). The
     /// frame borrows this connection's buffer until the next read.
     pub fn read_frame(&mut self) -> Result<Frame<'_>, FrameError> {
+        self.read_frame_bytes()?;
+        self.last_frame()
+    }
+
+    /// Reads the next frame's bytes into this connection's buffer (blocking,
+    /// up to the socket's timeout) without decoding its payload. Output: its
+    /// kind ([`wire::kind`]); the header was checked against the limits
+    /// before anything was allocated. [`Conn::last_frame`] decodes it,
+    /// [`Conn::take_frame`] moves it out.
+    pub fn read_frame_bytes(&mut self) -> Result<u8, FrameError> {
         self.file_fd = None;
         let start = self.consumed();
         let mut head = [0u8; wire::HEADER_LEN];
@@ -243,15 +253,19 @@ impl Conn {
         self.reader
             .read_exact(&mut self.frame[wire::HEADER_LEN..])
             .map_err(FrameError::Io)?;
-        let decoded = wire::decode(&self.frame, &self.limits);
         // A File frame's descriptor came with its first byte; any other
         // that came with this frame's bytes or earlier ones is closed.
         let fds = self.reader.get_mut();
-        if let Ok(Some((Frame::File { .. }, _))) = decoded {
+        if head[0] == wire::kind::FILE {
             self.file_fd = Some(fds.take_fd(start));
         }
         fds.discard_through(start + self.frame.len() as u64);
-        match decoded {
+        Ok(head[0])
+    }
+
+    /// Decodes the frame last read by [`Conn::read_frame_bytes`].
+    pub fn last_frame(&self) -> Result<Frame<'_>, FrameError> {
+        match wire::decode(&self.frame, &self.limits) {
             Ok(Some((frame, _))) => Ok(frame),
             Ok(None) => unreachable!("a whole frame was read"),
             Err(e) => Err(FrameError::Wire(e)),

@@ -115,10 +115,15 @@ fn last_value<'a>(pairs: &[(&'a [u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8
 pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
     let bytes = {
         let mut st = lock(shared);
-        match st.conn.read_frame() {
-            Ok(Frame::Request(_)) => st.conn.take_frame(),
-            Ok(other) => {
-                let msg = format!("RWSGI0041: daemon process of group {:?} got a {other:?} frame where a request must start; connection closed", cx.group.config.name);
+        match st.conn.read_frame_bytes() {
+            // Decoded once, by serve_request, which keeps the bytes.
+            Ok(wire::kind::REQUEST) => st.conn.take_frame(),
+            Ok(_) => {
+                let other = match st.conn.last_frame() {
+                    Ok(f) => format!("{f:?}"),
+                    Err(e) => format!("malformed ({e})"),
+                };
+                let msg = format!("RWSGI0041: daemon process of group {:?} got a {other} frame where a request must start; connection closed", cx.group.config.name);
                 LogTarget::Client(cx.server, ClientTag::new(b"-"))
                     .log(crate::apache::Level::Error, &msg);
                 return false;
@@ -157,8 +162,22 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
 /// connection can serve another request.
 fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
     let limits = super::limits(&cx.group.config);
-    let Ok(Some((Frame::Request(mut req), _))) = wire::decode(bytes, &limits) else {
-        unreachable!("decoded once already")
+    let mut req = match wire::decode(bytes, &limits) {
+        Ok(Some((Frame::Request(req), _))) => req,
+        other => {
+            let why = match other {
+                Err(e) => e.to_string(),
+                _ => "not a whole Request frame".to_string(),
+            };
+            LogTarget::Client(cx.server, ClientTag::new(b"-")).log(
+                crate::apache::Level::Error,
+                &format!(
+                    "RWSGI0041: daemon process of group {:?} could not read a request from an Apache child: {why}; connection closed",
+                    cx.group.config.name
+                ),
+            );
+            return false;
+        }
     };
     let remote = {
         let addr = last_value(&req.environ, b"REMOTE_ADDR").unwrap_or(b"-");

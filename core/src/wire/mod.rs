@@ -104,7 +104,8 @@ pub enum WireError {
 }
 
 /// Frame type bytes.
-mod kind {
+/// Frame kinds: a frame's first byte (docs/daemon-protocol.md).
+pub mod kind {
     pub const REQUEST: u8 = 0x01;
     pub const BODY: u8 = 0x02;
     pub const BODY_END: u8 = 0x03;
