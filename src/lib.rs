@@ -240,7 +240,7 @@ unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
         let cfg: &ServerConfig = config::server_config((*r).server);
         for alias in &cfg.aliases {
             if let Some(m) = alias.matches(uri) {
-                (*r).filename = apache::pstrdup((*r).pool, m.filename.as_bytes());
+                (*r).filename = apache::pstrcat2((*r).pool, m.head.as_bytes(), m.rest.as_bytes());
                 (*r).handler = cs(c"wsgi-script");
                 ffi::apr_table_setn((*r).notes, cs(c"alias-forced-type"), (*r).handler);
                 apache::set_module_config((*r).request_config, alias as *const ScriptAlias);

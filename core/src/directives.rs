@@ -142,13 +142,25 @@ pub struct ScriptAlias {
     pub options: AliasOptions,
 }
 
-/// Result of matching a URL path against a [`ScriptAlias`].
+/// Result of matching a URL path against a [`ScriptAlias`]: the file name
+/// to give Apache (`r->filename`) is `head` followed by `rest`, the
+/// unmatched rest of the URL, which Apache's directory walk turns into
+/// `PATH_INFO` (as mod_alias and mod_wsgi do). In two parts so that a
+/// `WSGIScriptAlias` match borrows its target rather than copying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AliasMatch {
-    /// File name to give Apache (`r->filename`): the target followed by the
-    /// unmatched rest of the URL, which Apache's directory walk turns into
-    /// `PATH_INFO` (as mod_alias and mod_wsgi do).
-    pub filename: String,
+pub struct AliasMatch<'a> {
+    /// The target (`WSGIScriptAlias`), or the target with the regular
+    /// expression's groups substituted (`WSGIScriptAliasMatch`).
+    pub head: std::borrow::Cow<'a, str>,
+    /// The part of the URL path after the match.
+    pub rest: &'a str,
+}
+
+impl AliasMatch<'_> {
+    /// The whole file name (`head` + `rest`).
+    pub fn filename(&self) -> String {
+        [&*self.head, self.rest].concat()
+    }
 }
 
 impl ScriptAlias {
@@ -204,7 +216,7 @@ impl ScriptAlias {
 
     /// Matches a decoded URL path (`r->uri`). Output: the file name for
     /// Apache, or `None` when the alias does not apply.
-    pub fn matches(&self, uri: &str) -> Option<AliasMatch> {
+    pub fn matches<'a>(&'a self, uri: &'a str) -> Option<AliasMatch<'a>> {
         match &self.pattern {
             AliasPattern::Prefix(prefix) => {
                 let rest = &uri[prefix_match_len(prefix, uri)?..];
@@ -212,16 +224,19 @@ impl ScriptAlias {
                     return None;
                 }
                 Some(AliasMatch {
-                    filename: format!("{}{}", self.target, rest),
+                    head: std::borrow::Cow::Borrowed(&self.target),
+                    rest,
                 })
             }
             AliasPattern::Regex(re) => {
                 let caps = re.captures(uri)?;
                 let whole = caps.get(0)?;
-                let mut filename = String::new();
-                caps.expand(&self.target, &mut filename);
-                filename.push_str(&uri[whole.end()..]);
-                Some(AliasMatch { filename })
+                let mut head = String::new();
+                caps.expand(&self.target, &mut head);
+                Some(AliasMatch {
+                    head: std::borrow::Cow::Owned(head),
+                    rest: &uri[whole.end()..],
+                })
             }
         }
     }
@@ -453,8 +468,11 @@ mod tests {
         assert_eq!(a.options.application_group.as_deref(), Some("%{GLOBAL}"));
         assert_eq!(a.options.callable_object.as_deref(), Some("app"));
         assert_eq!(a.options.pass_authorization, Some(true));
-        assert_eq!(a.matches("/app").unwrap().filename, "/srv/app.wsgi");
-        assert_eq!(a.matches("/app/x/y").unwrap().filename, "/srv/app.wsgi/x/y");
+        assert_eq!(a.matches("/app").unwrap().filename(), "/srv/app.wsgi");
+        assert_eq!(
+            a.matches("/app/x/y").unwrap().filename(),
+            "/srv/app.wsgi/x/y"
+        );
         assert_eq!(a.matches("/application"), None);
         assert_eq!(a.matches("/other"), None);
     }
@@ -463,27 +481,30 @@ mod tests {
     fn script_alias_prefix_slash_runs() {
         // As mod_alias: runs of '/' match runs of '/' (MergeSlashes Off).
         let a = ScriptAlias::parse("//slashy /srv/s.wsgi", false).unwrap();
-        assert_eq!(a.matches("//slashy").unwrap().filename, "/srv/s.wsgi");
-        assert_eq!(a.matches("/slashy").unwrap().filename, "/srv/s.wsgi");
-        assert_eq!(a.matches("///slashy/x").unwrap().filename, "/srv/s.wsgi/x");
+        assert_eq!(a.matches("//slashy").unwrap().filename(), "/srv/s.wsgi");
+        assert_eq!(a.matches("/slashy").unwrap().filename(), "/srv/s.wsgi");
+        assert_eq!(
+            a.matches("///slashy/x").unwrap().filename(),
+            "/srv/s.wsgi/x"
+        );
         assert_eq!(a.matches("/slashyx"), None);
         let b = ScriptAlias::parse("/a/b /srv/b.wsgi", false).unwrap();
-        assert_eq!(b.matches("/a//b").unwrap().filename, "/srv/b.wsgi");
-        assert_eq!(b.matches("/a//b//c").unwrap().filename, "/srv/b.wsgi//c");
+        assert_eq!(b.matches("/a//b").unwrap().filename(), "/srv/b.wsgi");
+        assert_eq!(b.matches("/a//b//c").unwrap().filename(), "/srv/b.wsgi//c");
         assert_eq!(b.matches("/ab"), None);
         assert_eq!(b.matches("/a"), None);
         let root = ScriptAlias::parse("/ /srv/r.wsgi", false).unwrap();
-        assert_eq!(root.matches("//x").unwrap().filename, "/srv/r.wsgi//x");
+        assert_eq!(root.matches("//x").unwrap().filename(), "/srv/r.wsgi//x");
     }
 
     #[test]
     fn script_alias_root_and_directory() {
         let a = ScriptAlias::parse("/ /srv/app.wsgi", false).unwrap();
-        assert_eq!(a.matches("/").unwrap().filename, "/srv/app.wsgi/");
-        assert_eq!(a.matches("/x").unwrap().filename, "/srv/app.wsgi/x");
+        assert_eq!(a.matches("/").unwrap().filename(), "/srv/app.wsgi/");
+        assert_eq!(a.matches("/x").unwrap().filename(), "/srv/app.wsgi/x");
         let d = ScriptAlias::parse("/scripts/ /srv/scripts/", false).unwrap();
         assert_eq!(
-            d.matches("/scripts/a.wsgi/p").unwrap().filename,
+            d.matches("/scripts/a.wsgi/p").unwrap().filename(),
             "/srv/scripts/a.wsgi/p"
         );
     }
@@ -492,7 +513,7 @@ mod tests {
     fn script_alias_match() {
         let a = ScriptAlias::parse("^/wsgi/([^/]+) /srv/$1.wsgi", true).unwrap();
         assert_eq!(
-            a.matches("/wsgi/foo/bar").unwrap().filename,
+            a.matches("/wsgi/foo/bar").unwrap().filename(),
             "/srv/foo.wsgi/bar"
         );
         assert_eq!(a.matches("/other"), None);

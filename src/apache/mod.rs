@@ -235,6 +235,20 @@ pub unsafe fn pstrdup(pool: *mut ffi::apr_pool_t, s: &[u8]) -> *mut c_char {
     ffi::apr_pstrmemdup(pool, s.as_ptr() as *const c_char, s.len())
 }
 
+/// Copies `a` followed by `b` into `pool` as one NUL-terminated string
+/// (a single pool allocation, no intermediate buffer).
+///
+/// # Safety
+/// `pool` must be a live APR pool.
+pub unsafe fn pstrcat2(pool: *mut ffi::apr_pool_t, a: &[u8], b: &[u8]) -> *mut c_char {
+    let len = a.len() + b.len();
+    let p = ffi::apr_palloc(pool, len + 1) as *mut u8;
+    ptr::copy_nonoverlapping(a.as_ptr(), p, a.len());
+    ptr::copy_nonoverlapping(b.as_ptr(), p.add(a.len()), b.len());
+    *p.add(len) = 0;
+    p as *mut c_char
+}
+
 unsafe extern "C" fn drop_in_pool<T>(data: *mut c_void) -> ffi::apr_status_t {
     // SAFETY: registered by `pool_box` for exactly this T, run once by APR.
     ptr::drop_in_place(data as *mut T);
