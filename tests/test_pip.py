@@ -481,3 +481,14 @@ def test_sdist_holds_the_cargo_workspace(venv):
     missing = [f for f in tracked.stdout.split() if f not in names]
     assert not missing, missing
     assert not any(n.startswith(("target/", "tests/")) for n in names)
+
+
+def test_runmodwsgi_parser_keeps_launcher_options_in_order(runmodwsgi):
+    parser = runmodwsgi.Command().create_parser("manage.py", "runmodwsgi")
+    options = parser.parse_args(["--port", "8080", "--settings=site.other", "--url-alias",
+                                 "/media", "/srv/media", "--verb", "-v", "2", "--setup-only"])
+    # Django's options are Django's; everything else, abbreviations of
+    # Django's long options included, is the launcher's, in order.
+    assert options.settings == "site.other" and options.verbosity == 2
+    assert options.express_args == ["--port", "8080", "--url-alias", "/media", "/srv/media",
+                                    "--verb", "--setup-only"]
