@@ -19,7 +19,8 @@ use super::{guard, opt_bytes, opt_str, pstrdup, Level, LogTarget};
 use crate::config::{DirConfig, RequestSettings};
 use crate::config_auth::AuthScript;
 use crate::ffi;
-use crate::python::auth::{self as pyauth, Access, Call, Password};
+use crate::python::auth::{self as pyauth, Access, Password};
+use crate::python::child_script::ChildScript;
 use crate::python::Runtime;
 use crate::wsgi::environ::for_each_pair;
 use rwsgi_core::directives::ScriptAlias;
@@ -91,7 +92,7 @@ unsafe fn with_script<T>(
     r: *mut ffi::request_rec,
     directive: &'static str,
     pick: impl FnOnce(&RequestSettings) -> Option<&AuthScript>,
-    f: impl FnOnce(&Runtime, &Call<'_>) -> Result<T, String>,
+    f: impl FnOnce(&Runtime, &ChildScript<'_>) -> Result<T, String>,
 ) -> Result<T, Failed> {
     let log = LogTarget::Request(r);
     let mut settings = settings(r);
@@ -130,7 +131,7 @@ unsafe fn with_script<T>(
     facts.extra.clear();
     let mut environ = Vec::with_capacity(40);
     for_each_pair(&facts, &mut |k, v| environ.push((k.to_vec(), v.to_vec())));
-    let call = Call {
+    let call = ChildScript {
         directive,
         script: &spec.path,
         reload: settings.script_reloading,

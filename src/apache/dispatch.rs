@@ -9,7 +9,8 @@ use super::request::{application_group, expand_application_group_of, gather_fact
 use super::{Level, LogTarget};
 use crate::config::RequestSettings;
 use crate::ffi;
-use crate::wsgi::dispatch::{self, Call};
+use crate::python::child_script::ChildScript;
+use crate::python::dispatch;
 use crate::wsgi::environ::for_each_pair;
 use std::ffi::c_int;
 
@@ -55,7 +56,8 @@ pub unsafe fn dispatch(
     let facts = gather_facts(r, settings, &app_group);
     let mut environ = Vec::with_capacity(48);
     for_each_pair(&facts, &mut |k, v| environ.push((k.to_vec(), v.to_vec())));
-    let call = Call {
+    let call = ChildScript {
+        directive: "WSGIDispatchScript",
         script: &spec.path,
         reload: settings.script_reloading,
         environ: &environ,

@@ -10,29 +10,12 @@
 //! RWSGI0081) against the request and returned as their description; the
 //! caller answers 500.
 
+use super::child_script::{ChildScript, Loaded};
 use super::object::{self, Owned};
-use super::{GilGuard, Runtime};
-use crate::apache::{Level, LogTarget};
+use super::Runtime;
+use crate::apache::Level;
 use pyo3_ffi::*;
-use std::ffi::{c_void, CStr};
-
-/// One call of an access or authentication script.
-pub struct Call<'a> {
-    /// The directive that named the script (for messages).
-    pub directive: &'static str,
-    /// The script file.
-    pub script: &'a str,
-    /// Re-import it when its modification time changed (WSGIScriptReloading).
-    pub reload: bool,
-    /// The environ items (latin-1 bytes, later names win).
-    pub environ: &'a [(Vec<u8>, Vec<u8>)],
-    /// The expanded application group (`mod_wsgi.application_group`).
-    pub application_group: &'a str,
-    /// `apache.request_rec` (WSGIPassApacheRequest), or null.
-    pub request_rec: *mut c_void,
-    /// Where errors and the script's output go.
-    pub log: LogTarget,
-}
+use std::ffi::CStr;
 
 /// What `check_password` said.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,7 +44,7 @@ pub enum Access {
 /// latin-1 decoded). Result: `True`/`False`/`None`/a str.
 pub fn check_password(
     rt: &Runtime,
-    call: &Call<'_>,
+    call: &ChildScript<'_>,
     user: &[u8],
     password: &[u8],
 ) -> Result<Password, String> {
@@ -95,7 +78,7 @@ pub fn check_password(
 /// `None` (no such user).
 pub fn get_realm_hash(
     rt: &Runtime,
-    call: &Call<'_>,
+    call: &ChildScript<'_>,
     user: &[u8],
     realm: &[u8],
 ) -> Result<Option<Vec<u8>>, String> {
@@ -121,7 +104,11 @@ pub fn get_realm_hash(
 
 /// Calls `groups_for_user(environ, user)`: the names of the groups (an
 /// iterable of latin-1 str or bytes).
-pub fn groups_for_user(rt: &Runtime, call: &Call<'_>, user: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+pub fn groups_for_user(
+    rt: &Runtime,
+    call: &ChildScript<'_>,
+    user: &[u8],
+) -> Result<Vec<Vec<u8>>, String> {
     run(rt, call, c"groups_for_user", &[Some(user)], |r| unsafe {
         let it = Owned::new(PyObject_GetIter(r)).ok_or_else(|| {
             format!(
@@ -148,7 +135,11 @@ pub fn groups_for_user(rt: &Runtime, call: &Call<'_>, user: &[u8]) -> Result<Vec
 
 /// Calls `allow_access(environ, host)` (`host`: the client's host name or
 /// address, `None` if unknown).
-pub fn allow_access(rt: &Runtime, call: &Call<'_>, host: Option<&[u8]>) -> Result<Access, String> {
+pub fn allow_access(
+    rt: &Runtime,
+    call: &ChildScript<'_>,
+    host: Option<&[u8]>,
+) -> Result<Access, String> {
     run(rt, call, c"allow_access", &[host], |r| unsafe {
         if r == Py_None() {
             Ok(Access::Decline)
@@ -187,49 +178,29 @@ unsafe fn latin1_bytes(o: *mut PyObject) -> Option<Vec<u8>> {
 /// `None` for `None`) and converts the result with `convert` (GIL held).
 fn run<T>(
     rt: &Runtime,
-    call: &Call<'_>,
+    call: &ChildScript<'_>,
     name: &CStr,
     args: &[Option<&[u8]>],
     convert: impl FnOnce(*mut PyObject) -> Result<T, String>,
 ) -> Result<T, String> {
-    let gil = GilGuard::acquire(rt);
-    let outer = super::replace_log_target(call.log);
-    // SAFETY: GIL held for the whole call.
-    let result = unsafe { run_locked(&gil, rt, call, name, args, convert) };
-    super::flush_application_output();
-    super::replace_log_target(outer);
-    result
+    call.run(rt, "RWSGI0080", |loaded| {
+        // SAFETY: ChildScript::run holds the GIL while this body runs.
+        unsafe { call_function(loaded, name, args, convert) }
+    })
 }
 
-unsafe fn run_locked<T>(
-    gil: &super::Gil,
-    rt: &Runtime,
-    call: &Call<'_>,
+/// # Safety
+/// GIL held.
+unsafe fn call_function<T>(
+    loaded: &Loaded<'_>,
     name: &CStr,
     args: &[Option<&[u8]>],
     convert: impl FnOnce(*mut PyObject) -> Result<T, String>,
 ) -> Result<T, String> {
+    let call = loaded.call;
     let func = name.to_string_lossy();
-    let fail = |what: String| -> String {
-        super::log_exception(call.log, &format!("RWSGI0080: {what}"));
-        what
-    };
-    let using = super::ScriptUse {
-        path: call.script,
-        mtime: super::file_mtime_us(call.script),
-        reload: call.reload,
-        resource: None,
-        on_change: super::OnChange::Reload,
-        log: call.log,
-    };
-    let module = super::script_module(gil, rt, &using).map_err(|e| {
-        fail(format!(
-            "{} {:?} cannot be loaded: {e}",
-            call.directive, call.script
-        ))
-    })?;
     let key = object::str_from(&func);
-    let f = match object::lookup_attr(module.as_ptr(), key.as_ptr()) {
+    let f = match object::lookup_attr(loaded.module.as_ptr(), key.as_ptr()) {
         Ok(Some(f)) => f,
         Ok(None) => {
             let msg = format!(
@@ -240,18 +211,17 @@ unsafe fn run_locked<T>(
             return Err(msg);
         }
         Err(()) => {
-            return Err(fail(format!(
-                "looking up {func} in {:?} raised",
-                call.script
-            )))
+            return Err(loaded.fail(format!("looking up {func} in {:?} raised", call.script)))
         }
     };
-    let environ = child_script_environ(call.environ, call.application_group, call.request_rec)
-        .ok_or_else(|| fail("cannot build the environ".into()))?;
     let tuple = Owned::new(PyTuple_New(1 + args.len() as Py_ssize_t))
-        .ok_or_else(|| fail("cannot build the arguments".into()))?;
+        .ok_or_else(|| loaded.fail("cannot build the arguments".into()))?;
     // PyTuple_SetItem steals the references.
-    PyTuple_SetItem(tuple.as_ptr(), 0, environ.into_ptr());
+    PyTuple_SetItem(
+        tuple.as_ptr(),
+        0,
+        Owned::from_borrowed(loaded.environ.as_ptr()).into_ptr(),
+    );
     for (i, a) in args.iter().enumerate() {
         let item = match a {
             Some(b) => object::latin1(b),
@@ -265,7 +235,7 @@ unsafe fn run_locked<T>(
         std::ptr::null_mut(),
     ))
     .ok_or_else(|| {
-        fail(format!(
+        loaded.fail(format!(
             "{func}() of {} {:?} raised",
             call.directive, call.script
         ))
@@ -276,54 +246,7 @@ unsafe fn run_locked<T>(
             call.log.log(Level::Error, &format!("RWSGI0080: {what}"));
             what
         } else {
-            fail(what)
+            loaded.fail(what)
         }
     })
-}
-
-/// The environ dict of a script run in Apache's child (dispatch, access and
-/// authentication scripts): `environ` items (latin-1 str, later names
-/// win), `mod_wsgi.process_group` '' and `mod_wsgi.application_group`
-/// (the script's own), no `mod_wsgi.callable_object`, `wsgi.errors`
-/// (`sys.stderr`, logged against the request) and `apache.request_rec`
-/// when `request_rec` is not null. `None` (exception set) on failure.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn child_script_environ(
-    environ: &[(Vec<u8>, Vec<u8>)],
-    application_group: &str,
-    request_rec: *mut c_void,
-) -> Option<Owned> {
-    let env = Owned::new(PyDict_New())?;
-    let d = env.as_ptr();
-    for (k, v) in environ {
-        let key = object::latin1(k);
-        PyDict_SetItem(d, key.as_ptr(), object::latin1(v).as_ptr());
-    }
-    PyDict_SetItemString(
-        d,
-        c"mod_wsgi.process_group".as_ptr(),
-        object::str_from("").as_ptr(),
-    );
-    PyDict_SetItemString(
-        d,
-        c"mod_wsgi.application_group".as_ptr(),
-        object::str_from(application_group).as_ptr(),
-    );
-    if PyDict_DelItemString(d, c"mod_wsgi.callable_object".as_ptr()) < 0 {
-        PyErr_Clear();
-    }
-    let sys = Owned::new(PyImport_ImportModule(c"sys".as_ptr()))?;
-    if let Some(stderr) = Owned::new(PyObject_GetAttrString(sys.as_ptr(), c"stderr".as_ptr())) {
-        PyDict_SetItemString(d, c"wsgi.errors".as_ptr(), stderr.as_ptr());
-    } else {
-        PyErr_Clear();
-    }
-    if !request_rec.is_null() {
-        if let Some(cap) = Owned::new(PyCapsule_New(request_rec, std::ptr::null(), None)) {
-            PyDict_SetItemString(d, c"apache.request_rec".as_ptr(), cap.as_ptr());
-        }
-    }
-    Some(env)
 }

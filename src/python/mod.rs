@@ -8,6 +8,8 @@
 //! one `PyThreadState` for its whole life (created on its first request).
 
 pub mod auth;
+pub mod child_script;
+pub mod dispatch;
 mod interp;
 mod log;
 pub mod object;

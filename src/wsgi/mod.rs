@@ -12,7 +12,6 @@
 
 pub mod adapter;
 pub mod counters;
-pub mod dispatch;
 pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
