@@ -4,6 +4,8 @@
 # with headers, libpython and venv, and curl/wrk for trying it out.
 set -euo pipefail
 pkgs=(apache2 apache2-dev libclang-dev clang python3.11 python3.11-dev libpython3.11-dev python3.11-venv curl)
+# tests/test_docker.py makes its debian:bookworm-slim base image with debootstrap.
+command -v docker >/dev/null 2>&1 && pkgs+=(debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

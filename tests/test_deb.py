@@ -13,7 +13,6 @@ the end (the check that the machine is as it was is part of the test); the
 package is purged, the apache2 package stays installed.
 """
 
-import json
 import os
 import pwd
 import shutil
@@ -43,7 +42,6 @@ STATE_ROOTS = (Path("/etc/apache2"), Path("/var/lib/apache2"), Path("/var/log/ap
 PID_FILE = Path("/var/run/apache2/apache2.pid")
 
 APP = '''\
-import json
 import os
 
 import mod_wsgi
@@ -234,7 +232,9 @@ def test_dpkg_install_system_apache_site_and_purge(deb, ws):
 """)
         sh("a2ensite", SITE)
         sh("apache2ctl", "configtest")
-        sh("apache2ctl", "start")
+        # apache2ctl itself starts httpd (on a systemd machine it would
+        # otherwise hand over to `systemctl start apache2`).
+        sh("apache2ctl", "start", env={**os.environ, "APACHE_STARTED_BY_SYSTEMD": "1"})
         started = True
         parent = wait_until(system_apache_pid, timeout=30)
         assert parent, "the system Apache wrote no pid file"
