@@ -42,6 +42,7 @@ STATE_ROOTS = (Path("/etc/apache2"), Path("/var/lib/apache2"), Path("/var/log/ap
 PID_FILE = Path("/var/run/apache2/apache2.pid")
 
 APP = '''\
+import json
 import os
 
 import mod_wsgi
