@@ -43,6 +43,8 @@ pub enum Command {
     ModuleConfig(ModuleArgs),
     /// Copy the module into Apache's modules directory and print the lines to load it.
     InstallModule(ModuleArgs),
+    /// Check a set-up (the options of start-server) before starting it: one OK/WARN/FAIL line per check; exit status 0, 1 (warnings) or 2 (failures).
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 /// `--application-type`: how the entry point is interpreted.

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod compat;
 pub mod content;
 pub mod daemon_opts;
+pub mod doctor;
 pub mod https;
 pub mod logs;
 pub mod model;

@@ -4,6 +4,7 @@
 //! Exit status: 0 on success, 1 on any error (refused option, invalid value,
 //! failure to write or to exec Apache), 2 for command line syntax errors
 //! reported by clap. `start-server` does not return: Apache replaces it.
+//! `doctor` exits 0 (all checks OK), 1 (warnings) or 2 (failures).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use anyhow::Result;
 use clap::Parser;
 use rwsgi_express::build_info::BuildInfo;
 use rwsgi_express::cli::{Cli, Command, ModuleArgs};
-use rwsgi_express::{module, setup, unsupported};
+use rwsgi_express::{doctor, module, setup, unsupported};
 
 fn module_paths(args: &ModuleArgs) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
     let override_path = std::env::var_os("RWSGI_MODULE")
@@ -39,8 +40,15 @@ fn module_paths(args: &ModuleArgs) -> Result<(std::path::PathBuf, std::path::Pat
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::SetupServer(args) => setup::run_server(&args, false),
-        Command::StartServer(args) => setup::run_server(&args, true),
+        Command::SetupServer(args) => {
+            doctor::refuse_on_failure(&args, false)?;
+            setup::run_server(&args, false)
+        }
+        Command::StartServer(args) => {
+            doctor::refuse_on_failure(&args, true)?;
+            setup::run_server(&args, true)
+        }
+        Command::Doctor(args) => std::process::exit(doctor::run(&args)?.into()),
         Command::ModuleConfig(args) => {
             let (module, home) = module_paths(&args)?;
             print!("{}", module::config_lines(&module, &home)?);
