@@ -270,6 +270,8 @@ def test_port_in_use(apps, ws):
     line = r.line("port")
     assert line.startswith("FAIL") and "RWSGI0153" in line, r.out
     assert f"--port {port}: 127.0.0.1:{port} is already in use" in line, r.out
+    # ... and by whom: this test process holds the socket.
+    assert f"pid {os.getpid()} (" in line, r.out
 
 
 # ------------------------------------------------------------- certificates

@@ -283,7 +283,7 @@ pub fn refuse_on_failure(a: &ServerArgs, start: bool) -> anyhow::Result<()> {
     let Ok(c) = ServerConfig::build(a, &host, &build) else {
         return Ok(());
     };
-    let findings = preflight(a, &c, &host, &build, start);
+    let findings = preflight(a, &c, &host, &build, start && !a.setup_only);
     let mut failures = Vec::new();
     for f in findings {
         match f.status {

@@ -67,6 +67,59 @@ pub fn explain(
     }
 }
 
+/// The socket inodes listening on TCP `port` in the text of
+/// `/proc/net/tcp` or `/proc/net/tcp6` (pure): rows whose local address
+/// ends in `:<port in hex>` and whose state is `0A` (LISTEN).
+pub fn listening_inodes(proc_net_tcp: &str, port: u16) -> Vec<u64> {
+    let suffix = format!(":{port:04X}");
+    proc_net_tcp
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            (local.ends_with(&suffix) && *state == "0A")
+                .then(|| inode.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// The process holding a listening socket on `port`, as `pid N (name)`,
+/// found through `/proc` (all processes are visible to root; otherwise
+/// only the user's own). `None` when not found.
+pub fn port_holder(port: u16) -> Option<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            inodes.extend(listening_inodes(&text, port));
+        }
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if wanted.iter().any(|w| link.as_os_str() == w.as_str()) {
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                return Some(format!("pid {pid} ({})", comm.trim()));
+            }
+        }
+    }
+    None
+}
+
 /// Binds the addresses for one port: the first that binds is enough for
 /// the wildcard case (`[::]` or else `0.0.0.0`); for a host every address
 /// must bind.
@@ -111,7 +164,12 @@ fn check_port(
                 continue
             }
             Err(e) => {
-                let (message, fix) = explain(option, addr, e.kind(), &e.to_string(), euid);
+                let (mut message, fix) = explain(option, addr, e.kind(), &e.to_string(), euid);
+                if e.kind() == ErrorKind::AddrInUse {
+                    if let Some(holder) = port_holder(port) {
+                        message = format!("{message}: {holder}");
+                    }
+                }
                 return Finding::fail(check, message, fix);
             }
         }
@@ -189,12 +247,26 @@ mod tests {
     }
 
     #[test]
+    fn proc_net_tcp_rows() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 00000000:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1077 1 0\n\
+            1: 0100007F:1F40 0100007F:D2DA 01 00000000:00000000 03:0000104A 00000000     0        0 2000 3 0\n\
+            2: 0100007F:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3000 1 0\n";
+        assert_eq!(listening_inodes(text, 8000), vec![1077]);
+        assert_eq!(listening_inodes(text, 8001), vec![3000]);
+        assert!(listening_inodes(text, 80).is_empty());
+    }
+
+    #[test]
     fn real_bind_of_a_busy_port() {
         let busy = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = busy.local_addr().unwrap().port();
         let f = check_port("--port", "port", Some("127.0.0.1"), port.into(), 0);
         assert_eq!(f.status, crate::doctor::Status::Fail, "{f}");
         assert!(f.message.contains("already in use"), "{f}");
+        // This test process is the holder.
+        let me = format!("pid {} (", std::process::id());
+        assert!(f.message.contains(&me), "{f}");
         drop(busy);
         let f = check_port("--port", "port", Some("127.0.0.1"), port.into(), 0);
         assert_eq!(f.status, crate::doctor::Status::Ok, "{f}");

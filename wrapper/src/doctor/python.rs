@@ -152,6 +152,9 @@ pub fn home_python(home: &Path) -> Result<HomePython, String> {
         venv = true;
         let (bin, v) = parse_pyvenv_cfg(&text);
         version = version.or(v);
+        // The bin directory may be a symlink (/bin -> usr/bin): its
+        // parent is then the real one's.
+        let bin = bin.map(|b| b.canonicalize().unwrap_or(b));
         let Some(base) = bin.as_deref().and_then(Path::parent) else {
             return Err(format!(
                 "{} has no `home = <directory of the base python>` line",
