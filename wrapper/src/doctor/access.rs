@@ -63,14 +63,7 @@ pub fn check(c: &ServerConfig) -> Vec<Finding> {
             app.push(p);
         }
     }
-    let user = match &c.run_as {
-        Some(r) => r.user.clone(),
-        None => nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| format!("#{}", nix::unistd::geteuid())),
-    };
+    let user = super::children_user(c, nix::unistd::geteuid().as_raw());
     let test = |targets: &[PathBuf]| -> Result<(), String> {
         match &c.run_as {
             Some(r) => check_readable_as(r, targets).map_err(|e| format!("{e:#}")),

@@ -153,10 +153,16 @@ pub fn finding(outcome: &Outcome, what: &str, name: &str, user: &str, python: &P
     }
 }
 
-/// The interpreter the module's configuration corresponds to, as the
-/// module chooses its program name: `<home>/bin/python3` (or `bin/python`).
-pub fn interpreter(home: &Path) -> PathBuf {
-    ["bin/python3", "bin/python"]
+/// The interpreter of the Python home: `<home>/bin/pythonX.Y` for the
+/// version the module runs (`version`, e.g. `3.11`), else `bin/python3`,
+/// else `bin/python` (the names the module chooses its program name from).
+pub fn interpreter(home: &Path, version: Option<&str>) -> PathBuf {
+    let mut names: Vec<String> = version
+        .map(|v| format!("bin/python{v}"))
+        .into_iter()
+        .collect();
+    names.extend(["bin/python3".to_string(), "bin/python".to_string()]);
+    names
         .iter()
         .map(|b| home.join(b))
         .find(|p| p.exists())
@@ -223,12 +229,15 @@ pub fn check(c: &ServerConfig, timeout: Duration) -> Finding {
             format!("the module {name}"),
         ),
     };
-    let python = interpreter(&c.python_home);
-    let user = c
-        .run_as
-        .as_ref()
-        .map(|r| r.user.clone())
-        .unwrap_or_else(|| format!("#{}", nix::unistd::geteuid()));
+    // python_dirs[1] is <home>/lib/pythonX.Y when the version is known.
+    let version = c
+        .python_dirs
+        .get(1)
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("python"));
+    let python = interpreter(&c.python_home, version);
+    let user = super::children_user(c, nix::unistd::geteuid().as_raw());
     // Daemon processes start in the working directory; Apache's children in /.
     let dir = if c.daemon.is_some() {
         c.working_directory.clone()
@@ -352,6 +361,20 @@ mod tests {
             classify(None, "\nrwsgi-doctor\tcallable\tfunction\n", ""),
             Outcome::Crashed(None, _)
         ));
+    }
+
+    #[test]
+    fn interpreter_names() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        assert_eq!(interpreter(d.path(), Some("3.11")), bin.join("python3"));
+        std::fs::write(bin.join("python"), "").unwrap();
+        assert_eq!(interpreter(d.path(), Some("3.11")), bin.join("python"));
+        std::fs::write(bin.join("python3"), "").unwrap();
+        std::fs::write(bin.join("python3.11"), "").unwrap();
+        assert_eq!(interpreter(d.path(), Some("3.11")), bin.join("python3.11"));
+        assert_eq!(interpreter(d.path(), None), bin.join("python3"));
     }
 
     #[test]

@@ -149,6 +149,19 @@ pub fn exit_status(findings: &[Finding]) -> u8 {
     }
 }
 
+/// The name of the user Apache's children run as: `--user` when run as
+/// root, else the name of `euid` (`#uid` when it has none).
+pub fn children_user(c: &ServerConfig, euid: u32) -> String {
+    match &c.run_as {
+        Some(r) => r.user.clone(),
+        None => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(euid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| format!("#{euid}")),
+    }
+}
+
 /// A finding for a check that could not run because an earlier one failed.
 fn not_checked(check: &'static str, because: &str) -> Finding {
     Finding::warn(
@@ -189,7 +202,7 @@ pub fn run_all(d: &DoctorArgs, host: &HostFacts, build: &BuildInfo) -> Vec<Findi
         chosen_python_home(a, host, build).as_deref(),
         build,
     );
-    let python_ok = python.status == Status::Ok;
+    let python_ok = python.status != Status::Fail;
     out.push(python);
     match &config {
         Ok(c) => {

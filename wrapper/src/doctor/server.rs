@@ -139,7 +139,11 @@ pub fn sockets(c: &ServerConfig, host: &HostFacts) -> Finding {
     }
     let (uid, groups, user) = match &c.run_as {
         Some(r) => (r.uid, r.groups.clone(), r.user.clone()),
-        None => (host.euid, vec![host.egid], format!("#{}", host.euid)),
+        None => (
+            host.euid,
+            vec![host.egid],
+            super::children_user(c, host.euid),
+        ),
     };
     if let Some(blocked) = first_unsearchable(&dir, uid, &groups) {
         return Finding::fail(
@@ -251,6 +255,41 @@ mod tests {
         // "/" + "wsgi." + pid + ".gen" + "." + hash + ".sock"
         assert_eq!(socket_name_overhead("wsgi."), 1 + 5 + 7 + 5 + 1 + 8 + 5);
         assert_eq!(socket_name_overhead(""), 27);
+    }
+
+    #[test]
+    fn socket_directory_verdicts() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = Fixture::new();
+        // Checked as the user running the test (who owns the directories).
+        let host = f.host(nix::unistd::geteuid().as_raw());
+        let c = f.config(&["app.wsgi", "--embedded-mode"]).unwrap();
+        assert!(sockets(&c, &host).message.contains("embedded mode"));
+        let c = f.config(&["app.wsgi"]).unwrap();
+        let s = sockets(&c, &host);
+        assert_eq!(s.status, Status::Ok, "{s}");
+        assert!(s.message.contains("root/rwsgi (made by the module)"), "{s}");
+
+        let dir = f.path("sockets");
+        std::fs::create_dir(&dir).unwrap();
+        let prefix = dir.to_string_lossy().into_owned();
+        let c = f.config(&["app.wsgi", "--socket-prefix", &prefix]).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let s = sockets(&c, &host);
+        assert_eq!(s.status, Status::Fail, "{s}");
+        assert!(s.message.contains("world-writable"), "{s}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = sockets(&c, &host);
+        assert_eq!(s.status, Status::Ok, "{s}");
+
+        let deep = f.path(&"d".repeat(100));
+        std::fs::create_dir(&deep).unwrap();
+        let c = f
+            .config(&["app.wsgi", "--socket-prefix", &deep.to_string_lossy()])
+            .unwrap();
+        let s = sockets(&c, &host);
+        assert_eq!(s.status, Status::Fail, "{s}");
+        assert!(s.message.contains("more than a UNIX socket's 107"), "{s}");
     }
 
     #[test]
