@@ -630,7 +630,7 @@ pub(crate) const DIRS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINF
 
 /// The directives of mod_wsgi that rwsgi implements, NULL-terminated.
 pub static COMMANDS: CommandTable<
-    { 19 + crate::config_more::COUNT + crate::config_auth::COUNT + crate::config_interp::COUNT + crate::config_handler::COUNT + crate::config_telemetry::COUNT },
+    { 19 + crate::config_more::COUNT + crate::config_auth::COUNT + crate::config_interp::COUNT + crate::config_handler::COUNT + crate::config_telemetry::COUNT + crate::config_observe::COUNT },
 > = CommandTable([
     command(c"WSGIScriptAlias", cmd_script_alias, ffi::cmd_how_RAW_ARGS, RSRC,
         c"Map a URL prefix to a WSGI script file or directory: WSGIScriptAlias URL-path path [options]"),
@@ -700,6 +700,9 @@ pub static COMMANDS: CommandTable<
     crate::config_telemetry::COMMANDS[0],
     crate::config_telemetry::COMMANDS[1],
     crate::config_telemetry::COMMANDS[2],
+    crate::config_observe::COMMANDS[0],
+    crate::config_observe::COMMANDS[1],
+    crate::config_observe::COMMANDS[2],
     ffi::command_rec {
         name: ptr::null(),
         func: ffi::cmd_func { take1: None },

@@ -16,10 +16,12 @@ mod config_auth;
 mod config_handler;
 mod config_interp;
 mod config_more;
+mod config_observe;
 mod config_telemetry;
 mod daemon;
 #[allow(clippy::all)]
 mod ffi;
+mod observe;
 mod python;
 mod wsgi;
 
@@ -76,6 +78,13 @@ unsafe extern "C" fn register_hooks(p: *mut ffi::apr_pool_t) {
             middle,
         );
         ffi::ap_hook_handler(Some(handler), ptr::null(), ptr::null(), middle);
+        // WSGIMetricsEndpoint / WSGIStatusPage.
+        ffi::ap_hook_quick_handler(
+            Some(observe::handler::quick_handler),
+            ptr::null(),
+            ptr::null(),
+            middle,
+        );
         apache::auth::register(p);
     })
 }
@@ -100,6 +109,7 @@ unsafe extern "C" fn pre_config(
             config::reset_daemons();
             config_more::reset();
             config_telemetry::reset();
+            config_observe::reset();
             config_interp::reset();
             match python::check_libpython() {
                 Ok(()) => ffi::OK as c_int,
@@ -137,6 +147,13 @@ unsafe extern "C" fn post_config(
             if let Err(e) = check_daemons(s) {
                 apache::log_s(s, Level::Crit, 0, &e);
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+            }
+            let observed = config_observe::publish();
+            if daemon::supervisor::is_real_start() && observed {
+                let names: Vec<String> = config::daemons().into_iter().map(|d| d.name).collect();
+                if let Err(e) = observe::process::parent_start(&names) {
+                    apache::log_s(s, Level::Error, 0, &format!("RWSGI0131: {e}"));
+                }
             }
             if daemon::supervisor::is_real_start() {
                 let mirror = config::daemons().iter().any(|d| d.server_metrics);
@@ -205,6 +222,7 @@ unsafe fn check_daemons(s: *mut ffi::server_rec) -> Result<(), String> {
 unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     apache::guard("child_init", (), || unsafe {
         wsgi::scoreboard::start_mirror_thread();
+        observe::process::child_init(p, wsgi::module::mpm_threads());
         let cfg: &ServerConfig = config::server_config(s);
         if cfg.restrict_embedded == Some(true) && !config_more::python_required() {
             return;
@@ -310,5 +328,18 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let alias = apache::module_config::<ScriptAlias>((*r).request_config);
     let alias_options = alias.as_ref().map(|a| &a.options);
     let settings = RequestSettings::resolve(alias_options, dcfg.as_ref());
-    apache::request::handle_request(r, &settings)
+    observe::request::begin((*r).request_time.max(0) as u64);
+    let rc = apache::request::handle_request(r, &settings);
+    let status = if rc == ffi::OK as c_int || rc == ffi::DONE {
+        (*r).status as i64
+    } else {
+        rc as i64
+    };
+    observe::request::end(
+        status,
+        apache::bytes((*r).method),
+        (*r).read_length.max(0) as u64,
+        (*r).bytes_sent.max(0) as u64,
+    );
+    rc
 }

@@ -9,6 +9,8 @@
 //!   from a neutral description of a request.
 //! - [`handler`]: `WSGIHandlerScript`'s arguments.
 //! - [`metrics`]: the duration histogram of the metrics API.
+//! - [`observe`]: the server-wide metrics endpoint and status page: label
+//!   sets, buckets, Prometheus/OpenMetrics encoding, the status JSON.
 //! - [`options`]: arguments of the dispatch and interpreter directives
 //!   (`WSGIDispatchScript`, `WSGIPythonHashSeed`, ...).
 //! - [`proxy`]: trusted proxy headers (`WSGITrustedProxyHeaders`,
@@ -25,6 +27,7 @@ pub mod environ;
 pub mod handler;
 pub mod interp_options;
 pub mod metrics;
+pub mod observe;
 pub mod options;
 pub mod proxy;
 pub mod telemetry;

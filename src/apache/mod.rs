@@ -43,6 +43,7 @@ fn to_cstring(msg: &str) -> CString {
 /// Logs `msg` against request `r` (`ap_log_rerror`), so the line carries the
 /// client address and request context. `status` is an APR status or 0.
 pub fn log_r(r: *const ffi::request_rec, level: Level, status: ffi::apr_status_t, msg: &str) {
+    crate::observe::note_log_line(level, msg);
     if r.is_null() {
         return log_s(ptr::null(), level, status, msg);
     }
@@ -68,6 +69,7 @@ pub fn log_r(r: *const ffi::request_rec, level: Level, status: ffi::apr_status_t
 /// Logs `msg` against server `s` (`ap_log_error`); a null `s` logs to the
 /// main server's log (as Apache does).
 pub fn log_s(s: *const ffi::server_rec, level: Level, status: ffi::apr_status_t, msg: &str) {
+    crate::observe::note_log_line(level, msg);
     let idx = module_index();
     let s = if s.is_null() {
         DEFAULT_LOG_SERVER.load(std::sync::atomic::Ordering::Relaxed) as *const ffi::server_rec

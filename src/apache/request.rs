@@ -73,6 +73,10 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
     });
     let embedded = rwsgi_core::directives::is_embedded_group(&group);
+    if crate::observe::shm::get().is_some() {
+        let label = if embedded { "" } else { group.as_str() };
+        crate::observe::request::labels(label, &application_group(r, settings));
+    }
     if let Some(allowed) = &settings.restrict_process {
         let name = if embedded {
             "%{GLOBAL}"
@@ -145,6 +149,12 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         // WSGIErrorOverride applies to daemon mode only, as with mod_wsgi.
         output: Box::new(ApacheWriter::new(r).embedded()),
     };
+    let _busy = crate::observe::request::busy(
+        (*r).request_time.max(0) as u64,
+        bytes((*r).method),
+        bytes((*r).unparsed_uri),
+        bytes((*r).useragent_ip),
+    );
     let gil = GilGuard::acquire(rt);
     let outer = python::replace_log_target(log);
     let (outcome, end) = wsgi::run(&gil, rt, req);
@@ -520,6 +530,7 @@ impl ApacheWriter {
     }
 
     unsafe fn pass(&mut self) -> Result<(), Gone> {
+        crate::observe::request::first_byte();
         if self.discarding {
             ffi::apr_brigade_cleanup(self.bb as *mut c_void);
             return Ok(());

@@ -230,6 +230,7 @@ pub unsafe fn run(
             }
         ),
     );
+    crate::observe::process::daemon_started(slot.slot(), &name, slot.index(), group.config.threads);
     let pool = Arc::new(Pool::new(&group));
     let cx = Arc::new(Context {
         rt,
@@ -334,6 +335,11 @@ pub unsafe fn run(
         pool.recycle.load(Ordering::SeqCst),
         evicted,
     ));
+    // The restart cause of the server's metrics: Recycle's numbering.
+    match pool.recycle.load(Ordering::SeqCst) {
+        Recycle::NONE => {}
+        why => crate::observe::process::set_exit_cause(why as usize),
+    }
     pool.shutdown(drain);
     python::shutdown();
     exit(slot, ExitCode::Normal)

@@ -270,10 +270,17 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
             );
         }
     };
+    let busy = crate::observe::request::busy(
+        req.queue_start_us,
+        last_value(&pairs, b"REQUEST_METHOD").unwrap_or(b""),
+        last_value(&pairs, b"REQUEST_URI").unwrap_or(b""),
+        last_value(&pairs, b"REMOTE_ADDR").unwrap_or(b""),
+    );
     let gil = GilGuard::acquire(rt);
     let outer = python::replace_log_target(log);
     // SAFETY: GIL held.
     let (outcome, end) = unsafe { wsgi::run(&gil, rt, request) };
+    drop(busy);
     python::flush_application_output();
     python::replace_log_target(outer);
     drop(gil);

@@ -493,6 +493,11 @@ unsafe extern "C" fn on_child_event(reason: c_int, data: *mut c_void, status: c_
                     ),
                 );
                 if !STOPPING.load(Ordering::SeqCst) {
+                    let signal = match death {
+                        Death::Signal(n) => Some(n),
+                        Death::Exit(_) => None,
+                    };
+                    crate::observe::process::daemon_restarted(st.slot, signal);
                     st.restarts += 1;
                     spawn(slot, delay);
                 }

@@ -194,6 +194,7 @@ unsafe fn create(opts: &InitOptions, group: &str) -> Result<&'static Runtime, St
     // Before it is visible: requests for the group wait on CREATING.
     super::import_scripts(opts, rt);
     SUBS.lock().unwrap_or_else(|e| e.into_inner()).push(sub);
+    crate::observe::process::sub_interpreter_created();
     PyThreadState_Swap(saved);
     Ok(rt)
 }

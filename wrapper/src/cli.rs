@@ -232,6 +232,10 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub python: PythonArgs,
 
+    /// The metrics endpoint and status page (--metrics-url, --status-url, --metrics-allow).
+    #[command(flatten)]
+    pub observe: crate::observe::ObserveArgs,
+
     /// The log rotation, startup log and error log format options.
     #[command(flatten)]
     pub logs: LogArgs,

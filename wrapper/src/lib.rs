@@ -36,6 +36,7 @@ pub mod https;
 pub mod logs;
 pub mod model;
 pub mod module;
+pub mod observe;
 pub mod proxy;
 pub mod python_opts;
 pub mod render;

@@ -200,6 +200,8 @@ pub struct ServerConfig {
     pub proxy: Proxying,
     /// `--switch-interval`, `--python-warnings` ([`crate::python_opts`]).
     pub python: PythonSettings,
+    /// `--metrics-url`, `--status-url`, `--metrics-allow` ([`crate::observe`]).
+    pub observe: crate::observe::ObserveSettings,
     /// User/group of Apache's children when running as root.
     pub run_as: Option<RunAs>,
     /// `User` and `Group` of httpd.conf: [`Self::run_as`]'s names, else
@@ -614,6 +616,7 @@ impl ServerConfig {
 
         // Daemon mode.
         let python = python_opts::build(&a.python)?;
+        let observe = crate::observe::build(&a.observe)?;
         let mut daemon = daemon_opts::build(a, port, &server_root, cwd, &mut warnings)?;
         if let (Some(d), Some(s)) = (daemon.as_mut(), &python.switch_interval) {
             d.options.push(format!("switch-interval={s}"));
@@ -727,6 +730,7 @@ impl ServerConfig {
             content,
             proxy,
             python,
+            observe,
             run_as,
             apache_user,
             socket_timeout: a.socket_timeout,
