@@ -29,6 +29,9 @@ PACKAGES=(
     "httpbin>=0.10,<0.11"
     "radicale>=3,<4"
     "Trac>=1.6,<1.7"
+    # tests/test_prometheus.py parses the metrics; test_status_page.py drives Chromium.
+    "prometheus-client>=0.19,<1"
+    "selenium>=4.15,<5"
 )
 
 marker="$VENV/.rwsgi-test-env"

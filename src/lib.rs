@@ -328,7 +328,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let alias = apache::module_config::<ScriptAlias>((*r).request_config);
     let alias_options = alias.as_ref().map(|a| &a.options);
     let settings = RequestSettings::resolve(alias_options, dcfg.as_ref());
-    observe::request::begin((*r).request_time.max(0) as u64);
+    let outer = observe::request::begin((*r).request_time.max(0) as u64);
     let rc = apache::request::handle_request(r, &settings);
     let status = if rc == ffi::OK as c_int || rc == ffi::DONE {
         (*r).status as i64
@@ -336,10 +336,16 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         rc as i64
     };
     observe::request::end(
+        outer,
         status,
         apache::bytes((*r).method),
         (*r).read_length.max(0) as u64,
-        (*r).bytes_sent.max(0) as u64,
+        // A HEAD response's body is counted by Apache but not sent.
+        if (*r).header_only != 0 {
+            0
+        } else {
+            (*r).bytes_sent.max(0) as u64
+        },
     );
     rc
 }

@@ -103,21 +103,25 @@ impl Drop for Busy {
     }
 }
 
+/// The request a sub-request interrupted on this thread (an SSI include of
+/// a WSGI URL), put back by [`end`].
+pub struct Outer(Option<Current>);
+
 /// The Apache child's handler starts a request that Apache read at
-/// `start_us` (`r->request_time`).
-pub fn begin(start_us: u64) {
+/// `start_us` (`r->request_time`). Returns what [`end`] needs back.
+pub fn begin(start_us: u64) -> Outer {
     if shm::get().is_none() {
-        return;
+        return Outer(None);
     }
-    CURRENT.with(|c| {
-        c.set(Some(Current {
+    Outer(CURRENT.with(|c| {
+        c.replace(Some(Current {
             start_us,
             group: 0,
             app: 0,
             labelled: false,
             first_byte_us: 0,
         }))
-    });
+    }))
 }
 
 /// The request's process group (`""`: embedded) and application group are
@@ -169,9 +173,9 @@ pub fn first_byte() {
 }
 
 /// The handler is done with the request: `status` (the final HTTP status),
-/// `method`, the body bytes read and sent.
-pub fn end(status: i64, method: &[u8], read: u64, sent: u64) {
-    let Some(cur) = CURRENT.with(|c| c.take()) else {
+/// `method`, the body bytes read and sent; `outer` is what [`begin`] returned.
+pub fn end(outer: Outer, status: i64, method: &[u8], read: u64, sent: u64) {
+    let Some(cur) = CURRENT.with(|c| c.replace(outer.0)) else {
         return;
     };
     let Some(seg) = shm::get() else { return };
