@@ -214,3 +214,22 @@ def test_clients_outside_the_allow_list_get_403(servers, ws):
             assert r.status_code == 403, (path, r.status_code)
             assert "rwsgi_requests_total" not in r.text
         assert requests.get(s.url("/hello"), timeout=30).status_code == 200
+
+
+def test_counters_survive_a_graceful_restart(srv):
+    requests.get(srv.url("/hello"), timeout=30)
+    before = Scrape(srv)
+    g = group_of(srv, before)
+    n = requests_total(before, g, "GET", "2xx")
+    assert n >= 1
+    proc = srv.apachectl("graceful")
+    assert proc.returncode == 0, proc.out
+    assert srv.restart_ready()
+    # The new generation's children (and daemons) count on from there.
+    assert requests.get(srv.url("/hello"), timeout=30).status_code == 200
+    after = Scrape(srv)
+    g = group_of(srv, after)
+    assert requests_total(after, g, "GET", "2xx") >= n + 1
+    if srv.mode == "daemon":
+        assert wait_until(lambda: Scrape(srv).get("rwsgi_daemon_processes", process_group=g) == 2,
+                          timeout=30)
