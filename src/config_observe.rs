@@ -52,6 +52,12 @@ pub fn publish() -> bool {
     any
 }
 
+/// Whether any endpoint is configured (one atomic load).
+#[inline]
+pub fn configured() -> bool {
+    !PUBLISHED.load(Ordering::Relaxed).is_null()
+}
+
 /// The endpoints answering on server `s` (its own, else the main server's
 /// `main`), `None` when no endpoint is configured anywhere.
 pub fn endpoints(s: usize, main: usize) -> Option<&'static Endpoints> {

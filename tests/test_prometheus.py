@@ -161,10 +161,18 @@ def test_python_garbage_collections(srv):
     before = Scrape(srv)
     g = group_of(srv, before)
     n = before.get("rwsgi_python_gc_collections_total", process_group=g, generation="2")
-    assert requests.get(srv.url("/gc"), timeout=30).status_code == 200
-    after = Scrape(srv)
-    # gc.collect() is one full (generation 2) collection; others may run too.
-    assert after.get("rwsgi_python_gc_collections_total", process_group=g, generation="2") >= n + 1
+    session = requests.Session()
+    assert session.get(srv.url("/gc"), timeout=30).status_code == 200
+
+    # gc.collect() is one full (generation 2) collection; others may run
+    # too. A process reads its figures after a request, at most once a
+    # second: more requests bring them in.
+    def counted():
+        session.get(srv.url("/hello"), timeout=30)
+        return Scrape(srv).get("rwsgi_python_gc_collections_total", process_group=g,
+                               generation="2") >= n + 1
+
+    assert wait_until(counted, timeout=20, interval=0.3)
 
 
 def test_openmetrics_when_asked(srv):

@@ -89,7 +89,8 @@ def test_json_document(srv):
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     # Self-contained: nothing is loaded from elsewhere.
     assert "http://" not in page.text.replace("http://www.w3.org/2000/svg", "")
-    assert "https://" not in page.text and "<link" not in page.text and "src=" not in page.text
+    assert "https://" not in page.text and "src=" not in page.text
+    assert [line for line in page.text.splitlines() if "<link" in line] == ['<link rel="icon" href="data:,">']
 
 
 # What the page shows, read from its DOM in one script (the page rebuilds
@@ -150,7 +151,8 @@ def test_page_in_chromium_shows_what_was_sent(srv, browser, ws):
         "s5xx": str(start["statuses"]["5xx"] + sent["5xx"]),
         "busy": "0",
     }
-    assert wait_until(lambda: all(read()[k] == v for k, v in want.items()), timeout=15), (want, page)
+    assert wait_until(lambda: all(read()[k] == v for k, v in want.items()), timeout=15), (
+        want, {k: page[k] for k in want}, status_json(srv))
     # The failure is among the last errors, with its id.
     assert any(e[2] == "RWSGI0020" and "app.wsgi" in e[3] for e in page["errors"]), page["errors"]
     # The processes table: one row per daemon process.

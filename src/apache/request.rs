@@ -73,10 +73,6 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         opt_str(ffi::apr_table_get((*r).subprocess_env, c.as_ptr())).map(str::to_owned)
     });
     let embedded = rwsgi_core::directives::is_embedded_group(&group);
-    if crate::observe::shm::get().is_some() {
-        let label = if embedded { "" } else { group.as_str() };
-        crate::observe::request::labels(label, &application_group(r, settings));
-    }
     if let Some(allowed) = &settings.restrict_process {
         let name = if embedded {
             "%{GLOBAL}"
@@ -103,6 +99,9 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
                 return ffi::HTTP_FORBIDDEN as c_int;
             }
         }
+        if crate::observe::shm::get().is_some() {
+            crate::observe::request::labels(&group, &application_group(r, settings));
+        }
         if group == settings.process_group {
             return error_override(r, crate::daemon::relay::handle_request(r, settings, script));
         }
@@ -110,6 +109,8 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         chosen.process_group = group;
         return error_override(r, crate::daemon::relay::handle_request(r, &chosen, script));
     }
+    let application_group = application_group(r, settings);
+    crate::observe::request::labels("", &application_group);
     let scfg: &crate::config::ServerConfig = crate::config::server_config((*r).server);
     if scfg.restrict_embedded == Some(true) {
         log.log(
@@ -118,7 +119,6 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
         );
         return HTTP_500;
     }
-    let application_group = application_group(r, settings);
     let rt = match python::runtime() {
         Ok(_) => match python::runtime_for(&application_group) {
             Ok(rt) => rt,
@@ -158,6 +158,7 @@ pub unsafe fn handle_request(r: *mut ffi::request_rec, settings: &RequestSetting
     let gil = GilGuard::acquire(rt);
     let outer = python::replace_log_target(log);
     let (outcome, end) = wsgi::run(&gil, rt, req);
+    crate::observe::process::sample_gc(&gil, rt);
     python::flush_application_output();
     python::replace_log_target(outer);
     drop(gil);

@@ -281,6 +281,7 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
     // SAFETY: GIL held.
     let (outcome, end) = unsafe { wsgi::run(&gil, rt, request) };
     drop(busy);
+    crate::observe::process::sample_gc(&gil, rt);
     python::flush_application_output();
     python::replace_log_target(outer);
     drop(gil);

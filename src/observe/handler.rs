@@ -18,6 +18,9 @@ enum What {
 /// quick_handler hook: `DECLINED` for any other URL (one atomic load when
 /// no endpoint is configured), else the response.
 pub unsafe extern "C" fn quick_handler(r: *mut ffi::request_rec, lookup: c_int) -> c_int {
+    if !config_observe::configured() {
+        return ffi::DECLINED;
+    }
     apache::guard("metrics endpoint", ffi::DECLINED, || unsafe {
         if lookup != 0 || !(*r).main.is_null() {
             return ffi::DECLINED;

@@ -1,7 +1,7 @@
 //! This process's place in the segment: its slot (an Apache child's, claimed
 //! at child_init; a daemon process's, by its supervisor slot) and its
-//! process group, and the per-process figures written from Python
-//! (garbage collections, sub-interpreters).
+//! process group, the restarts the Apache parent counts, and the Python
+//! figures (garbage collections read after requests, sub-interpreters).
 
 use super::shm::{self, ProcSlot, MAX_CHILDREN, MAX_DAEMONS};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
@@ -158,11 +158,42 @@ pub fn parent_start(names: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `mod_wsgi._gc_collected(generation)`: a Python garbage collection of
-/// `generation` (0..=2) ended in this process.
-pub fn gc_collected(generation: usize) {
-    if let Some(seg) = shm::get() {
-        seg.shard()[my_group() % shm::MAX_GROUPS].gc[generation.min(2)].fetch_add(1, Relaxed);
+/// When this process last read its interpreters' garbage collections, us.
+static GC_SAMPLED_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Per interpreter (its runtime's address): the collections read last.
+static GC_SEEN: std::sync::Mutex<Vec<(usize, [u64; 3])>> = std::sync::Mutex::new(Vec::new());
+
+/// A request thread, GIL held for interpreter `rt` after running the
+/// application: at most once a second per process, reads the interpreter's
+/// garbage collections (`gc.get_stats()`) and adds the new ones to this
+/// process's group (a monotonic counter, kept across process restarts).
+/// Otherwise one clock read.
+pub fn sample_gc(gil: &crate::python::Gil, rt: &crate::python::Runtime) {
+    let Some(seg) = shm::get() else { return };
+    let now = crate::wsgi::metrics::wall_us();
+    let last = GC_SAMPLED_US.load(Relaxed);
+    if now.saturating_sub(last) < 1_000_000
+        || GC_SAMPLED_US
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let Some(now_counts) = crate::python::gc_stats::collections(gil) else {
+        return;
+    };
+    let key = rt as *const crate::python::Runtime as usize;
+    let mut seen = GC_SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let before = match seen.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, c)) => std::mem::replace(c, now_counts),
+        None => {
+            seen.push((key, now_counts));
+            [0; 3]
+        }
+    };
+    let st = &seg.shard()[my_group() % shm::MAX_GROUPS];
+    for (g, (n, b)) in now_counts.iter().zip(before).enumerate() {
+        st.gc[g].fetch_add(n.saturating_sub(b), Relaxed);
     }
 }
 

@@ -162,6 +162,9 @@ pub fn labels(group: &str, application_group: &str) {
 /// filters (the first pass of a brigade).
 #[inline]
 pub fn first_byte() {
+    if shm::get().is_none() {
+        return;
+    }
     CURRENT.with(|c| {
         if let Some(mut cur) = c.get() {
             if cur.first_byte_us == 0 {
@@ -175,6 +178,9 @@ pub fn first_byte() {
 /// The handler is done with the request: `status` (the final HTTP status),
 /// `method`, the body bytes read and sent; `outer` is what [`begin`] returned.
 pub fn end(outer: Outer, status: i64, method: &[u8], read: u64, sent: u64) {
+    if shm::get().is_none() {
+        return;
+    }
     let Some(cur) = CURRENT.with(|c| c.replace(outer.0)) else {
         return;
     };

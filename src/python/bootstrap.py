@@ -129,20 +129,6 @@ def shutdown(run_atexit=True):
         flush_stdio()
 
 
-# ---- the server's metrics (WSGIMetricsEndpoint, WSGIStatusPage): garbage
-# collections per generation, counted only when they are configured ---------
-
-if mod_wsgi._gc_collected(-1):
-    import gc
-
-    def _count_collection(phase, info, _count=mod_wsgi._gc_collected):
-        if phase == "stop":
-            _count(info["generation"])
-
-    gc.callbacks.append(_count_collection)
-    del gc
-
-
 # ---- mod_wsgi 6 events (the Rust side calls the _request_* hooks only once
 # a subscriber exists or metrics recording was started) ----------------------
 

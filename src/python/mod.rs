@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod child_script;
 pub mod dispatch;
+pub mod gc_stats;
 mod interp;
 mod log;
 pub mod object;

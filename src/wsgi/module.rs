@@ -43,30 +43,7 @@ unsafe extern "C" fn mark_exit(_m: *mut PyObject, arg: *mut PyObject) -> *mut Py
     })
 }
 
-unsafe extern "C" fn gc_collected(_m: *mut PyObject, arg: *mut PyObject) -> *mut PyObject {
-    crate::apache::guard("mod_wsgi._gc_collected", ptr::null_mut(), || unsafe {
-        let n = PyLong_AsLong(arg);
-        if n == -1 && !PyErr_Occurred().is_null() {
-            return ptr::null_mut();
-        }
-        if n < 0 {
-            // The bootstrap asks whether the server's metrics are on.
-            return PyBool_FromLong(crate::observe::shm::get().is_some() as _);
-        }
-        crate::observe::process::gc_collected(n.min(2) as usize);
-        Py_NewRef(Py_None())
-    })
-}
-
-static mut MODULE_METHODS: [PyMethodDef; 4] = [
-    PyMethodDef {
-        ml_name: c"_gc_collected".as_ptr(),
-        ml_meth: PyMethodDefPointer {
-            PyCFunction: gc_collected,
-        },
-        ml_flags: METH_O,
-        ml_doc: c"Count a finished garbage collection of a generation for the server's metrics (internal).".as_ptr(),
-    },
+static mut MODULE_METHODS: [PyMethodDef; 3] = [
     PyMethodDef {
         ml_name: c"_mark_exit".as_ptr(),
         ml_meth: PyMethodDefPointer {
