@@ -241,3 +241,34 @@ def test_counters_survive_a_graceful_restart(srv):
     if srv.mode == "daemon":
         assert wait_until(lambda: Scrape(srv).get("rwsgi_daemon_processes", process_group=g) == 2,
                           timeout=30)
+
+
+def test_directive_form_and_bad_values(servers, ws):
+    d = app_dir(ws)
+    good = d / "metrics.conf"
+    good.write_text("WSGIMetricsEndpoint /server-metrics\nWSGIMetricsAllow 127.0.0.0/8\n")
+    good.chmod(0o644)
+    with servers.running("prom-directive", d / "app.wsgi", "event", ["--include-file", good]) as s:
+        assert requests.get(s.url("/hello"), timeout=30).status_code == 200
+        r = requests.get(s.url("/server-metrics"), timeout=30)
+        assert r.status_code == 200, s.error_log_tail()
+        fam = {f.name: f for f in parse_prometheus(r.text)}
+        assert any(x.value == 1 and x.labels["method"] == "GET"
+                   for x in fam["rwsgi_requests"].samples)
+        # Only the URL itself: others are the application's.
+        assert requests.get(s.url("/server-metrics/x"), timeout=30).status_code == 404
+    for text, needle in (("WSGIMetricsAllow 10.0.0.0/33\n", "WSGIMetricsAllow: RWSGI0130"),
+                         ("WSGIMetricsEndpoint metrics\n", "WSGIMetricsEndpoint: RWSGI0130"),
+                         ("WSGIStatusPage /s\nWSGIMetricsEndpoint /s\n", "is already the WSGIStatusPage")):
+        bad = d / "bad.conf"
+        bad.write_text(text)
+        bad.chmod(0o644)
+        srv = servers.create("prom-bad", d / "app.wsgi", args=["--include-file", bad])
+        srv.setup()
+        proc = srv.apachectl("configtest")
+        assert proc.returncode != 0 and needle in proc.out, proc.out
+    # The launcher checks its options the same way, before writing httpd.conf.
+    srv = servers.create("prom-bad-option", d / "app.wsgi", args=["--metrics-url", "metrics"])
+    with pytest.raises(Exception) as e:
+        srv.setup()
+    assert "--metrics-url" in str(e.value)
