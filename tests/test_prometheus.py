@@ -272,3 +272,17 @@ def test_directive_form_and_bad_values(servers, ws):
     with pytest.raises(Exception) as e:
         srv.setup()
     assert "--metrics-url" in str(e.value)
+
+
+def test_application_group_label_and_sub_interpreters(servers, ws):
+    args = ["--metrics-url", "/metrics", "--application-group", "observed", "--processes", "1"]
+    with servers.running("prom-subinterp", app_dir(ws) / "app.wsgi", "event", args,
+                         mode="daemon") as s:
+        for _ in range(3):
+            assert requests.get(s.url("/hello"), timeout=30).status_code == 200
+        m = Scrape(s)
+        g = m.daemon_group()
+        assert m.get("rwsgi_requests_total", process_group=g, application_group="observed",
+                     method="GET", status_class="2xx") == 3
+        # The application's interpreter is a sub-interpreter of the one daemon process.
+        assert m.get("rwsgi_python_sub_interpreters", process_group=g) == 1

@@ -199,6 +199,8 @@ pub unsafe fn run(
             threads_per_process: group.config.threads.max(1) as i64,
         },
     };
+    // Before Python: the sub-interpreters of preloaded scripts count too.
+    crate::observe::process::daemon_started(slot.slot(), &name, slot.index(), group.config.threads);
     if let Err(e) = python::init_daemon(&opts) {
         log(&format!(
             "RWSGI0043: daemon process of group {name:?} (pid {}) cannot start Python: {e}",
@@ -230,7 +232,6 @@ pub unsafe fn run(
             }
         ),
     );
-    crate::observe::process::daemon_started(slot.slot(), &name, slot.index(), group.config.threads);
     let pool = Arc::new(Pool::new(&group));
     let cx = Arc::new(Context {
         rt,
