@@ -155,6 +155,8 @@ def goals(data):
 
     add("express embedded hello c16: rwsgi/mod_wsgi", "rwsgi-express", "mod_wsgi-express", "hello16", 1.40)
     add("express embedded hello c64: rwsgi/mod_wsgi", "rwsgi-express-c64", "mod_wsgi-express-c64", "hello64", 1.40)
+    add("metrics endpoint and status page on/off, embedded hello c16", "rwsgi-express-metrics", "rwsgi-express",
+        "hello16", 0.97)
     add("module alone hello c16: rwsgi/apache-static", "rwsgi-alone", "apache-static", "hello16", 0.90)
     add("module alone hello c64: rwsgi/apache-static", "rwsgi-alone-c64", "apache-static-c64", "hello64", 0.90)
     add("module alone hello c16: rwsgi/mod_wsgi", "rwsgi-alone", "mod_wsgi-alone", "hello16", 1.10)
