@@ -2,8 +2,9 @@
 //!
 //! Option names and defaults follow `mod_wsgi-express` wherever it has the
 //! option; the differences are listed in `docs/express.md`. Options of
-//! mod_wsgi-express that are not implemented are not declared here: they are
-//! refused by [`crate::unsupported`] before clap parses the arguments.
+//! mod_wsgi-express 4 that 6.1 no longer has (`--with-newrelic`, ...) are not
+//! declared here: [`crate::unsupported`] refuses them with an explanation
+//! before clap parses the arguments.
 
 use std::path::PathBuf;
 
@@ -228,13 +229,21 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub proxy: ProxyArgs,
 
-    /// The Python interpreter options (--switch-interval, --python-warnings).
+    /// The Python interpreter options (--switch-interval, --python-warnings, --free-threading).
     #[command(flatten)]
     pub python: PythonArgs,
 
     /// The metrics endpoint and status page (--metrics-url, --status-url, --metrics-allow).
     #[command(flatten)]
     pub observe: crate::observe::ObserveArgs,
+
+    /// The telemetry options (--telemetry-service, --slow-requests, --enable-telemetry, ...).
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
+
+    /// The debug mode options (--debug-mode, --enable-debugger, --enable-profiler, ...).
+    #[command(flatten)]
+    pub debug: crate::debug::DebugArgs,
 
     /// The log rotation, startup log and error log format options.
     #[command(flatten)]

@@ -15,7 +15,11 @@
 //! for `--add-handler`, `AddHandler wsgi-resource EXTENSION` and a
 //! `WSGIHandlerScript wsgi-resource <server root>/resource.wsgi` that
 //! passes each request to the `handle_request` (else `application`) of the
-//! script given for the requested file's extension.
+//! script given for the requested file's extension; for `--enable-docs`,
+//! the documentation at `/__wsgi__/docs` (mod_wsgi-express serves its
+//! bundled HTML there; rwsgi-express serves its own, see
+//! [`crate::bundled_docs`]); for the hidden `--with-php5`, mod_php 5 under
+//! the prefork MPM.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +68,14 @@ pub struct ContentArgs {
     /// Serve Apache's status page (mod_status, ExtendedStatus On) at /server-status, to local clients only.
     #[arg(long)]
     pub server_status: bool,
+
+    /// Serve rwsgi's documentation (README and docs/, as bundled with rwsgi-express) at the /__wsgi__/docs sub URL.
+    #[arg(long)]
+    pub enable_docs: bool,
+
+    /// Load PHP 5 (libphp5.so from the modules directory, prefork MPM) for the document root's .php files (hidden, as in mod_wsgi-express).
+    #[arg(long, hide = true)]
+    pub with_php5: bool,
 }
 
 /// One `--error-document`.
@@ -110,6 +122,14 @@ pub struct Content {
     /// With `--add-handler`: `<server root>/resource.wsgi`, the
     /// `WSGIHandlerScript` that dispatches to them by extension.
     pub resource_script: Option<PathBuf>,
+    /// `--enable-docs`: `<server root>/docs`, where [`crate::setup`] writes
+    /// the bundled documentation ([`crate::bundled_docs`]), served at
+    /// `/__wsgi__/docs`.
+    pub docs_directory: Option<PathBuf>,
+    /// `--with-php5`: mod_php 5 is loaded (`php5_module` from
+    /// `libphp5.so`, which must exist) with `AddHandler
+    /// application/x-httpd-php .php`, under the prefork MPM.
+    pub php5: bool,
 }
 
 /// The types mod_wsgi-express compresses with `--compress-responses`.
@@ -241,6 +261,13 @@ pub fn build(
             "cgi".to_string()
         }
     });
+    if a.with_php5 && !modules_directory.join("libphp5.so").is_file() {
+        bail!(
+            "--with-php5: PHP 5's Apache module {} does not exist (install mod_php 5 there, \
+             or use --modules-directory)",
+            modules_directory.join("libphp5.so").display()
+        );
+    }
     let handlers = handlers(&a.add_handler, cwd)?;
     let resource_script = (!handlers.is_empty()).then(|| server_root.join("resource.wsgi"));
     Ok(Content {
@@ -254,6 +281,8 @@ pub fn build(
         enable_sendfile: a.enable_sendfile,
         cgi,
         server_status: a.server_status,
+        docs_directory: a.enable_docs.then(|| server_root.join("docs")),
+        php5: a.with_php5,
     })
 }
 
@@ -274,6 +303,9 @@ impl Content {
             Some("cgid") => out.push(("cgid_module", "mod_cgid.so")),
             Some(_) => out.push(("cgi_module", "mod_cgi.so")),
             None => {}
+        }
+        if self.php5 {
+            out.push(("php5_module", "libphp5.so"));
         }
         out
     }

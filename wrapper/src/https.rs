@@ -467,7 +467,13 @@ mod tests {
         default_host.extend(ssl);
         default_host.push("</VirtualHost>");
         assert!(has_block(&t, &default_host), "{t}");
-        let mut named = vec!["<VirtualHost *:8443>", "ServerName example.com"];
+        let mut named = vec![
+            "<VirtualHost *:8443>",
+            "ServerName example.com",
+            "# The server's rewrite rules (the document root's files under the mount point).",
+            "RewriteEngine On",
+            "RewriteOptions Inherit",
+        ];
         named.extend(ssl);
         named.extend([
             "# --ssl-environment: HTTPS=on and SSL_* in the WSGI environ.",
@@ -490,7 +496,7 @@ mod tests {
             "SSLVerifyClient",
             "SSLCertificateChainFile",
             "Strict-Transport",
-            "RewriteCond",
+            "RewriteCond %{HTTPS}",
         ] {
             assert!(
                 !lines(&t).iter().any(|l| l.starts_with(absent)),
@@ -560,6 +566,9 @@ mod tests {
                 &[
                     "<VirtualHost *:8000>",
                     "ServerName example.com",
+                    "# The server's rewrite rules (the document root's files under the mount point).",
+                    "RewriteEngine On",
+                    "RewriteOptions Inherit",
                     "# --https-only",
                     "RewriteEngine On",
                     "RewriteCond %{HTTPS} off",

@@ -3,15 +3,16 @@
 //! The pipeline is split so that everything but the last step is pure and
 //! unit-tested:
 //!
-//! 1. [`cli`] parses the command line (clap); [`unsupported`] refuses the
-//!    mod_wsgi-express options that are not implemented yet, before clap runs.
+//! 1. [`cli`] parses the command line (clap); [`unsupported`] explains the
+//!    mod_wsgi-express 4 options that 6.1 dropped, before clap runs.
 //! 2. [`model::ServerConfig::build`] turns the options plus facts about the
 //!    host ([`model::HostFacts`], [`build_info::BuildInfo`]) into a validated
 //!    model with every default resolved ([`daemon_opts`] for daemon mode,
 //!    [`https`] for HTTPS and HTTP/2, [`vhost`] for virtual hosts,
 //!    [`compat`] for the environment options and what include files written
 //!    for mod_wsgi-express rely on, [`logs`], [`content`], [`proxy`] and
-//!    [`python_opts`] for the option groups of those names).
+//!    [`python_opts`], [`telemetry`] and [`debug`] for the option groups of
+//!    those names).
 //! 3. [`render`] turns the model into `httpd.conf`, `apachectl`,
 //!    `handler.wsgi` and `reloader.py` text (minijinja templates under
 //!    `apache/`).
@@ -27,10 +28,12 @@
 pub mod access;
 pub mod auth;
 pub mod build_info;
+pub mod bundled_docs;
 pub mod cli;
 pub mod compat;
 pub mod content;
 pub mod daemon_opts;
+pub mod debug;
 pub mod doctor;
 pub mod https;
 pub mod logs;
@@ -42,5 +45,6 @@ pub mod python_opts;
 pub mod render;
 pub mod service;
 pub mod setup;
+pub mod telemetry;
 pub mod unsupported;
 pub mod vhost;

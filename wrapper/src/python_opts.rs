@@ -1,5 +1,5 @@
 //! Python interpreter options: `--switch-interval`, `--python-warnings`,
-//! `--orphan-interpreter` and the hidden `--verbose-debugging` (a clap group
+//! `--orphan-interpreter`, `--free-threading` and the hidden `--verbose-debugging` (a clap group
 //! flattened into [`crate::cli::ServerArgs`]).
 //!
 //! As mod_wsgi-express 6.1.1 writes them: `WSGISwitchInterval SECONDS`
@@ -8,7 +8,8 @@
 //! `WSGIPythonWarnings 'SPEC'` per `--python-warnings`, in order;
 //! `WSGIDestroyInterpreter Off` for `--orphan-interpreter` (the module's
 //! default is On, which mod_wsgi-express writes otherwise);
-//! `WSGIVerboseDebugging On` for `--verbose-debugging`. The
+//! `WSGIVerboseDebugging On` for `--verbose-debugging`;
+//! `WSGIFreeThreading On` for `--free-threading`. The
 //! values are checked as the module checks them, so a bad one fails before
 //! Apache starts.
 
@@ -32,6 +33,10 @@ pub struct PythonArgs {
     #[arg(long)]
     pub orphan_interpreter: bool,
 
+    /// Run Python without the GIL (WSGIFreeThreading On); needs a free-threaded Python build (PEP 703, --disable-gil) in the Python home.
+    #[arg(long)]
+    pub free_threading: bool,
+
     /// WSGIVerboseDebugging On (deprecated in mod_wsgi 6, no effect but a warning; hidden, as in mod_wsgi-express).
     #[arg(long, hide = true)]
     pub verbose_debugging: bool,
@@ -48,6 +53,10 @@ pub struct PythonSettings {
     pub orphan_interpreter: bool,
     /// `--verbose-debugging`.
     pub verbose_debugging: bool,
+    /// `--free-threading`: `WSGIFreeThreading On`. [`crate::setup`] checks
+    /// first, as mod_wsgi-express does, that the Python in use is a
+    /// free-threaded build (`sysconfig` `Py_GIL_DISABLED`).
+    pub free_threading: bool,
 }
 
 /// Python's `-W` actions (a prefix of one is accepted, as Python does).
@@ -91,6 +100,7 @@ pub fn build(a: &PythonArgs) -> Result<PythonSettings> {
         warnings: a.python_warnings.clone(),
         orphan_interpreter: a.orphan_interpreter,
         verbose_debugging: a.verbose_debugging,
+        free_threading: a.free_threading,
     })
 }
 

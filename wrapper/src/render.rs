@@ -23,6 +23,8 @@ pub const EXTRAS_TEMPLATE: &str = include_str!("../../apache/extras.conf.j2");
 pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
 /// Template of `handler.wsgi` (module applications).
 pub const HANDLER_TEMPLATE: &str = include_str!("../../apache/handler.wsgi.j2");
+/// Template of `handler.wsgi` in debug mode (`--debug-mode`).
+pub const DEBUG_HANDLER_TEMPLATE: &str = include_str!("../../apache/debug.wsgi.j2");
 /// Template of `resource.wsgi` (`--add-handler`).
 pub const RESOURCE_TEMPLATE: &str = include_str!("../../apache/resource.wsgi.j2");
 /// Template of `reloader.py` (`--reload-on-changes`).
@@ -84,6 +86,8 @@ fn environment() -> Environment<'static> {
         .expect("apachectl template parses");
     env.add_template("handler.wsgi", HANDLER_TEMPLATE)
         .expect("handler.wsgi template parses");
+    env.add_template("debug.wsgi", DEBUG_HANDLER_TEMPLATE)
+        .expect("debug.wsgi template parses");
     env.add_template("resource.wsgi", RESOURCE_TEMPLATE)
         .expect("resource.wsgi template parses");
     env.add_template("reloader.py", RELOADER_TEMPLATE)
@@ -122,9 +126,13 @@ pub fn apachectl(config: &ServerConfig) -> Result<String> {
     render("apachectl", config_context(config))
 }
 
-/// `handler.wsgi` for a module application (`None` for a script):
+/// `handler.wsgi` for a module application (`None` for a script, and in
+/// debug mode, where [`debug_handler`] is the handler):
 /// `application = getattr(importlib.import_module("<module>"), "<callable>")`.
 pub fn handler_wsgi(config: &ServerConfig) -> Result<Option<String>> {
+    if config.debug.is_some() {
+        return Ok(None);
+    }
     match &config.app {
         Application::Script { .. } => Ok(None),
         Application::Module { name, callable, .. } => render(
@@ -133,6 +141,24 @@ pub fn handler_wsgi(config: &ServerConfig) -> Result<Option<String>> {
         )
         .map(Some),
     }
+}
+
+/// `handler.wsgi` in debug mode (`None` otherwise): loads the application
+/// (script or module) and wraps it with the debug tools of
+/// [`crate::debug::Debug`], as mod_wsgi-express's handler does.
+pub fn debug_handler(config: &ServerConfig) -> Result<Option<String>> {
+    let Some(debug) = &config.debug else {
+        return Ok(None);
+    };
+    render(
+        "debug.wsgi",
+        minijinja::context! {
+            version => env!("CARGO_PKG_VERSION"),
+            debug => Value::from_serialize(debug),
+            app => Value::from_serialize(&config.app),
+        },
+    )
+    .map(Some)
 }
 
 /// `resource.wsgi` for `--add-handler` (`None` without it): a

@@ -44,6 +44,21 @@ pub fn prepare_directories(c: &ServerConfig) -> Result<()> {
             ensure_dir(dir, "log directory")?;
         }
     }
+    if let Some(debug) = &c.debug {
+        // As mod_wsgi-express: created if missing; the application (as
+        // --user when run as root) writes its reports there.
+        for dir in debug.output_directories() {
+            let existed = dir.is_dir();
+            ensure_dir(dir, "debug output directory")?;
+            if let (false, Some(r)) = (existed, &c.run_as) {
+                std::os::unix::fs::chown(dir, Some(r.uid), Some(r.gid))
+                    .with_context(|| format!("cannot give {} to --user", dir.display()))?;
+            }
+        }
+    }
+    if let Some(docs) = &c.content.docs_directory {
+        ensure_dir(docs, "documentation directory")?;
+    }
     if let Some(eggs) = c.daemon.as_ref().and_then(|d| d.python_eggs.as_deref()) {
         // As mod_wsgi-express: created, and given to the application's user
         // when running as root (the daemons unpack eggs into it).
@@ -72,7 +87,9 @@ fn touch(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
-/// Writes the server root's files: `handler.wsgi` (module applications),
+/// Writes the server root's files: `handler.wsgi` (module applications; in
+/// debug mode the debug handler), `telemetry-service.py`
+/// (`--enable-telemetry`), `docs/` (`--enable-docs`),
 /// `resource.wsgi` (`--add-handler`),
 /// `reloader.py` (`--reload-on-changes`), `httpd.conf` (0644), `apachectl`
 /// (0755), `envvars` and `rewrite.conf` (unless they exist; `envvars` is
@@ -83,6 +100,22 @@ fn touch(path: &Path) -> Result<()> {
 pub fn write_server_root(c: &ServerConfig) -> Result<()> {
     if let (Some(text), Application::Module { handler, .. }) = (render::handler_wsgi(c)?, &c.app) {
         write_file(handler, &text, 0o644)?;
+    }
+    if let (Some(text), Some(d)) = (render::debug_handler(c)?, &c.debug) {
+        write_file(&d.handler, &text, 0o644)?;
+    }
+    if let Some(i) = &c.telemetry.ingester {
+        write_file(&i.script, &crate::telemetry::ingester_script(i), 0o644)?;
+    }
+    if let Some(docs) = &c.content.docs_directory {
+        for (name, text) in crate::bundled_docs::FILES {
+            write_file(&docs.join(name), text, 0o644)?;
+        }
+        write_file(
+            &docs.join("index.html"),
+            &crate::bundled_docs::index_html(env!("CARGO_PKG_VERSION")),
+            0o644,
+        )?;
     }
     if let (Some(text), Some(path)) = (
         render::reloader_py(c)?,
@@ -153,6 +186,20 @@ pub fn summary(c: &ServerConfig) -> String {
     if let Some(startup_log) = &c.logs.startup_log {
         lines.push(format!("Startup Log File   : {}", startup_log.display()));
     }
+    if let Some(d) = &c.debug {
+        if let Some(dir) = &d.coverage_directory {
+            lines.push(format!(
+                "Coverage Output    : {}",
+                dir.join("index.html").display()
+            ));
+        }
+        if let Some(dir) = &d.profiler_directory {
+            lines.push(format!("Profiler Output    : {}", dir.display()));
+        }
+        if let Some(dir) = &d.recorder_directory {
+            lines.push(format!("Recorder Output    : {}", dir.display()));
+        }
+    }
     lines.push(format!(
         "Rewrite Rules      : {}",
         c.env.rewrite_rules.display()
@@ -211,6 +258,10 @@ pub fn summary(c: &ServerConfig) -> String {
                         .to_string(),
                 );
             }
+        }
+        None if c.debug.is_some() => {
+            lines.push("Operating Mode     : debug".to_string());
+            lines.push(capacity);
         }
         None => {
             lines.push("Operating Mode     : embedded".to_string());
@@ -273,6 +324,64 @@ fn own_process_group() {
     }
 }
 
+/// The interpreter of the Python home: `bin/pythonX.Y`, else `bin/python3`,
+/// else `bin/python` (the first that exists), or `None`.
+pub fn python_executable(home: &Path, version: Option<&str>) -> Option<std::path::PathBuf> {
+    let bin = home.join("bin");
+    version
+        .map(|v| bin.join(format!("python{v}")))
+        .into_iter()
+        .chain([bin.join("python3"), bin.join("python")])
+        .find(|p| p.is_file())
+}
+
+/// Checks, with the Python home's interpreter, what mod_wsgi-express checks
+/// (or what would otherwise fail only in Apache's error log): that the
+/// packages of [`ServerConfig::python_requirements`] import, and that
+/// `--free-threading` has a free-threaded Python. Errors name the option,
+/// the package to install and the interpreter asked.
+pub fn check_python(c: &ServerConfig) -> Result<()> {
+    if c.python_requirements.is_empty() && !c.python.free_threading {
+        return Ok(());
+    }
+    let version = BuildInfo::embedded().python_version;
+    let Some(python) = python_executable(&c.python_home, version.as_deref()) else {
+        bail!(
+            "cannot check the Python home {} (no bin/python3 in it)",
+            c.python_home.display()
+        );
+    };
+    let run = |code: &str| -> Result<bool> {
+        let status = Command::new(&python)
+            .args(["-c", code])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        Ok(status.success())
+    };
+    for (module, option, package) in &c.python_requirements {
+        if !run(&format!("import {module}"))? {
+            bail!(
+                "{option} requires the {package} package: install it with \
+                 'pip install {package}' (in the Python home {}; {} cannot import {module})",
+                c.python_home.display(),
+                python.display()
+            );
+        }
+    }
+    if c.python.free_threading
+        && !run("import sys, sysconfig; sys.exit(0 if sysconfig.get_config_var('Py_GIL_DISABLED') else 1)")?
+    {
+        bail!(
+            "--free-threading requires a Python build with free-threading support (PEP 703): \
+             {} is not one (rebuild Python with --disable-gil, 3.13t or later, and rwsgi for it)",
+            python.display()
+        );
+    }
+    Ok(())
+}
+
 /// `setup-server` (`start == false` or `--setup-only`) and `start-server`.
 ///
 /// Builds the model, prints its warnings, creates the directories, checks
@@ -287,6 +396,7 @@ pub fn run_server(args: &ServerArgs, start: bool) -> Result<()> {
     for w in &config.warnings {
         eprintln!("rwsgi-express: warning: {w}");
     }
+    check_python(&config)?;
     prepare_directories(&config)?;
     if let Some(run_as) = &config.run_as {
         access::check_readable_as(run_as, &config.paths_children_read())?;

@@ -1,52 +1,24 @@
-//! mod_wsgi-express options that rwsgi-express does not implement yet.
+//! mod_wsgi-express 4 options that mod_wsgi-express 6.1 no longer has.
 //!
-//! They are refused with a message naming the option and the reason, never
-//! silently ignored: a deployment script written for mod_wsgi-express must
-//! fail loudly rather than run with, say, no request timeout. The scan runs
-//! on the raw arguments before clap, so the message is ours rather than
-//! clap's "unexpected argument".
+//! mod_wsgi-express 6.1.1 rejects them as unknown (`no such option:
+//! --with-newrelic`, exit status 2); rwsgi-express rejects them too, with a
+//! message saying what replaced them rather than clap's bare "unexpected
+//! argument". The scan runs on the raw arguments before clap.
 
 use std::ffi::OsString;
 
-/// Why a group of options is refused; printed in parentheses.
-const DEBUG: &str = "debug mode is not implemented";
-const METRICS: &str = "rwsgi-express does not generate the telemetry directives; \
-     WSGITelemetryService, WSGISlowRequests and WSGITelemetryOptions work in an --include-file";
-const INGESTER: &str = "the bundled mod_wsgi-telemetry ingester is not available";
-const NEWRELIC: &str = "the New Relic integration is not implemented";
-const OTHER: &str = "not implemented in rwsgi-express";
+/// Why the New Relic options are refused; printed in parentheses.
+const NEWRELIC: &str = "mod_wsgi-express 6.1 has no New Relic options either; \
+     start the agent in the WSGI script (newrelic.agent.initialize(), \
+     newrelic.agent.WSGIApplicationWrapper) or with NEW_RELIC_CONFIG_FILE in --envvars-script";
 
-/// Every refused mod_wsgi-express option (long name without `--`) with its
-/// reason. Sorted by theme; lookups are linear, the table is small.
+/// Every refused option (long name without `--`) with its reason.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    // Telemetry.
-    ("telemetry-service", METRICS),
-    ("enable-telemetry", INGESTER),
-    ("telemetry-ui-port", INGESTER),
-    ("telemetry-interval", METRICS),
-    ("telemetry-options", METRICS),
-    ("slow-requests", METRICS),
     ("with-newrelic", NEWRELIC),
     ("with-newrelic-agent", NEWRELIC),
     ("with-newrelic-platform", NEWRELIC),
     ("newrelic-config-file", NEWRELIC),
     ("newrelic-environment", NEWRELIC),
-    // Debugging.
-    ("debug-mode", DEBUG),
-    ("enable-debugger", DEBUG),
-    ("debugger-startup", DEBUG),
-    ("enable-coverage", DEBUG),
-    ("coverage-directory", DEBUG),
-    ("enable-profiler", DEBUG),
-    ("profiler-directory", DEBUG),
-    ("enable-recorder", DEBUG),
-    ("recorder-directory", DEBUG),
-    ("enable-gdb", DEBUG),
-    ("gdb-executable", DEBUG),
-    // Everything else.
-    ("with-php5", OTHER),
-    ("enable-docs", OTHER),
-    ("free-threading", OTHER),
 ];
 
 /// The reason an option (long name without `--`) is refused, or `None` if it
@@ -64,8 +36,8 @@ pub fn reason(name: &str) -> Option<&'static str> {
 /// a *supported* long option `--name` takes (0 for flags, `None` if unknown),
 /// so that an option's value is never mistaken for an option. Scanning stops
 /// at `--`. `--name=value` is recognised. Output: the message for the first
-/// refused option, e.g. `--https-port is not supported yet (HTTPS is not
-/// implemented)`, or `None`.
+/// refused option, e.g. `--with-newrelic is not supported (mod_wsgi-express
+/// 6.1 has no ...)`, or `None`.
 pub fn find_refused(
     args: &[OsString],
     values_of: impl Fn(&str) -> Option<usize>,
@@ -85,7 +57,7 @@ pub fn find_refused(
                 None => (long, false),
             };
             if let Some(why) = reason(name) {
-                return Some(format!("--{name} is not supported yet ({why})"));
+                return Some(format!("--{name} is not supported ({why})"));
             }
             if !inline_value {
                 i += values_of(name).unwrap_or(0);
@@ -149,23 +121,15 @@ mod tests {
 
     #[test]
     fn refuses_inline_value_and_flags() {
-        let msg = find_refused_for_cli(&os(&["setup-server", "--telemetry-service=x"]));
-        assert_eq!(
-            msg.as_deref(),
-            Some(
-                "--telemetry-service is not supported yet (rwsgi-express does not generate the \
-                 telemetry directives; WSGITelemetryService, WSGISlowRequests and \
-                 WSGITelemetryOptions work in an --include-file)"
-            )
+        let msg = find_refused_for_cli(&os(&["setup-server", "--newrelic-config-file=x"]));
+        assert!(msg
+            .unwrap()
+            .starts_with("--newrelic-config-file is not supported (mod_wsgi-express 6.1 has no"));
+        let msg = find_refused_for_cli(&os(&["setup-server", "--with-newrelic", "a.wsgi"]));
+        assert!(msg.unwrap().starts_with("--with-newrelic is not supported"));
+        assert!(
+            find_refused_for_cli(&os(&["start-server", "--with-newrelic-agent", "x"])).is_some()
         );
-        let msg = find_refused_for_cli(&os(&["setup-server", "--with-php5", "a.wsgi"]));
-        assert!(msg.unwrap().starts_with("--with-php5 is not supported yet"));
-        for opt in ["--enable-debugger", "--enable-docs"] {
-            assert!(
-                find_refused_for_cli(&os(&["start-server", opt, "x"])).is_some(),
-                "{opt}"
-            );
-        }
     }
 
     #[test]
@@ -240,6 +204,26 @@ mod tests {
             "orphan-interpreter",
             "verbose-debugging",
             "add-handler",
+            "telemetry-service",
+            "enable-telemetry",
+            "telemetry-ui-port",
+            "telemetry-interval",
+            "telemetry-options",
+            "slow-requests",
+            "debug-mode",
+            "enable-debugger",
+            "debugger-startup",
+            "enable-coverage",
+            "coverage-directory",
+            "enable-profiler",
+            "profiler-directory",
+            "enable-recorder",
+            "recorder-directory",
+            "enable-gdb",
+            "gdb-executable",
+            "with-php5",
+            "enable-docs",
+            "free-threading",
         ] {
             assert_eq!(reason(opt), None, "--{opt}");
         }
@@ -248,13 +232,18 @@ mod tests {
     #[test]
     fn option_values_and_terminator_are_not_scanned() {
         // The value of --python-path happens to look like a refused option.
-        let args = os(&["setup-server", "--python-path", "--debug-mode", "app.wsgi"]);
+        let args = os(&[
+            "setup-server",
+            "--python-path",
+            "--with-newrelic",
+            "app.wsgi",
+        ]);
         assert_eq!(find_refused_for_cli(&args), None);
         // Nor that of a daemon option.
         let args = os(&[
             "setup-server",
             "--ignore-activity",
-            "--enable-debugger",
+            "--newrelic-environment",
             "app.wsgi",
         ]);
         assert_eq!(find_refused_for_cli(&args), None);
@@ -263,7 +252,7 @@ mod tests {
             "setup-server",
             "--url-alias",
             "/x",
-            "--enable-debugger",
+            "--with-newrelic",
             "app.wsgi",
         ]);
         assert_eq!(find_refused_for_cli(&args), None);
@@ -271,11 +260,11 @@ mod tests {
             "setup-server",
             "--setenv",
             "K",
-            "--enable-debugger",
+            "--with-newrelic",
             "app.wsgi",
         ]);
         assert_eq!(find_refused_for_cli(&args), None);
-        let args = os(&["setup-server", "--", "--enable-debugger"]);
+        let args = os(&["setup-server", "--", "--with-newrelic"]);
         assert_eq!(find_refused_for_cli(&args), None);
     }
 

@@ -174,6 +174,9 @@ mod tests {
                     "<VirtualHost *:8000>",
                     "ServerName example.com",
                     "ServerAlias *.example.com alt.test",
+                    "# The server's rewrite rules (the document root's files under the mount point).",
+                    "RewriteEngine On",
+                    "RewriteOptions Inherit",
                     "</VirtualHost>",
                 ]
             ),

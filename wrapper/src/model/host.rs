@@ -27,6 +27,8 @@ pub struct HostFacts {
     /// bash (`/bin/bash`, else `/usr/bin/bash`): apachectl's shell, whose
     /// `exec -a` names the Apache processes (`--process-name`).
     pub bash: Option<PathBuf>,
+    /// `$PATH`, to find programs given by name (`--gdb-executable`).
+    pub path_env: Option<String>,
 }
 
 impl HostFacts {
@@ -52,6 +54,7 @@ impl HostFacts {
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.is_file()),
+            path_env: std::env::var("PATH").ok(),
         })
     }
 }

@@ -13,11 +13,13 @@ use crate::cli::{ApplicationType, Mpm, ServerArgs};
 use crate::compat::{self, Define, Environment};
 use crate::content::{self, Content};
 use crate::daemon_opts::{self, Daemon};
+use crate::debug::{self, Debug};
 use crate::https::{self, Https};
 use crate::logs::{self, Logs};
 use crate::module;
 use crate::proxy::{self, Proxying};
 use crate::python_opts::{self, PythonSettings};
+use crate::telemetry::{self, Telemetry};
 use crate::vhost::{self, VirtualHosts};
 
 mod host;
@@ -198,10 +200,27 @@ pub struct ServerConfig {
     pub content: Content,
     /// Proxied mount points and hosts, trusted proxies ([`crate::proxy`]).
     pub proxy: Proxying,
-    /// `--switch-interval`, `--python-warnings` ([`crate::python_opts`]).
+    /// `--switch-interval`, `--python-warnings`, `--free-threading`
+    /// ([`crate::python_opts`]).
     pub python: PythonSettings,
     /// `--metrics-url`, `--status-url`, `--metrics-allow` ([`crate::observe`]).
     pub observe: crate::observe::ObserveSettings,
+    /// The telemetry directives ([`crate::telemetry`]).
+    pub telemetry: Telemetry,
+    /// Debug mode ([`crate::debug`]); `None` unless on. When on, the
+    /// application runs embedded in one Apache process with one thread,
+    /// loaded by the generated handler ([`Self::script`] is it).
+    pub debug: Option<Debug>,
+    /// The Python packages the Python home must provide, as (module to
+    /// import, the option that needs it, the package to install), checked
+    /// by [`crate::setup`] with the home's interpreter.
+    pub python_requirements: Vec<(String, String, String)>,
+    /// The `-D` arguments apachectl passes to httpd (`ONE_PROCESS` in
+    /// debug mode, as mod_wsgi-express passes it).
+    pub httpd_defines: Vec<String>,
+    /// Server-level `RewriteRule` serving the document root's files under
+    /// the mount point ([`document_root_rule`]).
+    pub static_rule: Option<StaticRule>,
     /// User/group of Apache's children when running as root.
     pub run_as: Option<RunAs>,
     /// `User` and `Group` of httpd.conf: [`Self::run_as`]'s names, else
@@ -502,7 +521,24 @@ impl ServerConfig {
         }
         let modules_directory = absolute(cwd, &a.modules_directory);
         conf_safe("modules directory", &modules_directory)?;
-        let mpm = choose_mpm(&a.server_mpm, &modules_directory)?;
+        let debug = debug::build(
+            &a.debug,
+            &a.callable_object,
+            &server_root,
+            cwd,
+            host.path_env.as_deref(),
+        )?;
+        // As mod_wsgi-express: debug mode takes the worker MPM (else
+        // prefork), whatever --server-mpm says; PHP 5 wants prefork.
+        let mpm = if debug.is_some() {
+            choose_mpm(&[Mpm::Worker, Mpm::Prefork], &modules_directory)?
+        } else if a.content.with_php5 {
+            choose_mpm(&[Mpm::Prefork], &modules_directory).map_err(|e| {
+                anyhow!("--with-php5 needs the prefork MPM (mod_php is not thread-safe): {e}")
+            })?
+        } else {
+            choose_mpm(&a.server_mpm, &modules_directory)?
+        };
         let mut apache_modules = vec![ApacheModule {
             id: format!("mpm_{}_module", mpm.name()),
             path: modules_directory.join(format!("mod_mpm_{}.so", mpm.name())),
@@ -518,6 +554,11 @@ impl ServerConfig {
         let content = content::build(&a.content, &modules_directory, &server_root, cwd)?;
         let proxy = proxy::build(&a.proxy)?;
         wanted.extend(content.modules());
+        if a.server_metrics && !content.server_status {
+            // As mod_wsgi-express: --server-metrics loads mod_status too,
+            // with ExtendedStatus On, for the scoreboard's request details.
+            wanted.push(("status_module", "mod_status.so"));
+        }
         wanted.extend(proxy.modules());
         if a.https.http2 {
             if mpm == Mpm::Prefork {
@@ -553,7 +594,19 @@ impl ServerConfig {
         } else {
             daemon_child_threads(max_clients)
         };
-        let sizing = mpm_sizing(mpm, a.processes, child_threads, max_clients);
+        let sizing = if debug.is_some() {
+            MpmSizing {
+                start_servers: 1,
+                server_limit: 1,
+                threads_per_child: 1,
+                thread_limit: 1,
+                max_request_workers: 1,
+                min_spare: 1,
+                max_spare: 1,
+            }
+        } else {
+            mpm_sizing(mpm, a.processes, child_threads, max_clients)
+        };
         let mime_types = absolute(cwd, &a.mime_types);
         if !mime_types.is_file() {
             bail!(
@@ -618,6 +671,10 @@ impl ServerConfig {
         let python = python_opts::build(&a.python)?;
         let observe = crate::observe::build(&a.observe)?;
         let mut daemon = daemon_opts::build(a, port, &server_root, cwd, &mut warnings)?;
+        if debug.is_some() {
+            // Debug mode: embedded in the one Apache process.
+            daemon = None;
+        }
         if let (Some(d), Some(s)) = (daemon.as_mut(), &python.switch_interval) {
             d.options.push(format!("switch-interval={s}"));
         }
@@ -625,6 +682,58 @@ impl ServerConfig {
             Some(_) => daemon_opts::worker_fractions(sizing, mpm, &a.daemon),
             None => sizing,
         };
+        let service_names: Vec<String> = a
+            .service
+            .service_script
+            .chunks(2)
+            .map(|c| c[0].clone())
+            .collect();
+        let telemetry = telemetry::build(&a.telemetry, &server_root, &service_names)?;
+        let mut services = services;
+        if let Some(i) = &telemetry.ingester {
+            services.push(crate::service::Service {
+                group: "service:telemetry".into(),
+                script: i.script.clone(),
+                user: None,
+                unix_group: None,
+                error_log: None,
+            });
+        }
+        let mut python_requirements: Vec<(String, String, String)> = Vec::new();
+        if telemetry.ingester.is_some() {
+            python_requirements.push((
+                "mod_wsgi.telemetry.server".into(),
+                "--enable-telemetry".into(),
+                "mod_wsgi-telemetry".into(),
+            ));
+        }
+        if let Some(d) = &debug {
+            for (m, o, p) in d.python_requirements() {
+                python_requirements.push((m.into(), o.into(), p.into()));
+            }
+        }
+        let httpd_defines = if debug.is_some() {
+            vec!["ONE_PROCESS".to_string()]
+        } else {
+            Vec::new()
+        };
+        // Debug mode: the generated handler loads and wraps the application.
+        let (script, script_dir, script_name, callable_object) = match &debug {
+            Some(d) => (
+                d.handler.clone(),
+                server_root.clone(),
+                "handler.wsgi".to_string(),
+                "application".to_string(),
+            ),
+            None => (script, script_dir, script_name, callable_object),
+        };
+        let disable_reloading = a.disable_reloading || debug.is_some();
+        let static_rule = document_root_rule(
+            &mount_point,
+            &document_root,
+            a.directory_index.is_some(),
+            a.content.server_status,
+        );
         let ignore_activity = daemon_opts::ignore_activity(&a.daemon.ignore_activity)?;
         let socket_prefix = daemon_opts::socket_prefix(a.daemon.socket_prefix.as_deref(), cwd)?;
         let shell = shell_executable(a.shell_executable.as_deref(), host, cwd)?;
@@ -723,7 +832,7 @@ impl ServerConfig {
             sizing,
             chunked_request: a.chunked_request,
             server_metrics: a.server_metrics,
-            disable_reloading: a.disable_reloading,
+            disable_reloading,
             map_head_to_get,
             include_files,
             logs,
@@ -731,6 +840,11 @@ impl ServerConfig {
             proxy,
             python,
             observe,
+            telemetry,
+            debug,
+            python_requirements,
+            httpd_defines,
+            static_rule,
             run_as,
             apache_user,
             socket_timeout: a.socket_timeout,

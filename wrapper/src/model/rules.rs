@@ -362,3 +362,63 @@ pub fn shell_executable(given: Option<&Path>, host: &HostFacts, cwd: &Path) -> R
     }
     Ok(p)
 }
+
+/// The server-level rewrite that gives the document root mod_wsgi-express's
+/// meaning: a request under the mount point for a file of the document root
+/// (or, with `--directory-index`, a directory) is served from it, and the
+/// application answers everything else.
+///
+/// mod_wsgi-express mounts the application as the document root's fallback
+/// (`RewriteCond %{REQUEST_FILENAME} !-f` ... `RewriteRule .* -
+/// [H=wsgi-handler]` in `<Directory DOCROOT/MOUNT>`); rwsgi-express keeps
+/// `WSGIScriptAlias` and maps the existing files to the document root
+/// before it (mod_rewrite's server-level rules run first in
+/// `translate_name`), so the application sees mod_wsgi's `SCRIPT_NAME` and
+/// `PATH_INFO` for its mount point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticRule {
+    /// The `RewriteRule` pattern: the mount point and what is below it.
+    pub pattern: String,
+    /// The document root, as written before `%{REQUEST_URI}`.
+    pub document_root: String,
+    /// `--directory-index`: directories are served from it too.
+    pub directories: bool,
+    /// `--server-status`: `/server-status` is left to mod_status.
+    pub skip_server_status: bool,
+}
+
+/// `s` with the characters special in a PCRE pattern escaped.
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The [`StaticRule`] for a mount point (`/` or a path without a trailing
+/// slash) and a document root.
+pub fn document_root_rule(
+    mount_point: &str,
+    document_root: &Path,
+    directories: bool,
+    skip_server_status: bool,
+) -> Option<StaticRule> {
+    let pattern = if mount_point == "/" {
+        "^/".to_string()
+    } else {
+        format!("^{}(/|$)", regex_escape(mount_point))
+    };
+    Some(StaticRule {
+        pattern,
+        document_root: document_root
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string(),
+        directories,
+        skip_server_status,
+    })
+}

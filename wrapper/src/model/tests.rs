@@ -69,6 +69,7 @@ impl Fixture {
             exe_dir: None,
             locale_env: Some("C".into()),
             bash: Some(PathBuf::from("/bin/bash")),
+            path_env: Some("/usr/bin:/bin".into()),
         }
     }
 
