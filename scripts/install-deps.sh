@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages rwsgi needs to build and test, if missing:
 # Apache httpd and its headers/apxs, libclang (bindgen), Debian's Python 3.11
-# with headers, libpython and venv, curl/wrk for trying it out, and Chromium
-# with its WebDriver for the status page's browser test.
+# with headers, libpython and venv, curl/wrk for trying it out, gdb (rwsgi-express
+# --enable-gdb), and Chromium with its WebDriver for the status page's browser test.
 set -euo pipefail
-pkgs=(apache2 apache2-dev libclang-dev clang python3.11 python3.11-dev libpython3.11-dev python3.11-venv curl)
+pkgs=(apache2 apache2-dev libclang-dev clang python3.11 python3.11-dev libpython3.11-dev python3.11-venv curl gdb)
 # tests/test_docker.py makes its debian:bookworm-slim base image with debootstrap.
 command -v docker >/dev/null 2>&1 && pkgs+=(debootstrap)
 # tests/test_status_page.py: the status page in headless Chromium.

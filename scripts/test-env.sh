@@ -32,6 +32,8 @@ PACKAGES=(
     # tests/test_prometheus.py parses the metrics; test_status_page.py drives Chromium.
     "prometheus-client>=0.19,<1"
     "selenium>=4.15,<5"
+    # rwsgi-express --enable-coverage (tests/test_express_debug.py).
+    "coverage>=7,<8"
 )
 
 marker="$VENV/.rwsgi-test-env"
