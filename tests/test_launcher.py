@@ -111,8 +111,8 @@ def test_module_config(binaries):
     assert Path(m.group(1)).exists(), f"module path {m.group(1)} does not exist"
 
 
-@pytest.mark.parametrize("option", [["--with-php5"], ["--telemetry-service", "unix:/tmp/t.sock"],
-                                    ["--enable-docs"]])
+@pytest.mark.parametrize("option", [["--with-php5"], ["--with-newrelic"],
+                                    ["--newrelic-config-file", "/tmp/newrelic.ini"]])
 def test_unsupported_option_refused(binaries, ws, hello, option):
     root = ws.new_dir("unsupported")
     proc = run([express_path(), "setup-server", hello, "--port", str(free_port()),

@@ -463,6 +463,9 @@ mod tests {
             "<Location />",
             "Require all denied",
             "</Location>",
+            "# The server's rewrite rules (the document root's files under the mount point).",
+            "RewriteEngine On",
+            "RewriteOptions Inherit",
         ];
         default_host.extend(ssl);
         default_host.push("</VirtualHost>");
