@@ -34,6 +34,8 @@ PACKAGES=(
     "selenium>=4.15,<5"
     # rwsgi-express --enable-coverage (tests/test_express_debug.py).
     "coverage>=7,<8"
+    # rwsgi-express --enable-telemetry's ingester (tests/test_express_telemetry.py).
+    "mod_wsgi-telemetry>=1.1,<2"
 )
 
 marker="$VENV/.rwsgi-test-env"

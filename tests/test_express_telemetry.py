@@ -5,16 +5,18 @@ WSGISlowRequests and WSGITelemetryOptions as mod_wsgi-express does, so the
 daemon process reports to a UNIX datagram socket bound here (its periodic
 datagram carries the interval and threshold given; a slow request is
 reported); --server-metrics alone loads mod_status with ExtendedStatus, so
-mod_wsgi.server_metrics() shows each worker's last request. And the
+mod_wsgi.server_metrics() shows each worker's last request;
+--enable-telemetry runs the mod_wsgi-telemetry ingester as a managed service
+that hears the daemon process (its web UI counts the datagrams). And the
 refusals mod_wsgi-express makes: --enable-telemetry without the
 mod_wsgi-telemetry package, --free-threading on a Python with a GIL,
 --slow-requests without a target."""
 
-import json
-
 import pytest
+import requests
 
-from conftest import APACHE_GROUP, APACHE_USER, express_path, python_home, run, wait_until
+from conftest import (APACHE_GROUP, APACHE_USER, express_path, free_port, python_home, run,
+                      wait_until)
 from test_telemetry import KIND_REQUEST, KIND_SLOW, Listener
 
 METRICS_APP = '''\
@@ -56,6 +58,35 @@ def test_telemetry_options_reach_the_module(servers, ws):
         listener.close()
 
 
+def test_enable_telemetry_runs_the_ingester(servers, ws):
+    if run([python_home() / "bin" / "python", "-c",
+            "import mod_wsgi.telemetry.server"]).returncode != 0:
+        pytest.skip("mod_wsgi-telemetry is not in the test venv (scripts/test-env.sh installs it)")
+    ui = free_port()
+    with servers.running("express-ingester", ws.apps / "telemetry" / "app.wsgi",
+                         mode="daemon", args=["--enable-telemetry", "--telemetry-ui-port", ui,
+                                              "--telemetry-interval", "0.5"]) as srv:
+        sock = srv.root / "telemetry" / "telemetry.sock"
+        conf = (srv.root / "httpd.conf").read_text().splitlines()
+        assert f"WSGITelemetryService unix:{sock} interval=0.5" in conf
+        assert any(line.startswith("WSGIDaemonProcess service:telemetry ") for line in conf)
+
+        def state():
+            try:
+                return requests.get(f"http://127.0.0.1:{ui}/api/state", timeout=5).json()
+            except (requests.RequestException, ValueError):
+                return None
+
+        assert wait_until(lambda: state() is not None, 20), srv.error_log_tail()
+        for _ in range(3):
+            assert srv.get("/n").status_code == 200
+        # The ingester (as nobody, in its socket directory) hears the daemon.
+        assert wait_until(lambda: state()["total_received"] > 0, 15), (state(),
+                                                                        srv.error_log_tail())
+        page = requests.get(f"http://127.0.0.1:{ui}/", timeout=5)
+        assert page.status_code == 200 and "mod_wsgi telemetry" in page.text
+
+
 def test_server_metrics_alone_has_extended_status(servers, ws):
     d = ws.new_dir("express-metrics")
     app = d / "app.wsgi"
@@ -88,12 +119,13 @@ def test_server_metrics_alone_has_extended_status(servers, ws):
      "longer supported)"),
 ])
 def test_refusals(ws, args, message):
+    # Debian's Python 3.11 (a Python home without mod_wsgi-telemetry).
+    home = "/usr" if args == ["--enable-telemetry"] else python_home()
+    if home == "/usr" and run(["/usr/bin/python3.11", "-c",
+                               "import mod_wsgi.telemetry.server"]).returncode == 0:
+        pytest.skip("/usr/bin/python3.11 has mod_wsgi-telemetry")
     p = run([express_path(), "setup-server", ws.apps / "telemetry" / "app.wsgi",
-             "--server-root", ws.servers / "telemetry-refused", "--python-home", python_home(),
+             "--server-root", ws.servers / "telemetry-refused", "--python-home", home,
              "--user", APACHE_USER, "--group", APACHE_GROUP, *args])
-    if args == ["--enable-telemetry"] and run(
-            [python_home() / "bin" / "python", "-c", "import mod_wsgi.telemetry.server"]
-    ).returncode == 0:
-        pytest.skip("mod_wsgi-telemetry is installed in the test venv")
     assert p.returncode == 1, p.out
     assert message in p.out, p.out

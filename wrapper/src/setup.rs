@@ -59,6 +59,14 @@ pub fn prepare_directories(c: &ServerConfig) -> Result<()> {
     if let Some(docs) = &c.content.docs_directory {
         ensure_dir(docs, "documentation directory")?;
     }
+    if let Some(i) = &c.telemetry.ingester {
+        let existed = i.directory.is_dir();
+        ensure_dir(&i.directory, "telemetry socket directory")?;
+        if let (false, Some(r)) = (existed, &c.run_as) {
+            std::os::unix::fs::chown(&i.directory, Some(r.uid), Some(r.gid))
+                .with_context(|| format!("cannot give {} to --user", i.directory.display()))?;
+        }
+    }
     if let Some(eggs) = c.daemon.as_ref().and_then(|d| d.python_eggs.as_deref()) {
         // As mod_wsgi-express: created, and given to the application's user
         // when running as root (the daemons unpack eggs into it).

@@ -5,7 +5,9 @@
 //! `WSGITelemetryOptions ARGS` per occurrence, as mod_wsgi-express writes
 //! them; `--enable-telemetry` runs the `mod_wsgi-telemetry` ingester (its
 //! `mod_wsgi.telemetry.server.main`) as the managed service `telemetry`,
-//! listening on `<server root>/telemetry.sock` with its web UI on
+//! listening on `<server root>/telemetry/telemetry.sock` (mod_wsgi-express:
+//! `<server root>/telemetry.sock`; a directory of its own lets the service's
+//! user create it when the server root is root's) with its web UI on
 //! `127.0.0.1:--telemetry-ui-port`, and points `WSGITelemetryService` at it.
 //!
 //! [`build`] validates with mod_wsgi-express's rules and messages, and
@@ -55,7 +57,11 @@ pub struct TelemetryArgs {
 /// The ingester service of `--enable-telemetry`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ingester {
-    /// `<server root>/telemetry.sock`, where it listens.
+    /// `<server root>/telemetry`, the socket's directory: created by
+    /// [`crate::setup`] and, as root, given to `--user`, who runs the service
+    /// and must be able to create the socket.
+    pub directory: PathBuf,
+    /// `<server root>/telemetry/telemetry.sock`, where it listens.
     pub socket: PathBuf,
     /// `<server root>/telemetry-service.py`, the service script.
     pub script: PathBuf,
@@ -117,7 +123,8 @@ pub fn build(a: &TelemetryArgs, server_root: &Path, services: &[String]) -> Resu
         );
     }
     let ingester = a.enable_telemetry.then(|| Ingester {
-        socket: server_root.join("telemetry.sock"),
+        directory: server_root.join("telemetry"),
+        socket: server_root.join("telemetry").join("telemetry.sock"),
         script: server_root.join("telemetry-service.py"),
         ui_port: a.telemetry_ui_port,
     });
@@ -179,6 +186,33 @@ pub fn ingester_script(i: &Ingester) -> String {
          # ingester and web UI in the managed service 'telemetry' (a daemon process\n\
          # group without request threads). The WSGI processes report to the UNIX\n\
          # socket below (WSGITelemetryService in httpd.conf).\n\
+         \n\
+         import os\n\
+         import sys\n\
+         \n\
+         import mod_wsgi\n\
+         \n\
+         # The module's mod_wsgi is built in, not the package mod_wsgi-telemetry\n\
+         # installs into: let its subpackages be found on sys.path.\n\
+         if not hasattr(mod_wsgi, \"__path__\"):\n\
+         \x20   mod_wsgi.__path__ = [d for d in (os.path.join(p, \"mod_wsgi\") for p in sys.path)\n\
+         \x20                        if os.path.isdir(d)]\n\
+         \n\
+         import asyncio\n\
+         \n\
+         # rwsgi runs a service script in a thread of its own, where asyncio cannot\n\
+         # install signal handlers (the ingester then falls back to signal.signal,\n\
+         # which WSGIRestrictSignal ignores: the process's signals are Apache's).\n\
+         class _Loop(asyncio.SelectorEventLoop):\n\
+         \x20   def add_signal_handler(self, sig, callback, *args):\n\
+         \x20       raise NotImplementedError\n\
+         \n\
+         \n\
+         class _Policy(asyncio.DefaultEventLoopPolicy):\n\
+         \x20   _loop_factory = _Loop\n\
+         \n\
+         \n\
+         asyncio.set_event_loop_policy(_Policy())\n\
          \n\
          from mod_wsgi.telemetry.server import main\n\
          \n\
@@ -288,7 +322,10 @@ mod tests {
     #[test]
     fn enable_telemetry_reports_to_its_ingester() {
         let t = build_ok(&["--enable-telemetry", "--telemetry-ui-port", "9999"]);
-        assert_eq!(t.service.as_deref(), Some("unix:/srv/root/telemetry.sock"));
+        assert_eq!(
+            t.service.as_deref(),
+            Some("unix:/srv/root/telemetry/telemetry.sock")
+        );
         let i = t.ingester.unwrap();
         assert_eq!(i.script, Path::new("/srv/root/telemetry-service.py"));
         let s = ingester_script(&i);
@@ -297,7 +334,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("\"--listen\", \"unix:/srv/root/telemetry.sock\""),
+            s.contains("\"--listen\", \"unix:/srv/root/telemetry/telemetry.sock\""),
             "{s}"
         );
         assert!(s.contains("\"--http-port\", \"9999\""), "{s}");
