@@ -564,4 +564,62 @@ mod tests {
             .to_string();
         assert!(e.contains("mod_deflate.so"), "{e}");
     }
+
+    #[test]
+    fn docs_php5_server_metrics_and_the_document_root_rule() {
+        let f = Fixture::new();
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--enable-docs",
+                "--server-metrics",
+                "--mount-point",
+                "/a.b",
+            ])
+            .unwrap();
+        let t = render::httpd_conf(&c).unwrap();
+        let root = f.path("root");
+        for line in [
+            format!("Alias /__wsgi__/docs \"{}/docs\"", root.display()),
+            "DirectoryIndex index.html".to_string(),
+            "ExtendedStatus On".to_string(),
+            format!(
+                "LoadModule status_module \"{}\"",
+                f.path("modules/mod_status.so").display()
+            ),
+            format!(
+                "RewriteCond \"{}/htdocs%{{REQUEST_URI}}\" -f",
+                root.display()
+            ),
+            format!(
+                "RewriteRule \"^/a\\.b(/|$)\" \"{}/htdocs%{{REQUEST_URI}}\" [L]",
+                root.display()
+            ),
+        ] {
+            assert!(has_line(&t, &line), "missing {line:?} in\n{t}");
+        }
+        assert!(!t.contains("-d\n"), "{t}");
+        // --directory-index: directories too; the mount point / matches all.
+        let c = f
+            .config(&["app.wsgi", "--directory-index", "index.html"])
+            .unwrap();
+        let t = render::httpd_conf(&c).unwrap();
+        assert!(t.contains("%{REQUEST_URI}\" -f [OR]\n"), "{t}");
+        assert!(t.contains("RewriteRule \"^/\" "), "{t}");
+        // --with-php5: prefork and the module, which must exist.
+        let e = f
+            .config(&["app.wsgi", "--with-php5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--with-php5: PHP 5's Apache module "), "{e}");
+        std::fs::write(f.path("modules/libphp5.so"), b"").unwrap();
+        let c = f.config(&["app.wsgi", "--with-php5"]).unwrap();
+        assert_eq!(c.mpm, crate::cli::Mpm::Prefork);
+        let t = render::httpd_conf(&c).unwrap();
+        assert!(
+            has_line(&t, "AddHandler application/x-httpd-php .php"),
+            "{t}"
+        );
+        assert!(t.contains("LoadModule php5_module "), "{t}");
+    }
 }

@@ -346,4 +346,41 @@ mod tests {
         assert_eq!(python_float(0.5), "0.5");
         assert_eq!(python_float(10.0), "10.0");
     }
+
+    #[test]
+    fn directives_in_httpd_conf() {
+        let f = crate::model::tests::Fixture::new();
+        let c = f
+            .config(&[
+                "app.wsgi",
+                "--telemetry-service",
+                "unix:/tmp/t.sock",
+                "--slow-requests",
+                "0.5",
+                "--telemetry-options",
+                "+CaptureUserAgent",
+                "--free-threading",
+            ])
+            .unwrap();
+        let t = crate::render::httpd_conf(&c).unwrap();
+        for line in [
+            "WSGITelemetryService unix:/tmp/t.sock interval=1.0",
+            "WSGISlowRequests 0.5",
+            "WSGITelemetryOptions +CaptureUserAgent",
+            "WSGIFreeThreading On",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+        assert!(!crate::render::strip_wsgi(&t).contains("WSGITelemetry"));
+        let c = f.config(&["app.wsgi", "--enable-telemetry"]).unwrap();
+        assert_eq!(c.services.last().unwrap().group, "service:telemetry");
+        assert_eq!(
+            c.python_requirements,
+            vec![(
+                "mod_wsgi.telemetry.server".to_string(),
+                "--enable-telemetry".to_string(),
+                "mod_wsgi-telemetry".to_string()
+            )]
+        );
+    }
 }
