@@ -19,11 +19,13 @@ use crate::logs::{self, Logs};
 use crate::module;
 use crate::proxy::{self, Proxying};
 use crate::python_opts::{self, PythonSettings};
-use crate::telemetry::{self, Telemetry};
+use crate::telemetry::Telemetry;
 use crate::vhost::{self, VirtualHosts};
 
 mod host;
+mod paths;
 mod rules;
+mod tools;
 
 pub use host::HostFacts;
 pub use rules::*;
@@ -56,32 +58,6 @@ pub struct ApacheModule {
     /// Absolute path of the `.so`.
     pub path: PathBuf,
 }
-/// The valid `LogLevel` values of Apache 2.4.
-pub const LOG_LEVELS: &[&str] = &[
-    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", "trace1", "trace2",
-    "trace3", "trace4", "trace5", "trace6", "trace7", "trace8",
-];
-
-/// Apache modules (besides the MPM and mod_wsgi) the configuration loads, by
-/// identifier and file name: those mod_wsgi-express always loads, so that
-/// include files written for it find `SetEnv`, `Header`, `RewriteRule`,
-/// `Order`/`Allow`, ... Compiled into Debian's apache2 and therefore never
-/// loaded: core, so, watchdog, http, log_config, logio, version, unixd.
-/// mod_reqtimeout, mod_ssl and mod_http2 are added when used.
-pub const REQUIRED_MODULES: &[(&str, &str)] = &[
-    ("access_compat_module", "mod_access_compat.so"),
-    ("authn_core_module", "mod_authn_core.so"),
-    ("authz_core_module", "mod_authz_core.so"),
-    ("authz_host_module", "mod_authz_host.so"),
-    ("mime_module", "mod_mime.so"),
-    ("rewrite_module", "mod_rewrite.so"),
-    ("alias_module", "mod_alias.so"),
-    ("dir_module", "mod_dir.so"),
-    ("env_module", "mod_env.so"),
-    ("headers_module", "mod_headers.so"),
-    ("filter_module", "mod_filter.so"),
-];
-
 /// Everything needed to write a server root and run Apache on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerConfig {
@@ -528,17 +504,7 @@ impl ServerConfig {
             cwd,
             host.path_env.as_deref(),
         )?;
-        // As mod_wsgi-express: debug mode takes the worker MPM (else
-        // prefork), whatever --server-mpm says; PHP 5 wants prefork.
-        let mpm = if debug.is_some() {
-            choose_mpm(&[Mpm::Worker, Mpm::Prefork], &modules_directory)?
-        } else if a.content.with_php5 {
-            choose_mpm(&[Mpm::Prefork], &modules_directory).map_err(|e| {
-                anyhow!("--with-php5 needs the prefork MPM (mod_php is not thread-safe): {e}")
-            })?
-        } else {
-            choose_mpm(&a.server_mpm, &modules_directory)?
-        };
+        let mpm = tools::choose_mpm(a, debug.is_some(), &modules_directory)?;
         let mut apache_modules = vec![ApacheModule {
             id: format!("mpm_{}_module", mpm.name()),
             path: modules_directory.join(format!("mod_mpm_{}.so", mpm.name())),
@@ -595,15 +561,7 @@ impl ServerConfig {
             daemon_child_threads(max_clients)
         };
         let sizing = if debug.is_some() {
-            MpmSizing {
-                start_servers: 1,
-                server_limit: 1,
-                threads_per_child: 1,
-                thread_limit: 1,
-                max_request_workers: 1,
-                min_spare: 1,
-                max_spare: 1,
-            }
+            MpmSizing::one()
         } else {
             mpm_sizing(mpm, a.processes, child_threads, max_clients)
         };
@@ -682,41 +640,12 @@ impl ServerConfig {
             Some(_) => daemon_opts::worker_fractions(sizing, mpm, &a.daemon),
             None => sizing,
         };
-        let service_names: Vec<String> = a
-            .service
-            .service_script
-            .chunks(2)
-            .map(|c| c[0].clone())
-            .collect();
-        let telemetry = telemetry::build(&a.telemetry, &server_root, &service_names)?;
-        let mut services = services;
-        if let Some(i) = &telemetry.ingester {
-            services.push(crate::service::Service {
-                group: "service:telemetry".into(),
-                script: i.script.clone(),
-                user: None,
-                unix_group: None,
-                error_log: None,
-            });
-        }
-        let mut python_requirements: Vec<(String, String, String)> = Vec::new();
-        if telemetry.ingester.is_some() {
-            python_requirements.push((
-                "mod_wsgi.telemetry.server".into(),
-                "--enable-telemetry".into(),
-                "mod_wsgi-telemetry".into(),
-            ));
-        }
-        if let Some(d) = &debug {
-            for (m, o, p) in d.python_requirements() {
-                python_requirements.push((m.into(), o.into(), p.into()));
-            }
-        }
-        let httpd_defines = if debug.is_some() {
-            vec!["ONE_PROCESS".to_string()]
-        } else {
-            Vec::new()
-        };
+        let tools::Tools {
+            telemetry,
+            services,
+            python_requirements,
+            httpd_defines,
+        } = tools::build(a, &server_root, services, debug.as_ref())?;
         // Debug mode: the generated handler loads and wraps the application.
         let (script, script_dir, script_name, callable_object) = match &debug {
             Some(d) => (
@@ -858,33 +787,6 @@ impl ServerConfig {
         };
         config.defines = compat::defines(&config, &mpms_present);
         Ok(config)
-    }
-
-    /// The paths Apache's children must be able to read, in the order they
-    /// are reported: Python installation directories, the application (the
-    /// script, or the working directory for a module), the working directory,
-    /// each `--python-path`, each `--url-alias` path, each `--add-handler`
-    /// script, the document root and
-    /// the server root (which holds `handler.wsgi`). Duplicates removed.
-    pub fn paths_children_read(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = Vec::new();
-        let mut push = |p: &Path| {
-            if !out.iter().any(|q| q == p) {
-                out.push(p.to_path_buf());
-            }
-        };
-        self.python_dirs.iter().for_each(|p| push(p));
-        match &self.app {
-            Application::Script { path } => push(path),
-            Application::Module { .. } => push(&self.working_directory),
-        }
-        push(&self.working_directory);
-        self.python_paths.iter().for_each(|p| push(p));
-        self.url_aliases.iter().for_each(|u| push(&u.path));
-        self.content.handlers.iter().for_each(|h| push(&h.script));
-        push(&self.document_root);
-        push(&self.server_root);
-        out
     }
 }
 

@@ -32,6 +32,21 @@ pub struct MpmSizing {
     pub max_spare: u32,
 }
 
+impl MpmSizing {
+    /// Debug mode's sizing: one child (Apache's one process) of one thread.
+    pub fn one() -> MpmSizing {
+        MpmSizing {
+            start_servers: 1,
+            server_limit: 1,
+            threads_per_child: 1,
+            thread_limit: 1,
+            max_request_workers: 1,
+            min_spare: 1,
+            max_spare: 1,
+        }
+    }
+}
+
 /// Default of `--max-clients` in daemon mode, as mod_wsgi-express's:
 /// `10 + max(10, 1.5 * processes * threads)`. Apache's children only relay
 /// there, and more of them than daemon threads hold queued requests without
@@ -422,3 +437,29 @@ pub fn document_root_rule(
         skip_server_status,
     })
 }
+
+/// The valid `LogLevel` values of Apache 2.4.
+pub const LOG_LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", "trace1", "trace2",
+    "trace3", "trace4", "trace5", "trace6", "trace7", "trace8",
+];
+
+/// Apache modules (besides the MPM and mod_wsgi) the configuration loads, by
+/// identifier and file name: those mod_wsgi-express always loads, so that
+/// include files written for it find `SetEnv`, `Header`, `RewriteRule`,
+/// `Order`/`Allow`, ... Compiled into Debian's apache2 and therefore never
+/// loaded: core, so, watchdog, http, log_config, logio, version, unixd.
+/// mod_reqtimeout, mod_ssl and mod_http2 are added when used.
+pub const REQUIRED_MODULES: &[(&str, &str)] = &[
+    ("access_compat_module", "mod_access_compat.so"),
+    ("authn_core_module", "mod_authn_core.so"),
+    ("authz_core_module", "mod_authz_core.so"),
+    ("authz_host_module", "mod_authz_host.so"),
+    ("mime_module", "mod_mime.so"),
+    ("rewrite_module", "mod_rewrite.so"),
+    ("alias_module", "mod_alias.so"),
+    ("dir_module", "mod_dir.so"),
+    ("env_module", "mod_env.so"),
+    ("headers_module", "mod_headers.so"),
+    ("filter_module", "mod_filter.so"),
+];
