@@ -47,11 +47,12 @@ def test_telemetry_options_reach_the_module(servers, ws):
                          "WSGISlowRequests 0.4", "WSGITelemetryOptions +CaptureUserAgent"):
                 assert line in conf, line
             assert srv.get("/n").status_code == 200
-            hits = listener.wait_for(lambda h, f: h["kind"] == KIND_REQUEST and f[20] > 0)
+            hits = listener.wait_for(lambda h, f: h["kind"] == KIND_REQUEST
+                                     and f["request_count"] > 0)
             assert hits, listener.got[-3:]
             _, f = hits[0]
-            assert f[11] == 0.5 and f[12] == 0.4  # telemetry_interval, slow threshold
-            assert f.get(2) == f"127.0.0.1:{srv.port}" or f.get(2) == f"localhost:{srv.port}"
+            assert f["telemetry_interval"] == 0.5 and f["slow_requests_threshold"] == 0.4
+            assert f.get("process_group") in (f"127.0.0.1:{srv.port}", f"localhost:{srv.port}")
             assert srv.get("/slow").status_code == 200
             assert listener.wait_for(lambda h, f: h["kind"] == KIND_SLOW), listener.got[-3:]
     finally:

@@ -2,45 +2,32 @@
 real Apache, embedded and in a daemon process group: the test binds a UNIX
 datagram socket, and every process serving requests sends it, each
 interval, a datagram in mod_wsgi 6's format (24-byte header 'WSGI', version
-1, kind, pid, seq, stamp; then id/type/value fields) with its request
+1, kind, pid, seq, stamp in seconds; then id/type/value fields; decoded here
+by mod_wsgi-telemetry's own wire.decode) with its request
 count, and one per slow request (completed over the threshold, or still
 running over it). configtest refuses bad arguments naming the directive."""
 import os
 import socket
-import struct
 import threading
 import time
 
 import pytest
+# The consumer's own decoder: mod_wsgi-telemetry (in the test venv) reads
+# what rwsgi sends exactly as it reads mod_wsgi's datagrams.
+from mod_wsgi.telemetry import wire
 
-T_U64, T_F64, T_BYTES, T_I32_ARRAY = 1, 2, 4, 5
-KIND_REQUEST, KIND_SLOW = 2, 4
+KIND_REQUEST, KIND_SLOW = wire.KIND_REQUEST, wire.KIND_SLOW_REQUEST
 
 
 def decode(data):
-    """(header dict, {field id: value}) of one datagram."""
-    magic, version, kind, flags, pid, seq, stamp = struct.unpack_from("<4sBBHIIQ", data)
-    assert magic == b"WSGI" and version == 1 and flags == 0
-    fields, pos = {}, 24
-    while pos < len(data):
-        fid, typ = struct.unpack_from("<HB", data, pos)
-        pos += 3
-        if typ == T_U64:
-            (v,), pos = struct.unpack_from("<Q", data, pos), pos + 8
-        elif typ == T_F64:
-            (v,), pos = struct.unpack_from("<d", data, pos), pos + 8
-        elif typ == T_BYTES:
-            (n,) = struct.unpack_from("<H", data, pos)
-            v, pos = data[pos + 2:pos + 2 + n].decode(), pos + 2 + n
-        elif typ == T_I32_ARRAY:
-            (n,) = struct.unpack_from("<H", data, pos)
-            v = list(struct.unpack_from(f"<{n}i", data, pos + 2))
-            pos += 2 + 4 * n
-        else:
-            raise AssertionError(f"unknown type {typ} of field {fid}")
-        fields[fid] = v
-    assert pos == len(data)
-    return {"kind": kind, "pid": pid, "seq": seq, "stamp": stamp}, fields
+    """(header dict, {field name: value}) of one datagram, decoded by
+    mod_wsgi-telemetry's wire.decode (byte strings as str)."""
+    sample = wire.decode(data)
+    assert sample.version == 1
+    unknown = [k for k in sample.fields if k.startswith("id")]
+    assert not unknown, f"field ids mod_wsgi-telemetry does not know: {unknown}"
+    fields = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in sample.fields.items()}
+    return {"kind": sample.kind, "pid": sample.pid, "seq": sample.seq, "stamp": sample.stamp}, fields
 
 
 class Listener:
@@ -107,28 +94,33 @@ def test_periodic_datagram_counts_requests(telemetry):
         r = srv.get(f"/n{i}")
         assert r.status_code == 200 and r.text == f"telemetry-app /n{i}"
     def counted():
-        return sum(f[20] for h, f in list(listener.got) if h["kind"] == KIND_REQUEST)
+        return sum(f["request_count"] for h, f in list(listener.got) if h["kind"] == KIND_REQUEST)
 
     deadline = time.monotonic() + 10
     while counted() < 5 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert counted() >= 5, [(h["pid"], h["kind"], f.get(20)) for h, f in listener.got]
-    hits = [(h, f) for h, f in list(listener.got) if h["kind"] == KIND_REQUEST and f[20] > 0]
+    assert counted() >= 5, [(h["pid"], h["kind"], f.get("request_count")) for h, f in listener.got]
+    hits = [(h, f) for h, f in list(listener.got) if h["kind"] == KIND_REQUEST and f["request_count"] > 0]
     h, f = hits[0]
-    assert f[11] == 0.5 and f[12] == 0.4  # telemetry_interval, slow threshold
+    assert f["telemetry_interval"] == 0.5 and f["slow_requests_threshold"] == 0.4
+    assert abs(h["stamp"] - time.time()) < 60  # seconds since the epoch
     # process_group: the daemon group's name; absent (empty) in embedded mode.
-    assert f.get(2, "") == ("tgrp" if srv.param == "daemon" else "")
-    assert f[1] == socket.gethostname()
-    assert f[40] > 0 and f[41] >= f[40]  # memory_rss, memory_max_rss
-    assert f[50] == 3  # request_threads_maximum
-    assert 0.3 < f[10] < 2.0  # sample_period
-    assert len(f[90]) == 3 and sum(f[90]) == f[20]  # per-slot request counts
-    assert f[83] >= 1  # output writes
+    assert f.get("process_group", "") == ("tgrp" if srv.param == "daemon" else "")
+    assert f["hostname"] == socket.gethostname()
+    assert f["python_version"].startswith("3.")
+    assert f["process_parent_pid"] == srv.pid()
+    assert f["memory_rss"] > 0 and f["memory_max_rss"] >= f["memory_rss"]
+    assert f["request_threads_maximum"] == 3
+    assert 0.3 < f["sample_period"] < 2.0
+    done = f["request_threads_completed"]
+    assert len(done) == 3 and sum(done) == f["request_count"]  # per-thread request counts
+    assert len(f["request_threads_busy_time"]) == 3 and all(0 <= t < 5 for t in f["request_threads_busy_time"])
+    assert f["output_writes_total"] >= 1
     # The same process numbers its datagrams 1, 2, 3...
     seqs = [hh["seq"] for hh, _ in listener.got if hh["pid"] == h["pid"]]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     if srv.param == "daemon":
-        assert 61 in f and 62 in f  # queue_time, daemon_time
+        assert "queue_time" in f and "daemon_time" in f
         cmdline = open(f"/proc/{h['pid']}/cmdline", "rb").read()
         assert b"(wsgi:tgrp)" in cmdline
 
@@ -139,17 +131,17 @@ def test_slow_request_reported_active_then_completed(telemetry):
     t0 = time.time()
     r = srv.get("/slow")
     assert r.status_code == 200
-    done = listener.wait_for(lambda h, f: h["kind"] == KIND_SLOW and f[100] == 1
-                             and f[101] >= (t0 - 1) * 1e6)
+    done = listener.wait_for(lambda h, f: h["kind"] == KIND_SLOW and f["slow_record_state"] == 1
+                             and f["slow_start_stamp"] >= t0 - 1)
     assert done, listener.got[mark:]
     _, f = done[0]
-    assert 0.7e6 <= f[102] < 5e6, f  # duration_us
-    assert f[103] >= 1 and f[112] > 0  # thread id, output bytes
+    assert 0.7 <= f["slow_duration"] < 5, f  # seconds
+    assert f["slow_thread_id"] >= 1 and f["slow_output_bytes"] > 0
     # Fast requests are not slow.
     srv.get("/fast")
     time.sleep(1.2)
-    slow_after = [f for h, f in listener.got[mark:] if h["kind"] == KIND_SLOW and f[100] == 1]
-    assert all(f[102] >= 0.4e6 for f in slow_after)
+    slow_after = [f for h, f in listener.got[mark:] if h["kind"] == KIND_SLOW and f["slow_record_state"] == 1]
+    assert all(f["slow_duration"] >= 0.4 for f in slow_after)
 
 
 def test_reporter_start_is_logged(telemetry):

@@ -154,11 +154,15 @@ pub const KIND_REQUEST: u8 = 2;
 /// Datagram kind: one slow request (active or completed).
 pub const KIND_SLOW_REQUEST: u8 = 4;
 
-/// Field ids of mod_wsgi's wire format (the ones rwsgi sends).
+/// Field ids of mod_wsgi 6's wire format, the ones rwsgi sends (the table
+/// of mod_wsgi's `wsgi_telemetry.h`, mirrored by mod_wsgi-telemetry's
+/// `wire.py`). Times are f64 seconds; counts are integers.
 pub mod field {
     #![allow(missing_docs)]
-    pub const HOSTNAME: u16 = 1;
-    pub const PROCESS_GROUP: u16 = 2;
+    pub const PYTHON_VERSION: u16 = 2;
+    pub const HOSTNAME: u16 = 5;
+    pub const PROCESS_GROUP: u16 = 6;
+    pub const PROCESS_PARENT_PID: u16 = 7;
     pub const SAMPLE_PERIOD: u16 = 10;
     pub const TELEMETRY_INTERVAL: u16 = 11;
     pub const SLOW_REQUESTS_THRESHOLD: u16 = 12;
@@ -177,31 +181,37 @@ pub mod field {
     pub const QUEUE_TIME: u16 = 61;
     pub const DAEMON_TIME: u16 = 62;
     pub const APPLICATION_TIME: u16 = 63;
-    pub const INPUT_BYTES_TOTAL: u16 = 80;
-    pub const INPUT_READS_TOTAL: u16 = 81;
-    pub const OUTPUT_BYTES_TOTAL: u16 = 82;
-    pub const OUTPUT_WRITES_TOTAL: u16 = 83;
-    pub const SLOT_REQUEST_COUNT: u16 = 90;
-    pub const SLOT_BUSY_TIME_US: u16 = 91;
-    pub const SLOT_CPU_TIME_US: u16 = 92;
-    pub const SLOT_CURRENT_ELAPSED_MS: u16 = 93;
-    pub const SLOT_MAX_DURATION_MS: u16 = 94;
-    pub const SLOW_STATE: u16 = 100;
-    pub const SLOW_START_STAMP_US: u16 = 101;
-    pub const SLOW_DURATION_US: u16 = 102;
-    pub const SLOW_THREAD_ID: u16 = 103;
-    pub const SLOW_INPUT_BYTES: u16 = 110;
-    pub const SLOW_INPUT_READS: u16 = 111;
-    pub const SLOW_OUTPUT_BYTES: u16 = 112;
-    pub const SLOW_OUTPUT_WRITES: u16 = 113;
-    pub const SLOW_CPU_USER_US: u16 = 114;
-    pub const SLOW_CPU_SYSTEM_US: u16 = 115;
+    pub const INPUT_BYTES_TOTAL: u16 = 100;
+    pub const INPUT_READS_TOTAL: u16 = 101;
+    pub const OUTPUT_BYTES_TOTAL: u16 = 102;
+    pub const OUTPUT_WRITES_TOTAL: u16 = 103;
+    /// i32 array: requests completed per worker thread in the interval.
+    pub const THREADS_COMPLETED: u16 = 110;
+    /// f64 arrays, seconds, per worker thread.
+    pub const THREADS_BUSY_TIME: u16 = 111;
+    pub const THREADS_CPU_TIME: u16 = 112;
+    pub const THREADS_CURRENT_ELAPSED: u16 = 113;
+    pub const THREADS_MAX_DURATION: u16 = 114;
+    pub const SLOW_STATE: u16 = 200;
+    /// f64 seconds since the epoch.
+    pub const SLOW_START_STAMP: u16 = 201;
+    /// f64 seconds.
+    pub const SLOW_DURATION: u16 = 202;
+    pub const SLOW_THREAD_ID: u16 = 203;
+    pub const SLOW_INPUT_BYTES: u16 = 230;
+    pub const SLOW_INPUT_READS: u16 = 231;
+    pub const SLOW_OUTPUT_BYTES: u16 = 232;
+    pub const SLOW_OUTPUT_WRITES: u16 = 233;
+    /// f64 seconds.
+    pub const SLOW_CPU_USER_TIME: u16 = 250;
+    pub const SLOW_CPU_SYSTEM_TIME: u16 = 251;
 }
 
 const T_U64: u8 = 0x01;
 const T_F64: u8 = 0x02;
 const T_BYTES: u8 = 0x04;
 const T_I32_ARRAY: u8 = 0x05;
+const T_F64_ARRAY: u8 = 0x06;
 
 /// Builds one datagram: [`Datagram::new`] writes the header, the `put_*`
 /// methods append fields, [`Datagram::bytes`] is the result.
@@ -209,7 +219,8 @@ pub struct Datagram(Vec<u8>);
 
 impl Datagram {
     /// The header: magic `WSGI`, version 1, `kind`, flags 0, `pid`, `seq`
-    /// (per process, from 1), `stamp_us` (microseconds since the epoch).
+    /// (per process, from 1), the stamp (`stamp_us`, microseconds since the
+    /// epoch, sent as f64 seconds as mod_wsgi sends it).
     pub fn new(kind: u8, pid: u32, seq: u32, stamp_us: u64) -> Datagram {
         let mut b = Vec::with_capacity(1024);
         b.extend_from_slice(b"WSGI");
@@ -218,7 +229,7 @@ impl Datagram {
         b.extend_from_slice(&0u16.to_le_bytes());
         b.extend_from_slice(&pid.to_le_bytes());
         b.extend_from_slice(&seq.to_le_bytes());
-        b.extend_from_slice(&stamp_us.to_le_bytes());
+        b.extend_from_slice(&(stamp_us as f64 / 1e6).to_bits().to_le_bytes());
         Datagram(b)
     }
 
@@ -249,6 +260,17 @@ impl Datagram {
         self.tag(id, T_BYTES);
         self.0.extend_from_slice(&(v.len() as u16).to_le_bytes());
         self.0.extend_from_slice(v);
+    }
+
+    /// An array of 64-bit floats (count-prefixed, at most 65535 kept).
+    pub fn put_f64_array(&mut self, id: u16, values: &[f64]) {
+        let values = &values[..values.len().min(u16::MAX as usize)];
+        self.tag(id, T_F64_ARRAY);
+        self.0
+            .extend_from_slice(&(values.len() as u16).to_le_bytes());
+        for v in values {
+            self.0.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
     }
 
     /// An array of signed 32-bit integers (count-prefixed, values clamped).
@@ -354,20 +376,25 @@ mod tests {
 
     #[test]
     fn datagram_layout() {
-        let mut d = Datagram::new(KIND_REQUEST, 7, 3, 0x0102);
+        // 1.5 s after the epoch, as mod_wsgi-telemetry's wire.py reads it:
+        // header "<4sBBHIId", then id u16, type u8, value.
+        let mut d = Datagram::new(KIND_REQUEST, 7, 3, 1_500_000);
         d.put_u64(field::REQUEST_COUNT, 5);
         d.put_bytes(field::HOSTNAME, b"h");
         d.put_bytes(field::PROCESS_GROUP, b"");
-        d.put_i32_array(field::SLOT_REQUEST_COUNT, &[1, -1]);
+        d.put_i32_array(field::THREADS_COMPLETED, &[1, -1]);
+        d.put_f64_array(field::THREADS_BUSY_TIME, &[0.25]);
         let b = d.bytes();
         assert_eq!(&b[..8], b"WSGI\x01\x02\x00\x00");
         assert_eq!(&b[8..12], &7u32.to_le_bytes());
         assert_eq!(&b[12..16], &3u32.to_le_bytes());
-        assert_eq!(&b[16..24], &0x0102u64.to_le_bytes());
+        assert_eq!(&b[16..24], &1.5f64.to_bits().to_le_bytes());
         assert_eq!(&b[24..27], &[20, 0, 1]);
         assert_eq!(&b[27..35], &5u64.to_le_bytes());
-        assert_eq!(&b[35..41], &[1, 0, 4, 1, 0, b'h']);
-        assert_eq!(&b[41..46], &[90, 0, 5, 2, 0]);
-        assert_eq!(b.len(), 46 + 8);
+        assert_eq!(&b[35..41], &[5, 0, 4, 1, 0, b'h']);
+        assert_eq!(&b[41..46], &[110, 0, 5, 2, 0]);
+        assert_eq!(&b[54..59], &[111, 0, 6, 1, 0]);
+        assert_eq!(&b[59..67], &0.25f64.to_bits().to_le_bytes());
+        assert_eq!(b.len(), 67);
     }
 }

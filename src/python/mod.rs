@@ -47,6 +47,15 @@ pub const BUILD_PY_EXECUTABLE: &str = env!("RWSGI_BUILD_PY_EXECUTABLE");
 /// whose Python-visible interface rwsgi follows).
 pub const MOD_WSGI_VERSION: (i64, i64, i64) = (5, 0, 0);
 
+/// This Python's version, e.g. `3.11.2` (the first word of
+/// `Py_GetVersion()`, i.e. of `sys.version`).
+pub fn version_string() -> String {
+    // SAFETY: Py_GetVersion returns a static NUL-terminated string and may
+    // be called at any time.
+    let v = unsafe { CStr::from_ptr(Py_GetVersion()) }.to_string_lossy();
+    v.split_whitespace().next().unwrap_or("").to_string()
+}
+
 /// Checks that the libpython mapped into this process is the one the module
 /// was built for, by path (dladdr of `Py_GetVersion`) and by version.
 ///

@@ -105,6 +105,8 @@ pub fn start(process_group: &str, server: *const ffi::server_rec) {
         options: cfg.options,
         group: process_group.to_string(),
         hostname: hostname(),
+        python_version: crate::python::version_string(),
+        parent_pid: nix::unistd::getppid().as_raw() as u32,
     };
     let spawned = std::thread::Builder::new()
         .name("wsgi-telemetry".into())
@@ -129,6 +131,10 @@ struct Reporter {
     options: u32,
     group: String,
     hostname: String,
+    /// `sys.version`'s first word (mod_wsgi's python_version field).
+    python_version: String,
+    /// The Apache parent (mod_wsgi's process_parent_pid).
+    parent_pid: u32,
 }
 
 impl Reporter {
@@ -176,8 +182,10 @@ impl Reporter {
         let period = period_us / 1e6;
         let max_threads = metrics::max_threads().max(1);
         let mut d = Self::header(KIND_REQUEST, now);
+        d.put_bytes(f::PYTHON_VERSION, self.python_version.as_bytes());
         d.put_bytes(f::HOSTNAME, self.hostname.as_bytes());
         d.put_bytes(f::PROCESS_GROUP, self.group.as_bytes());
+        d.put_u64(f::PROCESS_PARENT_PID, self.parent_pid as u64);
         d.put_f64(f::SAMPLE_PERIOD, period);
         d.put_f64(f::TELEMETRY_INTERVAL, self.interval);
         d.put_f64(f::SLOW_REQUESTS_THRESHOLD, self.slow_us as f64 / 1e6);
@@ -221,14 +229,16 @@ impl Reporter {
         d.put_u64(f::OUTPUT_BYTES_TOTAL, iv.output.0);
         d.put_u64(f::OUTPUT_WRITES_TOTAL, iv.output.1);
         if !iv.slots.is_empty() {
-            let col = |g: &dyn Fn(&metrics::Slot) -> u64| -> Vec<i64> {
-                iv.slots.iter().map(|s| g(s) as i64).collect()
+            let completed: Vec<i64> = iv.slots.iter().map(|s| s.completed as i64).collect();
+            d.put_i32_array(f::THREADS_COMPLETED, &completed);
+            // mod_wsgi's per-thread times: f64 seconds.
+            let secs = |g: &dyn Fn(&metrics::Slot) -> u64| -> Vec<f64> {
+                iv.slots.iter().map(|s| g(s) as f64 / 1e6).collect()
             };
-            d.put_i32_array(f::SLOT_REQUEST_COUNT, &col(&|s| s.completed));
-            d.put_i32_array(f::SLOT_BUSY_TIME_US, &col(&|s| s.busy_us));
-            d.put_i32_array(f::SLOT_CPU_TIME_US, &col(&|s| s.cpu_us));
-            d.put_i32_array(f::SLOT_CURRENT_ELAPSED_MS, &col(&|s| s.current_us / 1000));
-            d.put_i32_array(f::SLOT_MAX_DURATION_MS, &col(&|s| s.max_duration_us / 1000));
+            d.put_f64_array(f::THREADS_BUSY_TIME, &secs(&|s| s.busy_us));
+            d.put_f64_array(f::THREADS_CPU_TIME, &secs(&|s| s.cpu_us));
+            d.put_f64_array(f::THREADS_CURRENT_ELAPSED, &secs(&|s| s.current_us));
+            d.put_f64_array(f::THREADS_MAX_DURATION, &secs(&|s| s.max_duration_us));
         }
         self.send(&d);
         if self.slow_us == 0 {
@@ -256,15 +266,15 @@ impl Reporter {
         for s in done.into_iter().chain(active) {
             let mut d = Self::header(KIND_SLOW_REQUEST, wall);
             d.put_u64(f::SLOW_STATE, s.completed as u64);
-            d.put_u64(f::SLOW_START_STAMP_US, s.start_us);
-            d.put_u64(f::SLOW_DURATION_US, s.duration_us);
+            d.put_f64(f::SLOW_START_STAMP, s.start_us as f64 / 1e6);
+            d.put_f64(f::SLOW_DURATION, s.duration_us as f64 / 1e6);
             d.put_u64(f::SLOW_THREAD_ID, s.thread_id as u64);
             d.put_u64(f::SLOW_INPUT_BYTES, s.input.0);
             d.put_u64(f::SLOW_INPUT_READS, s.input.1);
             d.put_u64(f::SLOW_OUTPUT_BYTES, s.output.0);
             d.put_u64(f::SLOW_OUTPUT_WRITES, s.output.1);
-            d.put_u64(f::SLOW_CPU_USER_US, s.cpu.0);
-            d.put_u64(f::SLOW_CPU_SYSTEM_US, s.cpu.1);
+            d.put_f64(f::SLOW_CPU_USER_TIME, s.cpu.0 as f64 / 1e6);
+            d.put_f64(f::SLOW_CPU_SYSTEM_TIME, s.cpu.1 as f64 / 1e6);
             self.send(&d);
         }
     }
