@@ -475,8 +475,10 @@ def test_sdist_holds_the_cargo_workspace(venv):
     import tarfile
     with tarfile.open(sdist) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    # README.md and docs/: rwsgi-express compiles them in (--enable-docs).
     tracked = run(["git", "-C", REPO, "ls-files", "Cargo.toml", "Cargo.lock", "build.rs",
-                   "src", "core", "wrapper", "apache", "python", "setup.py", "pyproject.toml"])
+                   "src", "core", "wrapper", "apache", "python", "setup.py", "pyproject.toml",
+                   "README.md", "docs"])
     assert tracked.returncode == 0, tracked.stdout
     missing = [f for f in tracked.stdout.split() if f not in names]
     assert not missing, missing
