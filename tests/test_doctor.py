@@ -23,6 +23,7 @@ from conftest import (
     APACHE_GROUP, APACHE_USER, _apache_env, express_path, free_port, pid_alive, port_open,
     python_home, run, wait_until,
 )
+from test_express_https import openssl
 
 MODULE_PYTHON = Path("/usr/bin/python3.11")
 
@@ -275,12 +276,6 @@ def test_port_in_use(apps, ws):
 
 
 # ------------------------------------------------------------- certificates
-
-
-def openssl(*args):
-    proc = subprocess.run(["openssl", *map(str, args)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=60)
-    assert proc.returncode == 0, proc.stdout.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
