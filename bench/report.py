@@ -178,6 +178,7 @@ def goals(data):
     add("express daemon hello c16: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "hello16", 2.00)
     add("express daemon hello c64: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "hello64", 2.00)
     add("rwsgi daemon/embedded hello c16", "rwsgi-express-daemon", "rwsgi-express", "hello16", 0.70)
+    add("rwsgi daemon/embedded hello c64", "rwsgi-express-daemon", "rwsgi-express-c64", "hello64", 0.70)
     add("express daemon 64 KiB response: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "r64k", 2.00)
     add("express daemon 64 KiB POST echo: rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon", "post64k", 2.00)
     add("express daemon Flask JSON (20 items): rwsgi/mod_wsgi", "rwsgi-express-daemon", "mod_wsgi-express-daemon",
@@ -191,6 +192,8 @@ def goals(data):
                      f"{fmt_int(a['daemon_per_request'])} vs {fmt_int(b['per_request'])} = "
                      f"{fmt_int(b['apache_per_request'])} + {fmt_int(b['daemon_per_request'])} Ir)")
     add("module alone 1 MiB wsgi.file_wrapper: rwsgi/apache-static-1m", "rwsgi-alone", "apache-static", "file1m", 0.90)
+    add("express daemon 1 MiB wsgi.file_wrapper: rwsgi/apache-static-1m", "rwsgi-express-daemon", "apache-static",
+        "file1m", 0.80)
     for a, b, label in (("rwsgi-express", "mod_wsgi-express", "express embedded"),
                         ("rwsgi-alone", "mod_wsgi-alone", "module alone"),
                         ("rwsgi-express-daemon", "mod_wsgi-express-daemon", "express daemon, Apache + daemons")):
@@ -378,9 +381,13 @@ keep idle connections without a thread each and use their single 2 × 15
 instance for every workload (mod_wsgi-express sizes the Apache in front of
 its daemons itself, from `--max-clients`, whose default grows with
 processes × threads). rwsgi-express in daemon mode has one 2 × 15 instance
-too, as `--processes 2 --threads 15` is the comparison; its Apache gets
-`ThreadsPerChild 15`, `MaxRequestWorkers 30`, which is why its hello c64
-row reconnects (flagged) where mod_wsgi-express's does not. Even at 16 connections a child of 15 threads
+too, as `--processes 2 --threads 15` is the comparison. Both size the Apache
+in front of the daemons alike (`--max-clients` 55: 4 children of 18 relaying
+threads, `MaxRequestWorkers 72`); mod_wsgi-express starts one child and adds
+the others as threads run out, and while the first child holds more of the
+64 kept-alive connections than it has threads, the event MPM closes some
+(read errors, flagged), whereas rwsgi-express starts all four at once (see
+docs/express.md, MPM sizing). Even at 16 connections a child of 15 threads
 can briefly hold 16 connections, which shows as a rare read error.
 
 `conns` counts wrk's connections plus one (wrk opens a connection to check
