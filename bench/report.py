@@ -382,11 +382,11 @@ instance for every workload (mod_wsgi-express sizes the Apache in front of
 its daemons itself, from `--max-clients`, whose default grows with
 processes × threads). rwsgi-express in daemon mode has one 2 × 15 instance
 too, as `--processes 2 --threads 15` is the comparison. Both size the Apache
-in front of the daemons alike (`--max-clients` 55: 4 children of 18 relaying
-threads, `MaxRequestWorkers 72`); mod_wsgi-express starts one child and adds
-the others as threads run out, and while the first child holds more of the
-64 kept-alive connections than it has threads, the event MPM closes some
-(read errors, flagged), whereas rwsgi-express starts all four at once (see
+in front of the daemons alike (`--max-clients` 55, `MaxRequestWorkers 72`),
+but mod_wsgi-express in children of 18 relaying threads, one started and
+the others added as threads run out: while the first child holds more of
+the 64 kept-alive connections than it has threads, the event MPM closes
+some (read errors, flagged). rwsgi-express starts two children of 36 (see
 docs/express.md, MPM sizing). Even at 16 connections a child of 15 threads
 can briefly hold 16 connections, which shows as a rare read error.
 
