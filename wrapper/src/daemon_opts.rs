@@ -361,8 +361,8 @@ pub fn socket_prefix(dir: Option<&Path>, cwd: &Path) -> Result<Option<PathBuf>> 
 
 /// The Apache children's spare-worker directives with mod_wsgi-express's
 /// `--initial-workers`, `--minimum-spare-workers`, `--maximum-spare-workers`
-/// (daemon mode, where they always apply: mod_wsgi-express's defaults for
-/// those not given).
+/// (daemon mode: mod_wsgi-express's defaults for those not given; with none
+/// given, event/worker get `two_relaying_children` instead).
 ///
 /// The fractions are of `--max-clients`, counted in whole children for
 /// event/worker: with `n = ServerLimit` children of `t = ThreadsPerChild`
@@ -379,7 +379,7 @@ pub fn worker_fractions(s: MpmSizing, mpm: Mpm, d: &DaemonArgs) -> MpmSizing {
         || d.minimum_spare_workers.is_some()
         || d.maximum_spare_workers.is_some();
     if !given && mpm != Mpm::Prefork {
-        return all_children_up_front(s, mpm);
+        return two_relaying_children(s, mpm);
     }
     let (initial_default, max_default) = match mpm {
         Mpm::Prefork => (0.05, 0.1),
@@ -429,7 +429,7 @@ pub fn worker_fractions(s: MpmSizing, mpm: Mpm, d: &DaemonArgs) -> MpmSizing {
 /// of a worker (measured at 64 clients on 2 x 15: about 600 to 1,000 closed
 /// connections in 4 s, none with two children of 36 threads). Four children
 /// of 18 threads all started closed about 20 and cost 10 MiB more RSS.
-fn all_children_up_front(s: MpmSizing, mpm: Mpm) -> MpmSizing {
+fn two_relaying_children(s: MpmSizing, mpm: Mpm) -> MpmSizing {
     let threads = s.max_request_workers.div_ceil(2).max(1);
     MpmSizing {
         start_servers: 2,

@@ -280,7 +280,7 @@ pub fn summary(c: &ServerConfig) -> String {
         "Server Capacity    : {} ({} MPM, {} child process(es) at most)",
         c.sizing.max_request_workers,
         c.mpm.name(),
-        c.sizing.max_request_workers / c.sizing.threads_per_child.max(1)
+        c.sizing.active_children()
     ));
     lines.push(format!(
         "Server Backlog     : {} (connections)",

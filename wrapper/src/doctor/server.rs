@@ -229,7 +229,7 @@ pub fn mpm(c: &ServerConfig) -> Finding {
         "mpm",
         format!(
             "{name} MPM: up to {} child(ren) x {} thread(s), MaxRequestWorkers {}, {app}",
-            s.max_request_workers / s.threads_per_child.max(1),
+            s.active_children(),
             s.threads_per_child,
             s.max_request_workers
         ),

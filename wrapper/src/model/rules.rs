@@ -33,6 +33,13 @@ pub struct MpmSizing {
 }
 
 impl MpmSizing {
+    /// Children serving at once: `MaxRequestWorkers / ThreadsPerChild`
+    /// (`ServerLimit` may be higher, with room for children finishing
+    /// their requests after a graceful restart).
+    pub fn active_children(&self) -> u32 {
+        self.max_request_workers / self.threads_per_child.max(1)
+    }
+
     /// Debug mode's sizing: one child (Apache's one process) of one thread.
     pub fn one() -> MpmSizing {
         MpmSizing {
