@@ -27,7 +27,7 @@ fn reencode(frame: &Frame<'_>) -> Vec<u8> {
         Frame::Hello { pid } => e.hello(*pid),
         Frame::Failed { reason, message } => e.failed(*reason, message),
         Frame::File { offset, length } => e.file(*offset, *length),
-        Frame::FileReply { taken } => e.file_reply(*taken),
+        Frame::FileRefused => e.file_refused(),
     }
     e.buf
 }

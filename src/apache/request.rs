@@ -469,13 +469,25 @@ impl ApacheWriter {
     /// written or dropped (its EOR bucket), even when the file bucket was
     /// set aside for write completion. Daemon mode's relay of a File frame;
     /// `offset + len` must lie within the file. Apache's `EnableSendfile`
-    /// alone decides whether sendfile() sends it (WSGIEnableSendfile is for
-    /// the file buckets of embedded mode's `wsgi.file_wrapper`, as mod_wsgi).
+    /// alone decides whether sendfile() sends it, as for a static file
+    /// (WSGIEnableSendfile is for the file buckets of embedded mode's
+    /// `wsgi.file_wrapper`, as mod_wsgi); else Apache memory-maps or reads it.
     pub fn file_owned(&mut self, fd: OwnedFd, offset: u64, len: u64) {
         let raw = fd.as_raw_fd();
         // SAFETY: the request is live; the pool outlives the bucket.
         unsafe { crate::apache::pool_box((*self.r).pool, fd) };
-        self.insert_file(raw, offset, len, true);
+        let sendfile = self.core_sendfile();
+        self.insert_file(raw, offset, len, sendfile);
+    }
+
+    /// Apache's `EnableSendfile` for this request (core_dir_config; Off
+    /// unless set). A file bucket goes out with sendfile() only when its
+    /// file carries APR's sendfile flag, which Apache's own handler sets
+    /// from this directive: a module must do the same.
+    fn core_sendfile(&self) -> bool {
+        // SAFETY: the request is live; its per-directory config includes
+        // the core module's.
+        unsafe { ffi::rwsgi_enable_sendfile(self.r) != 0 }
     }
 
     /// A file bucket of `len` bytes of `fd` from `offset`, sendfile()
@@ -632,8 +644,9 @@ impl ResponseWriter for ApacheWriter {
     fn file(&mut self, fd: i32, offset: u64, len: u64) -> bool {
         // WSGIEnableSendfile: without it Apache reads the file and writes
         // its bytes (mod_wsgi's default); with it the kernel's sendfile()
-        // may send it (if Apache's EnableSendfile allows too).
-        self.insert_file(fd, offset, len, self.sendfile)
+        // may send it, if Apache's EnableSendfile allows too.
+        let sendfile = self.sendfile && self.core_sendfile();
+        self.insert_file(fd, offset, len, sendfile)
     }
 
     fn send(&mut self, finish: Finish) -> Result<(), Gone> {

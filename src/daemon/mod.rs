@@ -6,6 +6,7 @@
 //! the wire protocol of `rwsgi_core::wire` (docs/daemon-protocol.md).
 
 pub mod identity;
+pub mod lend;
 pub mod pool;
 pub mod process;
 pub mod relay;
@@ -253,13 +254,19 @@ impl Conn {
         self.reader
             .read_exact(&mut self.frame[wire::HEADER_LEN..])
             .map_err(FrameError::Io)?;
-        // A File frame's descriptor came with its first byte; any other
-        // that came with this frame's bytes or earlier ones is closed.
+        // A File frame's descriptor came with its first byte or with the
+        // frames of the response before it (one sendmsg); what no File
+        // frame claimed is closed when the response ends (File ends it too).
         let fds = self.reader.get_mut();
         if head[0] == wire::kind::FILE {
             self.file_fd = Some(fds.take_fd(start));
         }
-        fds.discard_through(start + self.frame.len() as u64);
+        if matches!(
+            head[0],
+            wire::kind::FILE | wire::kind::END | wire::kind::FAILED | wire::kind::HELLO
+        ) {
+            fds.discard_through(start + self.frame.len() as u64);
+        }
         Ok(head[0])
     }
 
@@ -300,7 +307,8 @@ impl Conn {
         s.write_all(bytes)
     }
 
-    /// Writes one encoded File frame with `fd` attached (SCM_RIGHTS).
+    /// Writes encoded frames ending with a File frame, `fd` attached
+    /// (SCM_RIGHTS).
     /// Errors: [`SendFdError::NotPassed`] when nothing was sent (send the
     /// region another way), else the connection is unusable.
     pub fn send_with_fd(&mut self, frame: &[u8], fd: BorrowedFd<'_>) -> Result<(), SendFdError> {

@@ -65,6 +65,10 @@ pub struct Pool {
     maximum_requests: u64,
     /// Why the process ends itself, a [`Recycle`] value.
     pub recycle: std::sync::atomic::AtomicU8,
+    /// When the pool was made, and when (ms after it) copies of passed
+    /// descriptors are next looked at (`lend`: closed after the hold time).
+    born: Instant,
+    next_lent_sweep_ms: std::sync::atomic::AtomicU64,
 }
 
 /// epoll data of the listening socket (connections use their descriptor).
@@ -111,6 +115,39 @@ impl Pool {
             send_buffer: group.config.send_buffer_size,
             maximum_requests: group.config.maximum_requests as u64,
             recycle: std::sync::atomic::AtomicU8::new(Recycle::NONE),
+            born: Instant::now(),
+            next_lent_sweep_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Closes the copies of passed descriptors (`lend`) kept longer than
+    /// [`super::lend::HOLD`] on connections not being served: an idle pooled
+    /// connection must not keep a served file open. Looks at most once a
+    /// second; otherwise one atomic load.
+    fn sweep_lent(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let next = self.next_lent_sweep_ms.load(Ordering::Relaxed);
+        if now < next
+            || self
+                .next_lent_sweep_ms
+                .compare_exchange(next, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let conns: Vec<SharedConn> = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for c in conns {
+            if let Ok(mut st) = c.try_lock() {
+                if st.lent.as_ref().is_some_and(|l| l.expired()) {
+                    st.lent = None;
+                }
+            }
         }
     }
 
@@ -198,7 +235,7 @@ impl Pool {
         let Some(conn) = conn else { return };
         let ok = {
             let mut st = conn.lock().unwrap_or_else(|e| e.into_inner());
-            serve::refuse_busy(&mut st.conn)
+            serve::refuse_busy(&mut st, std::ptr::null(), &self.group)
         };
         if ok {
             self.arm(fd);
@@ -237,6 +274,7 @@ impl Pool {
                 Err(_) => return,
             };
             if n == 0 {
+                self.sweep_lent();
                 continue;
             }
             let ev = events[0];
@@ -342,7 +380,9 @@ impl Pool {
         loop {
             if self.stopping.load(Ordering::Relaxed) {
                 serve::refuse_for_shutdown(
-                    &mut conn.lock().unwrap_or_else(|e| e.into_inner()).conn,
+                    &mut conn.lock().unwrap_or_else(|e| e.into_inner()),
+                    cx.server,
+                    &self.group,
                 );
                 keep = false;
                 break;
@@ -351,7 +391,11 @@ impl Pool {
                 Some((Instant::now(), Arc::clone(&conn)));
             let served = serve::serve_one(&conn, cx);
             self.active.lock().unwrap_or_else(|e| e.into_inner())[worker] = None;
-            let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+            let done = if served.request {
+                self.done.fetch_add(1, Ordering::SeqCst) + 1
+            } else {
+                0
+            };
             if self.maximum_requests > 0 && done == self.maximum_requests {
                 apache::log_s(
                     cx.server,
@@ -365,7 +409,7 @@ impl Pool {
                 );
                 recycle(self, Recycle::MAX_REQUESTS);
             }
-            if !served {
+            if !served.keep {
                 keep = false;
                 break;
             }
@@ -379,6 +423,7 @@ impl Pool {
             }
         }
         drop(conn);
+        self.sweep_lent();
         // Free before the connection can raise its next event, so that
         // event finds this thread free, not "busy".
         self.busy.fetch_sub(1, Ordering::SeqCst);
@@ -432,7 +477,7 @@ impl Pool {
                         sockopt::ReceiveTimeout,
                         &nix::sys::time::TimeVal::new(1, 0),
                     );
-                    serve::refuse_for_shutdown(&mut st.conn);
+                    serve::refuse_for_shutdown(&mut st, std::ptr::null(), &self.group);
                 }
                 let _ = st.conn.stream().shutdown(std::net::Shutdown::Both);
             }

@@ -441,53 +441,44 @@ unsafe fn relay(
                 }
             }
             Frame::File { offset, length } => {
-                // Answered at once (the daemon waits, and closes its copy
-                // of the descriptor after): taken, or not, and then the
-                // daemon sends the bytes instead.
+                // It ends the response. Only a refusal is answered: then the
+                // daemon sends the region as Data frames, and End.
                 let usable = match pooled.conn.take_file_fd() {
                     Ok(fd) if started => fds::check_region(fd.as_fd(), offset, length).map(|()| fd),
                     Ok(_) => Err("the response has not started".to_string()),
                     Err(why) => Err(why.to_string()),
                 };
-                let mut enc = Encoder::new();
-                enc.file_reply(usable.is_ok());
-                if let Err(e) = pooled.conn.write_all(&enc.buf) {
-                    return daemon_failed(
-                        r,
-                        group,
-                        pooled.pid,
-                        script,
-                        &FrameError::Io(e),
-                        started,
-                    );
-                }
                 match usable {
                     Ok(fd) => {
                         writer.file_owned(fd, offset, length);
                         relayed += length;
-                        if writer.pass_plain().is_err() {
-                            log.log(
-                                Level::Info,
-                                &format!("RWSGI0026: client closed the connection while {script:?} was sending its response; output stopped"),
+                        return finish(r, &mut writer, declared, relayed);
+                    }
+                    Err(why) => {
+                        log.log(
+                            Level::Info,
+                            &format!("RWSGI0060: the descriptor of a file region of {length} bytes from daemon process {} of group {name:?} was not taken ({why}); the daemon sends the bytes instead", pooled.pid),
+                        );
+                        let mut enc = Encoder::new();
+                        enc.file_refused();
+                        if let Err(e) = pooled.conn.write_all(&enc.buf) {
+                            return daemon_failed(
+                                r,
+                                group,
+                                pooled.pid,
+                                script,
+                                &FrameError::Io(e),
+                                started,
                             );
-                            return Relayed::Done { keep: false };
                         }
                     }
-                    Err(why) => log.log(
-                        Level::Info,
-                        &format!("RWSGI0060: the descriptor of a file region of {length} bytes from daemon process {} of group {name:?} was not taken ({why}); the daemon sends the bytes instead", pooled.pid),
-                    ),
                 }
             }
             Frame::End => {
                 if !started {
                     return Relayed::Status(ffi::HTTP_BAD_GATEWAY as c_int);
                 }
-                if declared.is_some_and(|cl| relayed < cl) && (*r).header_only == 0 {
-                    writer.close_connection();
-                }
-                let _ = writer.send(Finish::Eos);
-                return Relayed::Done { keep: true };
+                return finish(r, &mut writer, declared, relayed);
             }
             Frame::Failed { reason, message } => {
                 if reason == FailReason::Shutdown && !started {
@@ -554,6 +545,24 @@ unsafe fn relay(
             }
         }
     }
+}
+
+/// Ends a response the daemon completed (End, or a File frame taken):
+/// what is left goes down with EOS, so a file bucket is written with the
+/// rest of the response (event MPM: write completion, not this thread);
+/// a body shorter than its Content-Length closes the client connection
+/// after it.
+unsafe fn finish(
+    r: *mut ffi::request_rec,
+    writer: &mut ApacheWriter,
+    declared: Option<u64>,
+    relayed: u64,
+) -> Relayed {
+    if declared.is_some_and(|cl| relayed < cl) && (*r).header_only == 0 {
+        writer.close_connection();
+    }
+    let _ = writer.send(Finish::Eos);
+    Relayed::Done { keep: true }
 }
 
 /// Whether the daemon connection has data to read within `wait`.

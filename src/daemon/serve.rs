@@ -4,11 +4,13 @@
 //! ([`DaemonWriter`]); the WSGI core is the one embedded mode uses.
 //!
 //! A file region (`wsgi.file_wrapper` on a real file) goes as a File frame
-//! with the file's descriptor attached (SCM_RIGHTS): the Apache child sends
-//! it with a file bucket, so the file's bytes never cross the socket. When
-//! the descriptor cannot be passed (too many in flight, or the child could
-//! not take it and says so), the region goes as Data frames read here.
+//! with the file's descriptor attached (SCM_RIGHTS), which ends the
+//! response: the Apache child sends it with a file bucket, so the file's
+//! bytes never cross the socket. When the descriptor cannot be passed (too
+//! many in flight), or the child could not take it and says so later
+//! (`lend`), the region goes as Data frames read here.
 
+use super::lend::{self, Lent, Stop};
 use super::{Conn, FrameError, Group, BLOCK};
 use crate::apache::{ClientTag, LogTarget};
 use crate::ffi;
@@ -16,7 +18,7 @@ use crate::python::{self, GilGuard, Runtime};
 use crate::wsgi::environ::{format_decimal, Source};
 use crate::wsgi::transport::{BodyReader, Finish, Gone, Header, ResponseWriter};
 use crate::wsgi::{self, Outcome};
-use rwsgi_core::wire::fds::{self as wire_fds, SendFdError};
+use rwsgi_core::wire::fds::SendFdError;
 use rwsgi_core::wire::{self, Encoder, FailReason, Frame};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +41,9 @@ pub struct ConnState {
     /// how many of them were.
     pub pending: Vec<u8>,
     pub pending_at: usize,
+    /// A copy of the descriptor of the File frame that ended the last
+    /// response, until the child shows it took its own (`lend`).
+    pub lent: Option<Lent>,
 }
 
 impl ConnState {
@@ -50,6 +55,7 @@ impl ConnState {
             pushed_open: false,
             pending: Vec::new(),
             pending_at: 0,
+            lent: None,
         }
     }
 }
@@ -110,14 +116,35 @@ fn last_value<'a>(pairs: &[(&'a [u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8
         .map(|(_, v)| *v)
 }
 
-/// Serves the request whose Request frame is next on `shared`. Returns
-/// whether the connection can serve another request.
-pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
+/// What [`serve_one`] did.
+pub struct Served {
+    /// Whether a request was served (else a refused file region was sent).
+    pub request: bool,
+    /// Whether the connection can serve another request.
+    pub keep: bool,
+}
+
+/// Serves what is next on `shared`: a request (its Request frame), or the
+/// region of the last response's file when the child refused its
+/// descriptor (FileRefused).
+pub fn serve_one(shared: &SharedConn, cx: &Context) -> Served {
+    let no_request = |keep| Served {
+        request: false,
+        keep,
+    };
     let bytes = {
         let mut st = lock(shared);
         match st.conn.read_frame_bytes() {
-            // Decoded once, by serve_request, which keeps the bytes.
-            Ok(wire::kind::REQUEST) => st.conn.take_frame(),
+            // Decoded once, by serve_request, which keeps the bytes. The
+            // child took the last File frame's descriptor, if one was sent.
+            Ok(wire::kind::REQUEST) => {
+                st.lent = None;
+                st.conn.take_frame()
+            }
+            Ok(wire::kind::FILE_REFUSED) => {
+                let keep = answer_refusal(&mut st, cx.server, &cx.group.config.name);
+                return no_request(keep);
+            }
             Ok(_) => {
                 let other = match st.conn.last_frame() {
                     Ok(f) => format!("{f:?}"),
@@ -126,9 +153,9 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
                 let msg = format!("RWSGI0041: daemon process of group {:?} got a {other} frame where a request must start; connection closed", cx.group.config.name);
                 LogTarget::Client(cx.server, ClientTag::new(b"-"))
                     .log(crate::apache::Level::Error, &msg);
-                return false;
+                return no_request(false);
             }
-            Err(FrameError::Closed) => return false,
+            Err(FrameError::Closed) => return no_request(false),
             Err(e) => {
                 LogTarget::Client(cx.server, ClientTag::new(b"-")).log(
                     crate::apache::Level::Error,
@@ -137,7 +164,7 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
                         cx.group.config.name
                     ),
                 );
-                return false;
+                return no_request(false);
             }
         }
     };
@@ -155,7 +182,22 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> bool {
     st.pending.clear();
     st.pending_at = 0;
     st.conn.give_back_frame(bytes);
-    more
+    Served {
+        request: true,
+        keep: more,
+    }
+}
+
+/// Answers the FileRefused frame just read on `st` (see `lend`). Returns
+/// whether the connection is usable.
+fn answer_refusal(st: &mut ConnState, server: *const ffi::server_rec, group: &str) -> bool {
+    let lent = st.lent.take();
+    lend::answer_refusal(
+        &mut st.conn,
+        lent,
+        group,
+        &LogTarget::Client(server, ClientTag::new(b"-")),
+    )
 }
 
 /// Serves the request whose Request frame is `bytes`. Returns whether the
@@ -248,7 +290,7 @@ fn serve_request(shared: &SharedConn, cx: &Context, bytes: &[u8]) -> bool {
             enc: super::ThreadEncoder::take(),
             last_data: None,
             aborted: false,
-            files: Vec::new(),
+            file: None,
             log,
         }),
     };
@@ -329,12 +371,20 @@ fn fail(shared: &SharedConn, reason: FailReason, message: &[u8]) -> bool {
 
 /// Answers a request that arrived while the daemon is shutting down with
 /// Failed (shutdown): it was not run, and the Apache child sends it to
-/// another daemon process.
-pub fn refuse_for_shutdown(conn: &mut Conn) {
-    let pushed = match conn.read_frame() {
+/// another daemon process. A refused file region is sent (`lend`).
+pub fn refuse_for_shutdown(st: &mut ConnState, server: *const ffi::server_rec, group: &str) {
+    let pushed = match st.conn.read_frame() {
         Ok(Frame::Request(req)) => Some(req.flags & wire::FLAG_BODY_PUSHED != 0),
+        Ok(Frame::FileRefused) => {
+            answer_refusal(st, server, group);
+            None
+        }
         _ => None,
     };
+    if pushed.is_some() {
+        st.lent = None;
+    }
+    let conn = &mut st.conn;
     if let Some(pushed) = pushed {
         if pushed && !skip_pushed_body(conn) {
             return;
@@ -345,14 +395,20 @@ pub fn refuse_for_shutdown(conn: &mut Conn) {
     }
 }
 
-/// Answers the request next on `conn` with Failed (busy): not run, the
-/// Apache child sends it on a new connection. Returns whether the
-/// connection is still usable.
-pub fn refuse_busy(conn: &mut Conn) -> bool {
-    let pushed = match conn.read_frame() {
+/// Answers the request next on `st` with Failed (busy): not run, the
+/// Apache child sends it on a new connection. A refused file region is
+/// sent instead (`lend`: no thread needed). Returns whether the connection
+/// is still usable.
+pub fn refuse_busy(st: &mut ConnState, server: *const ffi::server_rec, group: &str) -> bool {
+    let pushed = match st.conn.read_frame() {
         Ok(Frame::Request(req)) => Some(req.flags & wire::FLAG_BODY_PUSHED != 0),
+        Ok(Frame::FileRefused) => return answer_refusal(st, server, group),
         _ => None,
     };
+    if pushed.is_some() {
+        st.lent = None;
+    }
+    let conn = &mut st.conn;
     match pushed {
         Some(pushed) => {
             if pushed && !skip_pushed_body(conn) {
@@ -465,28 +521,19 @@ struct DaemonWriter {
     /// Where the last Data frame starts, so a flush can mark it.
     last_data: Option<usize>,
     aborted: bool,
-    /// The File frames of this batch, in order.
-    files: Vec<PendingFile>,
+    /// The File frame that ends this batch, if there is one.
+    file: Option<PendingFile>,
     log: LogTarget,
 }
 
-/// A file region added to a batch: its File frame in the batch's bytes, the
-/// application's descriptor (open until the batch is sent: the
+/// A file region ending a batch: its File frame, the last bytes of the
+/// batch, the application's descriptor (open until the batch is sent: the
 /// `ResponseWriter::file` contract) and the region, in bytes.
 struct PendingFile {
     at: usize,
     fd: i32,
     offset: u64,
     len: u64,
-}
-
-/// How sending a batch stopped.
-enum Stop {
-    /// The connection failed: it is closed after the request.
-    Broken,
-    /// The response was cut (a file shorter than its region): the Apache
-    /// child was told with Failed; the connection stays usable.
-    Cut,
 }
 
 impl DaemonWriter {
@@ -496,8 +543,9 @@ impl DaemonWriter {
                 Some(at) => self.enc.buf[at + wire::HEADER_LEN] = 1,
                 None => self.enc.data(b"", true),
             },
+            // A File frame ends the response itself.
             Finish::Eos | Finish::FlushEos => {
-                if !self.aborted {
+                if !self.aborted && self.file.is_none() {
                     self.enc.end_response();
                 }
             }
@@ -506,13 +554,16 @@ impl DaemonWriter {
     }
 
     fn write(&mut self) -> Result<(), Gone> {
-        let files = std::mem::take(&mut self.files);
+        let file = self.file.take();
         let conn = Arc::clone(&self.conn);
         let mut st = lock(&conn);
         let rv = if st.broken {
             Err(Stop::Broken)
         } else {
-            self.write_batch(&mut st.conn, &files)
+            match &file {
+                None => st.conn.write_all(&self.enc.buf).map_err(|_| Stop::Broken),
+                Some(f) => self.write_with_file(&mut st, f),
+            }
         };
         self.enc.buf.clear();
         match rv {
@@ -525,86 +576,41 @@ impl DaemonWriter {
         }
     }
 
-    /// Writes the batch: its bytes, each File frame with its descriptor
-    /// (after the bytes before it, so the order holds), or its region as
-    /// Data frames when the descriptor does not get through.
-    fn write_batch(&mut self, conn: &mut Conn, files: &[PendingFile]) -> Result<(), Stop> {
-        let mut pos = 0;
-        for f in files {
-            let frame = f.at..f.at + wire::FILE_FRAME_LEN;
-            conn.write_all(&self.enc.buf[pos..frame.start])
-                .map_err(|_| Stop::Broken)?;
-            // SAFETY: the application keeps the descriptor open until this
-            // send returns (ResponseWriter::file).
-            let fd = unsafe { BorrowedFd::borrow_raw(f.fd) };
-            let refused = match conn.send_with_fd(&self.enc.buf[frame.clone()], fd) {
-                Ok(()) => match conn.read_frame() {
-                    Ok(Frame::FileReply { taken: true }) => None,
-                    Ok(Frame::FileReply { taken: false }) => {
-                        Some("the Apache child could not take the descriptor".to_string())
-                    }
-                    _ => return Err(Stop::Broken),
-                },
-                Err(SendFdError::NotPassed(e)) => {
-                    Some(format!("passing the descriptor failed: {e}"))
+    /// Writes the batch, which ends with the File frame of `f`: one
+    /// `sendmsg` with the descriptor attached, nothing awaited; a copy of
+    /// the descriptor stays with the connection in case the child refuses
+    /// it (`lend`). When the descriptor cannot be passed (or copied), the
+    /// region goes as Data frames, then End.
+    fn write_with_file(&mut self, st: &mut ConnState, f: &PendingFile) -> Result<(), Stop> {
+        // SAFETY: the application keeps the descriptor open until this
+        // returns (ResponseWriter::file).
+        let fd = unsafe { BorrowedFd::borrow_raw(f.fd) };
+        let refused = match Lent::new(fd, f.offset, f.len) {
+            Ok(lent) => match st.conn.send_with_fd(&self.enc.buf, fd) {
+                Ok(()) => {
+                    st.lent = Some(lent);
+                    return Ok(());
                 }
+                Err(SendFdError::NotPassed(e)) => format!("passing the descriptor failed: {e}"),
                 Err(SendFdError::Io(_)) => return Err(Stop::Broken),
-            };
-            if let Some(why) = refused {
-                self.log.log(
-                    crate::apache::Level::Info,
-                    &format!("RWSGI0060: a file region of {} bytes goes to the Apache child as bytes: {why}", f.len),
-                );
-                self.send_region(conn, fd, f)?;
-            }
-            pos = frame.end;
+            },
+            Err(why) => why,
+        };
+        self.log.log(
+            crate::apache::Level::Info,
+            &format!(
+                "RWSGI0060: a file region of {} bytes goes to the Apache child as bytes: {refused}",
+                f.len
+            ),
+        );
+        st.conn
+            .write_all(&self.enc.buf[..f.at])
+            .map_err(|_| Stop::Broken)?;
+        let rv = lend::send_region_and_end(&mut st.conn, fd, f.offset, f.len, &self.log);
+        if matches!(rv, Err(Stop::Cut)) {
+            self.aborted = true;
         }
-        conn.write_all(&self.enc.buf[pos..])
-            .map_err(|_| Stop::Broken)
-    }
-
-    /// Sends the region of `f` as Data frames read from its descriptor (it
-    /// could not be passed). A file shorter than the region cuts the
-    /// response (Failed), as a file bucket's short read does in embedded
-    /// mode.
-    fn send_region(
-        &mut self,
-        conn: &mut Conn,
-        fd: BorrowedFd<'_>,
-        f: &PendingFile,
-    ) -> Result<(), Stop> {
-        let mut block = vec![0u8; BLOCK.min(f.len as usize)];
-        let mut enc = Encoder::new();
-        let mut done = 0u64;
-        while done < f.len {
-            let want = (f.len - done).min(block.len() as u64) as usize;
-            let n = match wire_fds::read_at(fd, &mut block[..want], f.offset + done) {
-                Ok(n) if n > 0 => n,
-                outcome => {
-                    let why = match outcome {
-                        Err(e) => format!("reading it failed: {e}"),
-                        Ok(_) => "the file is shorter than that now".to_string(),
-                    };
-                    self.log.log(
-                        crate::apache::Level::Error,
-                        &format!("RWSGI0061: a file region of {} bytes from offset {} could not be sent after {done} bytes: {why}; the response is cut", f.len, f.offset),
-                    );
-                    self.aborted = true;
-                    enc.buf.clear();
-                    enc.failed(
-                        FailReason::Application,
-                        b"the file being sent could not be read to its end",
-                    );
-                    conn.write_all(&enc.buf).map_err(|_| Stop::Broken)?;
-                    return Err(Stop::Cut);
-                }
-            };
-            enc.buf.clear();
-            enc.data(&block[..n], false);
-            conn.write_all(&enc.buf).map_err(|_| Stop::Broken)?;
-            done += n as u64;
-        }
-        Ok(())
+        rv
     }
 }
 
@@ -634,8 +640,13 @@ impl ResponseWriter for DaemonWriter {
     }
 
     fn file(&mut self, fd: i32, offset: u64, len: u64) -> bool {
+        // The WSGI core ends the response right after (send_file): the
+        // File frame is the batch's last, and a response has one.
+        if self.file.is_some() {
+            return false;
+        }
         if len > 0 {
-            self.files.push(PendingFile {
+            self.file = Some(PendingFile {
                 at: self.enc.buf.len(),
                 fd,
                 offset,
@@ -654,7 +665,7 @@ impl ResponseWriter for DaemonWriter {
 
     fn set_aside(&mut self, finish: Finish) -> bool {
         // A file region must go before its descriptor may close.
-        if !self.files.is_empty() {
+        if self.file.is_some() {
             return false;
         }
         self.end(finish);

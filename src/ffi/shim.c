@@ -2,6 +2,7 @@
 #include "shim.h"
 #include <ap_mmn.h>
 #include <http_protocol.h>
+#include <http_core.h>
 
 void rwsgi_log_rerror(const char *file, int line, int module_index, int level,
                       apr_status_t status, const request_rec *r, const char *msg)
@@ -47,3 +48,9 @@ void rwsgi_bucket_delete(apr_bucket *b) { apr_bucket_delete(b); }
 apr_status_t rwsgi_bucket_setaside(apr_bucket *b, apr_pool_t *p) { return apr_bucket_setaside(b, p); }
 
 const char *rwsgi_http_scheme(request_rec *r) { return ap_http_scheme(r); }
+
+int rwsgi_enable_sendfile(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    return d->enable_sendfile == ENABLE_SENDFILE_ON;
+}

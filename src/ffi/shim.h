@@ -34,4 +34,8 @@ apr_status_t rwsgi_bucket_setaside(apr_bucket *b, apr_pool_t *p);
 /* ap_http_scheme(r). */
 const char *rwsgi_http_scheme(request_rec *r);
 
+/* Whether Apache's EnableSendfile is On for r (its core_dir_config, from
+ * the ap_get_core_module_config macro): 1 or 0. */
+int rwsgi_enable_sendfile(request_rec *r);
+
 #endif

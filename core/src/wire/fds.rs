@@ -2,12 +2,12 @@
 //! UNIX stream socket between a daemon process and an Apache child: the one
 //! place where the protocol carries more than bytes.
 //!
-//! Sending: [`send_with_fd`] writes one encoded File frame with `sendmsg`,
-//! the descriptor attached as SCM_RIGHTS; the kernel delivers it to the
-//! `recvmsg` that reads the first of those bytes. When the descriptor
-//! cannot be attached (ETOOMANYREFS: too many descriptors in flight, no
-//! memory) nothing was sent: [`SendFdError::NotPassed`], and the caller
-//! sends the bytes instead.
+//! Sending: [`send_with_fd`] writes encoded frames that end with a File
+//! frame in one `sendmsg`, the descriptor attached as SCM_RIGHTS; the
+//! kernel delivers it to the `recvmsg` that reads the first of those bytes.
+//! When the descriptor cannot be attached (ETOOMANYREFS: too many
+//! descriptors in flight, no memory) nothing was sent:
+//! [`SendFdError::NotPassed`], and the caller sends the bytes instead.
 //!
 //! Receiving: [`FdReader`] is the byte source under the receiver's frame
 //! reader. Each read is a `recvmsg` with MSG_CMSG_CLOEXEC (no received
@@ -17,9 +17,11 @@
 //! has all of them closed, more than [`MAX_PENDING`] unclaimed messages
 //! are closed as they come, and a truncated control buffer (the receiver
 //! out of descriptors: the kernel drops them, MSG_CTRUNC) is remembered as
-//! such. The reader notes which stream bytes each descriptor came with, so
-//! the frame reader hands the one that came with a File frame's first byte
-//! to that frame ([`FdReader::take_fd`]) and closes any other
+//! such. The reader notes the stream byte each descriptor came with; a
+//! File frame claims the last one that came at or before its first byte
+//! ([`FdReader::take_fd`]: the `sendmsg` may have started with frames of
+//! the response before it, and a read may end anywhere), and the frame
+//! reader closes the ones no File frame claimed when a response ends
 //! ([`FdReader::discard_through`]). Descriptors are `OwnedFd`s: one not
 //! taken is closed when dropped.
 //!
@@ -40,8 +42,8 @@ use thiserror::Error;
 pub const MAX_FDS_PER_MESSAGE: usize = 1;
 
 /// Messages with descriptors kept until a frame claims them; later ones are
-/// closed at once (a correct peer has at most one in flight: it waits for
-/// the FileReply).
+/// closed at once (a correct peer has at most one in flight: a File frame
+/// ends its response, and the next response needs the next request).
 pub const MAX_PENDING: usize = 4;
 
 /// Descriptors the control buffer of one `recvmsg` has room for: more than
@@ -62,11 +64,11 @@ pub enum SendFdError {
     Io(io::Error),
 }
 
-/// Writes `bytes` (an encoded File frame, not empty) to `stream` with `fd`
-/// attached as SCM_RIGHTS ancillary data, so the peer receives a copy of
-/// the descriptor with the first byte. Blocks up to the socket's send
-/// timeout. After `Ok`, the caller may close its `fd`: the kernel holds
-/// the open file until the peer receives (or drops) it.
+/// Writes `bytes` (encoded frames ending with a File frame, not empty) to
+/// `stream` with `fd` attached as SCM_RIGHTS ancillary data, so the peer
+/// receives a copy of the descriptor with the first byte. Blocks up to the
+/// socket's send timeout. After `Ok`, the caller may close its `fd`: the
+/// kernel holds the open file until the peer receives (or drops) it.
 ///
 /// Errors: [`SendFdError::NotPassed`] when nothing was sent because the
 /// descriptor could not be attached, else [`SendFdError::Io`].
@@ -177,21 +179,22 @@ impl FdReader {
         self.pending.len()
     }
 
-    /// The descriptor that came with stream byte `at` (a File frame's first
-    /// byte), now the caller's. Descriptors that came with earlier bytes
-    /// only are closed. Errors: why there is none.
+    /// The descriptor for the File frame whose first byte is stream byte
+    /// `at`: the last one not yet claimed or closed that came with a byte
+    /// at or before it, now the caller's. Earlier ones are closed. Errors:
+    /// why there is none.
     pub fn take_fd(&mut self, at: u64) -> Result<OwnedFd, MissingFd> {
-        self.discard_through(at);
-        match self.pending.front() {
-            Some(r) if r.start <= at && at < r.end => {
-                self.pending.pop_front().expect("front exists").fd
-            }
-            _ => Err(MissingFd::None),
+        let n = self.pending.iter().take_while(|r| r.start <= at).count();
+        if n == 0 {
+            return Err(MissingFd::None);
         }
+        self.pending.drain(..n - 1);
+        self.pending.pop_front().expect("n > 0").fd
     }
 
     /// Closes the descriptors that came only with stream bytes before `end`
-    /// (bytes of frames already decoded, which claimed none of them).
+    /// (the bytes of a response that ended, whose File frame, if any, has
+    /// claimed its own).
     pub fn discard_through(&mut self, end: u64) {
         while self.pending.front().is_some_and(|r| r.end <= end) {
             self.pending.pop_front();

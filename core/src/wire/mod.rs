@@ -20,10 +20,11 @@
 //! the next request.
 //!
 //! A file region (`wsgi.file_wrapper` on a real file) goes as
-//! [`Frame::File`]: offset and length here, the open descriptor as
-//! SCM_RIGHTS ancillary data on the `sendmsg` carrying the frame ([`fds`]);
-//! the child answers [`Frame::FileReply`] (taken, or not: then the daemon
-//! sends the region's bytes as Data frames).
+//! [`Frame::File`], which ends the response: offset and length here, the
+//! open descriptor as SCM_RIGHTS ancillary data on the `sendmsg` carrying
+//! the frame ([`fds`]). Nothing answers it unless the child cannot take the
+//! descriptor: then it sends [`Frame::FileRefused`] and the daemon sends the
+//! region's bytes as Data frames, then End.
 
 pub mod fds;
 
@@ -52,8 +53,9 @@ pub const PUSHED_BODY_MAX: u64 = 64 * 1024;
 
 /// Protocol version carried in every [`Frame::Request`]; a daemon refuses
 /// other versions (a module and daemon from different builds). 2: File and
-/// FileReply frames. 3: [`FLAG_BODY_PUSHED`].
-pub const VERSION: u16 = 3;
+/// FileReply frames. 3: [`FLAG_BODY_PUSHED`]. 4: File ends the response,
+/// answered only when refused ([`Frame::FileRefused`]).
+pub const VERSION: u16 = 4;
 
 /// Bytes of an encoded [`Frame::File`] (header and payload): the unit sent
 /// with the descriptor.
@@ -110,7 +112,7 @@ pub mod kind {
     pub const BODY: u8 = 0x02;
     pub const BODY_END: u8 = 0x03;
     pub const BODY_ERROR: u8 = 0x04;
-    pub const FILE_REPLY: u8 = 0x05;
+    pub const FILE_REFUSED: u8 = 0x05;
     pub const READ: u8 = 0x10;
     pub const RESPONSE: u8 = 0x11;
     pub const DATA: u8 = 0x12;
@@ -230,26 +232,24 @@ pub enum Frame<'a> {
     },
     /// Daemon → child: the response is complete.
     End,
-    /// Daemon → child: `length` bytes of a regular file from `offset`, to be
-    /// sent after everything before it. The open file travels as one
-    /// descriptor (SCM_RIGHTS) on the `sendmsg` carrying this frame's
-    /// bytes, which carries nothing else; the child answers
-    /// [`Frame::FileReply`] before anything else happens on the connection.
+    /// Daemon → child: the rest of the response is `length` bytes of a
+    /// regular file from `offset`, sent after everything before it; no End
+    /// follows. The open file travels as one descriptor (SCM_RIGHTS) on the
+    /// `sendmsg` carrying this frame's bytes (and at most the bytes of the
+    /// response before it: [`fds`]). The child answers only when it cannot
+    /// take the descriptor ([`Frame::FileRefused`]).
     File {
         /// Where the region starts in the file, in bytes.
         offset: u64,
         /// Its length in bytes (> 0; `offset + length` fits a `u64`).
         length: u64,
     },
-    /// Child → daemon, the answer to [`Frame::File`]: `taken`, the child has
-    /// the descriptor and sends the region (the daemon may close its copy);
-    /// not taken (the descriptor did not arrive, e.g. the child was out of
-    /// descriptors, or it is not a readable regular file holding the
-    /// region), the daemon sends the region's bytes as Data frames instead.
-    FileReply {
-        /// Whether the child sends the region from the descriptor.
-        taken: bool,
-    },
+    /// Child → daemon, right after a [`Frame::File`] it cannot send (the
+    /// descriptor did not arrive, e.g. the child was out of descriptors, or
+    /// it is not a readable regular file holding the region): the response
+    /// goes on with the region's bytes as Data frames, then End, which the
+    /// daemon sends from its own copy of the descriptor. Empty payload.
+    FileRefused,
     /// Daemon → child, once per connection, first: who accepted it (the
     /// peer credentials of a UNIX socket name whoever created the
     /// listening socket, the Apache parent).
@@ -348,10 +348,9 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
     let limit = match kind {
         kind::REQUEST | kind::RESPONSE => limits.max_head,
         kind::BODY | kind::DATA => limits.max_data,
-        kind::BODY_END | kind::END => 0,
+        kind::BODY_END | kind::END | kind::FILE_REFUSED => 0,
         kind::READ | kind::HELLO => 4,
         kind::FILE => 16,
-        kind::FILE_REPLY => 1,
         kind::BODY_ERROR | kind::FAILED => 4096,
         other => return Err(WireError::UnknownType(other)),
     };
@@ -428,13 +427,7 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Frame<'a>, u
             }
             Frame::File { offset, length }
         }
-        kind::FILE_REPLY => Frame::FileReply {
-            taken: match f.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(WireError::Malformed(kind, "file reply is not 0 or 1")),
-            },
-        },
+        kind::FILE_REFUSED => Frame::FileRefused,
         kind::HELLO => Frame::Hello { pid: f.u32()? },
         kind::FAILED => {
             let reason = FailReason::from_u8(f.u8()?)
@@ -578,10 +571,9 @@ impl Encoder {
         self.end(at);
     }
 
-    /// [`Frame::FileReply`].
-    pub fn file_reply(&mut self, taken: bool) {
-        let at = self.begin(kind::FILE_REPLY);
-        self.buf.push(taken as u8);
+    /// [`Frame::FileRefused`].
+    pub fn file_refused(&mut self) {
+        let at = self.begin(kind::FILE_REFUSED);
         self.end(at);
     }
 

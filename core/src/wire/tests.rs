@@ -38,8 +38,7 @@ fn all_frames() -> Vec<u8> {
     e.failed(FailReason::Application, b"RuntimeError: boom");
     e.hello(4242);
     e.file(1 << 40, 12345);
-    e.file_reply(true);
-    e.file_reply(false);
+    e.file_refused();
     e.buf
 }
 
@@ -57,7 +56,7 @@ fn decode_all(mut buf: &[u8]) -> Vec<Frame<'_>> {
 fn round_trip() {
     let buf = all_frames();
     let frames = decode_all(&buf);
-    assert_eq!(frames.len(), 14);
+    assert_eq!(frames.len(), 13);
     assert_eq!(frames[10], Frame::Hello { pid: 4242 });
     assert_eq!(
         frames[11],
@@ -66,8 +65,7 @@ fn round_trip() {
             length: 12345
         }
     );
-    assert_eq!(frames[12], Frame::FileReply { taken: true });
-    assert_eq!(frames[13], Frame::FileReply { taken: false });
+    assert_eq!(frames[12], Frame::FileRefused);
     assert_eq!(
         frames[0],
         Frame::Request(Request {
@@ -268,23 +266,16 @@ fn file_frames_truncated_or_garbage_are_refused() {
     let mut e = Encoder::new();
     e.file(u64::MAX - 1, 1);
     assert!(decode(&e.buf, &l).unwrap().is_some());
-    // FileReply: 0 or 1, exactly one byte.
+    // FileRefused: no payload at all.
     assert_eq!(
-        decode(&[kind::FILE_REPLY, 0, 0, 0, 1, 2], &l),
-        Err(WireError::Malformed(
-            kind::FILE_REPLY,
-            "file reply is not 0 or 1"
-        ))
-    );
-    assert_eq!(
-        decode(&[kind::FILE_REPLY, 0, 0, 0, 0], &l),
-        Err(WireError::Malformed(kind::FILE_REPLY, "truncated field"))
+        decode(&[kind::FILE_REFUSED, 0, 0, 0, 0], &l),
+        Ok(Some((Frame::FileRefused, 5)))
     );
     assert!(matches!(
-        decode(&[kind::FILE_REPLY, 0, 0, 0, 2, 1, 1], &l),
+        decode(&[kind::FILE_REFUSED, 0, 0, 0, 1, 1], &l),
         Err(WireError::TooLong { .. })
     ));
-    assert_eq!(decode(&[kind::FILE_REPLY, 0, 0, 0, 1], &l), Ok(None));
+    assert_eq!(decode(&[kind::FILE_REFUSED, 0, 0], &l), Ok(None));
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn send_fds(s: &UnixStream, bytes: &[u8], fds: &[c_int]) {
 
 /// Reads everything the peer sent (until it closes) in reads of `chunk`
 /// bytes, decoding frames: each File frame's descriptor (or why there is
-/// none), descriptors of other frames discarded as a frame reader does.
+/// none), the unclaimed ones discarded at End, as a frame reader does.
 fn read_frames(
     r: &mut FdReader,
     chunk: usize,
@@ -95,9 +95,12 @@ fn read_frames(
                 Frame::End => Frame::End,
                 other => panic!("unexpected {other:?}"),
             };
+            let end = owned == Frame::End;
             out.push((owned, fd));
             consumed += len;
-            r.discard_through(consumed as u64);
+            if end {
+                r.discard_through(consumed as u64);
+            }
         }
         if n == 0 {
             return out;
@@ -151,6 +154,34 @@ fn descriptor_arrives_with_its_file_frame_cloexec() {
             let flags = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
             assert!(flags & libc::FD_CLOEXEC != 0, "received without CLOEXEC");
         }
+        assert_eq!(r.pending(), 0);
+        drop(frames);
+        drop(file);
+        assert_eq!(tmp.open_count(), 0, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn descriptor_sent_with_the_frames_before_its_file_frame() {
+    // The daemon's one sendmsg: the response's first frames, then the File
+    // frame, the descriptor on the first byte. Whatever the reads' sizes
+    // (one may end before the File frame starts), the File frame claims it.
+    let tmp = TempFile::new(10_000);
+    for chunk in [1, 7, 1000, 1004, 1005, 1006, 64 * 1024] {
+        let (a, b) = UnixStream::pair().unwrap();
+        let file = tmp.open();
+        let mut bytes = data_frame(1000);
+        bytes.extend_from_slice(&file_frame(10, 9990));
+        send_with_fd(&a, &bytes, file.as_fd()).unwrap();
+        let mut e = Encoder::new();
+        e.end_response();
+        (&a).write_all(&e.buf).unwrap();
+        drop(a);
+        let mut r = FdReader::receiving(b);
+        let frames = read_frames(&mut r, chunk);
+        assert_eq!(frames.len(), 3, "chunk {chunk}");
+        let fd = frames[1].1.as_ref().unwrap().as_ref().unwrap();
+        assert!(same_file(fd, &file), "chunk {chunk}");
         assert_eq!(r.pending(), 0);
         drop(frames);
         drop(file);
