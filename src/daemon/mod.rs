@@ -134,6 +134,16 @@ pub fn limits(group: &DaemonProcess) -> Limits {
 /// Largest body block asked for or sent at once, in bytes.
 pub const BLOCK: usize = 64 * 1024;
 
+/// Capacity of a connection's read buffer, bytes: a frame header and a
+/// small frame arrive in one read; a larger payload is read straight into
+/// the frame buffer (std's `BufReader` bypasses its buffer then), so a
+/// 64 KiB block costs one more `recv` at most, and each pooled connection
+/// holds 16 KiB rather than 64.
+const READ_BUFFER: usize = 16 * 1024 + 64;
+
+/// Largest frame buffer a connection keeps between requests, bytes.
+const KEPT_FRAME: usize = 16 * 1024;
+
 /// Why a frame could not be read.
 #[derive(Debug)]
 pub enum FrameError {
@@ -192,7 +202,7 @@ impl Conn {
 
     fn with_reader(reader: FdReader, limits: Limits) -> Conn {
         Conn {
-            reader: BufReader::with_capacity(BLOCK + 64, reader),
+            reader: BufReader::with_capacity(READ_BUFFER, reader),
             frame: Vec::new(),
             limits,
             file_fd: None,
@@ -292,6 +302,16 @@ impl Conn {
         if buf.capacity() > self.frame.capacity() {
             buf.clear();
             self.frame = buf;
+        }
+    }
+
+    /// Frees the frame buffer if a large frame (a 64 KiB Data or Body
+    /// block, a large head) grew it past [`KEPT_FRAME`] bytes: called when
+    /// a request ends, so an idle pooled connection (one per Apache thread
+    /// and group, one per connection in a daemon) holds little memory.
+    pub fn trim(&mut self) {
+        if self.frame.capacity() > KEPT_FRAME {
+            self.frame = Vec::new();
         }
     }
 

@@ -71,7 +71,8 @@ fn connection(group: &Group) -> Result<(Pooled, bool), String> {
 
 /// Keeps `c` for this thread's next request to its group: one connection
 /// per Apache thread and group, so a surplus one is closed.
-fn keep_pooled(c: Pooled) {
+fn keep_pooled(mut c: Pooled) {
+    c.conn.trim();
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         if !p.iter().any(|o| o.group == c.group) {

@@ -182,6 +182,7 @@ pub fn serve_one(shared: &SharedConn, cx: &Context) -> Served {
     st.pending.clear();
     st.pending_at = 0;
     st.conn.give_back_frame(bytes);
+    st.conn.trim();
     Served {
         request: true,
         keep: more,
