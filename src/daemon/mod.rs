@@ -327,6 +327,31 @@ impl Conn {
         s.write_all(bytes)
     }
 
+    /// Writes the concatenation of `parts` (encoded frames, possibly split
+    /// between a frame's header and its payload) with as few `sendmsg`
+    /// calls as the socket takes (MSG_NOSIGNAL: a closed peer is EPIPE,
+    /// never SIGPIPE); blocks up to the send timeout.
+    pub fn write_all_vectored(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let mut slices: Vec<io::IoSlice<'_>> = parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| io::IoSlice::new(p))
+            .collect();
+        let mut rest = &mut slices[..];
+        let fd = self.stream().as_raw_fd();
+        while !rest.is_empty() {
+            match sendmsg::<()>(fd, rest, &[], MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Writes encoded frames ending with a File frame, `fd` attached
     /// (SCM_RIGHTS).
     /// Errors: [`SendFdError::NotPassed`] when nothing was sent (send the

@@ -236,16 +236,27 @@ pub unsafe fn handle_request(
         for_each_pair(&facts, &mut |k, v| w.item(k, v));
         w.item(b"mod_wsgi.daemon_connects", connects.to_string().as_bytes());
         let size = w.finish();
-        if let Some((body, error)) = &pushed {
-            for block in body.chunks(BLOCK) {
-                enc.body(block);
-            }
-            match error {
-                None => enc.body_end(),
-                Some(why) => enc.body_error(why.as_bytes()),
+        // The pushed body (one block: PUSHED_BODY_MAX <= BLOCK) is not
+        // copied in: its frame header ends the head's bytes, and the body
+        // and `tail` follow in the same vectored write.
+        if let Some((body, _)) = &pushed {
+            if !body.is_empty() {
+                enc.body_header(body.len());
             }
         }
         size
+    };
+    const _: () = assert!(wire::PUSHED_BODY_MAX as usize <= BLOCK);
+    let mut tail = Encoder::new();
+    let body: &[u8] = match &pushed {
+        Some((body, error)) => {
+            match error {
+                None => tail.body_end(),
+                Some(why) => tail.body_error(why.as_bytes()),
+            }
+            body
+        }
+        None => &[],
     };
     let size = encode(enc, 1);
     let limits = super::limits(&group.config);
@@ -291,7 +302,7 @@ pub unsafe fn handle_request(
                 return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
             }
         };
-        if let Err(e) = pooled.conn.write_all(&enc.buf) {
+        if let Err(e) = pooled.conn.write_all_vectored(&[&enc.buf, body, &tail.buf]) {
             if fresh {
                 log.log(
                     Level::Error,

@@ -507,6 +507,14 @@ impl Encoder {
         self.end(at);
     }
 
+    /// The header of a [`Frame::Body`] whose `len` payload bytes (1 to
+    /// [`Limits::max_data`]) the caller writes right after these, from its
+    /// own buffer (a vectored write), instead of copying them in here.
+    pub fn body_header(&mut self, len: usize) {
+        self.buf.push(kind::BODY);
+        self.buf.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+
     /// [`Frame::BodyEnd`].
     pub fn body_end(&mut self) {
         let at = self.begin(kind::BODY_END);

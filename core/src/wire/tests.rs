@@ -313,3 +313,14 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn body_header_then_the_bytes_is_a_body_frame() {
+    let data = vec![7u8; 65536];
+    let mut whole = Encoder::new();
+    whole.body(&data);
+    let mut split = Encoder::new();
+    split.body_header(data.len());
+    split.buf.extend_from_slice(&data);
+    assert_eq!(whole.buf, split.buf);
+}
