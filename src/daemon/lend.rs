@@ -64,12 +64,13 @@ pub enum Stop {
     Cut,
 }
 
-/// Sends `len` bytes of `fd` from `offset` to the Apache child as Data
-/// frames of at most 64 KiB (pread: the file's position is not used). A
-/// file shorter than the region (it shrank) or one that cannot be read
-/// cuts the response: logged as RWSGI0061, and the child gets Failed, as a
-/// file bucket's short read ends a response in embedded mode.
-pub fn send_region(
+/// Sends the rest of a response whose file region does not go by
+/// descriptor: `len` bytes of `fd` from `offset` as Data frames of at most
+/// 64 KiB (pread: the file's position is not used), then End. A file
+/// shorter than the region (it shrank) or one that cannot be read cuts the
+/// response: logged as RWSGI0061, and the child gets Failed instead of End,
+/// as a file bucket's short read ends a response in embedded mode.
+pub fn send_region_and_end(
     conn: &mut Conn,
     fd: BorrowedFd<'_>,
     offset: u64,
@@ -106,20 +107,7 @@ pub fn send_region(
         conn.write_all(&enc.buf).map_err(|_| Stop::Broken)?;
         done += n as u64;
     }
-    Ok(())
-}
-
-/// Sends the region, then End: the rest of a response whose file region
-/// does not go by descriptor. Errors as [`send_region`].
-pub fn send_region_and_end(
-    conn: &mut Conn,
-    fd: BorrowedFd<'_>,
-    offset: u64,
-    len: u64,
-    log: &LogTarget,
-) -> Result<(), Stop> {
-    send_region(conn, fd, offset, len, log)?;
-    let mut enc = Encoder::new();
+    enc.buf.clear();
     enc.end_response();
     conn.write_all(&enc.buf).map_err(|_| Stop::Broken)
 }

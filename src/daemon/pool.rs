@@ -135,20 +135,23 @@ impl Pool {
         {
             return;
         }
-        let conns: Vec<SharedConn> = self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for c in conns {
+        for c in self.all_conns() {
             if let Ok(mut st) = c.try_lock() {
                 if st.lent.as_ref().is_some_and(|l| l.expired()) {
                     st.lent = None;
                 }
             }
         }
+    }
+
+    /// Every connection, idle or being served, at this moment.
+    fn all_conns(&self) -> Vec<SharedConn> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn arm(&self, fd: RawFd) {
@@ -455,14 +458,7 @@ impl Pool {
         while self.busy.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let idle: Vec<SharedConn> = self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for c in idle {
+        for c in self.all_conns() {
             if let Ok(mut st) = c.try_lock() {
                 let fd = st.conn.stream().as_raw_fd();
                 let mut pfd = [libc::pollfd {

@@ -392,15 +392,8 @@ unsafe fn relay(
                     Ok(k) => enc.body(&block[..k]),
                     Err(why) => enc.body_error(why.as_bytes()),
                 }
-                if let Err(e) = pooled.conn.write_all(&enc.buf) {
-                    return daemon_failed(
-                        r,
-                        group,
-                        pooled.pid,
-                        script,
-                        &FrameError::Io(e),
-                        started,
-                    );
+                if let Err(failed) = send(r, group, pooled, script, started, &enc.buf) {
+                    return failed;
                 }
             }
             Frame::Response(head) => match checked_head(&head) {
@@ -473,15 +466,8 @@ unsafe fn relay(
                         );
                         let mut enc = Encoder::new();
                         enc.file_refused();
-                        if let Err(e) = pooled.conn.write_all(&enc.buf) {
-                            return daemon_failed(
-                                r,
-                                group,
-                                pooled.pid,
-                                script,
-                                &FrameError::Io(e),
-                                started,
-                            );
+                        if let Err(failed) = send(r, group, pooled, script, started, &enc.buf) {
+                            return failed;
                         }
                     }
                 }
@@ -557,6 +543,22 @@ unsafe fn relay(
             }
         }
     }
+}
+
+/// Writes `bytes` (frames for the daemon) on the connection; a failed
+/// write is the daemon failing mid-request ([`daemon_failed`]).
+unsafe fn send(
+    r: *mut ffi::request_rec,
+    group: &Arc<Group>,
+    pooled: &mut Pooled,
+    script: &str,
+    started: bool,
+    bytes: &[u8],
+) -> Result<(), Relayed> {
+    pooled
+        .conn
+        .write_all(bytes)
+        .map_err(|e| daemon_failed(r, group, pooled.pid, script, &FrameError::Io(e), started))
 }
 
 /// Ends a response the daemon completed (End, or a File frame taken):
