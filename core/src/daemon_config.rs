@@ -33,6 +33,19 @@ pub const OPTIONS: &[&str] = &[
     "response-socket-timeout", "response-flush-delay", "server-metrics",
 ];
 
+/// Options mod_wsgi takes with an empty value (`python-path=''`, which
+/// mod_wsgi-express writes when no `--python-path` is given): the option is
+/// then as if not given. Every other option needs a value.
+pub const MAY_BE_EMPTY: &[&str] = &[
+    "display-name",
+    "supplementary-groups",
+    "lang",
+    "locale",
+    "python-home",
+    "python-path",
+    "python-eggs",
+];
+
 /// Largest value of a C `int`, the type mod_wsgi parses most numbers into.
 const INT_MAX: i64 = i32::MAX as i64;
 /// Largest value of mod_wsgi's `apr_int64_t` memory limits.
@@ -443,6 +456,11 @@ pub fn parse_daemon_process(args: &str) -> Result<DaemonProcess, DirectiveError>
             )));
         }
         if v.is_empty() {
+            // As mod_wsgi, which takes these empty (mod_wsgi-express writes
+            // python-path='' when no --python-path is given): not set.
+            if MAY_BE_EMPTY.contains(&o) {
+                continue;
+            }
             return Err(err(format!("option {o:?} needs a value ({o}=...)")));
         }
         match o {
@@ -664,6 +682,22 @@ mod tests {
         assert_eq!(literal.display_title(), "x%{GROUP}");
     }
 
+    /// mod_wsgi-express's generated line: `python-path=''` and the other
+    /// options mod_wsgi takes empty are as if not given.
+    #[test]
+    fn empty_values_mod_wsgi_takes() {
+        let d = parse_daemon_process(
+            "g python-path='' python-home= python-eggs='' lang='' locale='' display-name='' supplementary-groups=''",
+        )
+        .unwrap();
+        assert_eq!(d, DaemonProcess::new("g"));
+        assert_eq!(d.display_title(), "(wsgi:g)");
+        for o in OPTIONS.iter().filter(|o| !MAY_BE_EMPTY.contains(o)) {
+            let e = parse_daemon_process(&format!("g {o}=''")).unwrap_err();
+            assert!(e.to_string().contains("needs a value"), "{o}: {e}");
+        }
+    }
+
     /// Each error class: (arguments, text the message must contain).
     #[test]
     fn errors() {
@@ -683,7 +717,7 @@ mod tests {
             ("g threads=5 threads=10", "option \"threads\" given twice (threads=\"5\" and threads=\"10\")"),
             ("g home=", "option \"home\" needs a value (home=...)"),
             ("g user= threads=2", "option \"user\" needs a value"),
-            ("g display-name=\"\"", "option \"display-name\" needs a value"),
+            ("g group=", "option \"group\" needs a value"),
             ("g processes=0", "processes must be at least 1, got \"0\""),
             ("g request-timeout=1s", "request-timeout expects a whole number of seconds, got \"1s\""),
             ("g threads=-1", "threads must be at least 0, got \"-1\""),

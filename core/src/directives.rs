@@ -27,12 +27,17 @@ fn err(directive: &'static str, message: impl Into<String>) -> DirectiveError {
 
 /// Splits a raw argument string into words as Apache's `ap_getword_conf`
 /// does: words are separated by whitespace; a word may be quoted with `"` or
-/// `'`, inside which a backslash escapes the quote character.
+/// `'`, inside which a backslash escapes the quote character. As mod_wsgi's
+/// option parser (`wsgi_parse_option`: the name up to `=`, then the value by
+/// `ap_getword_conf`), the value of a `name=value` word may be quoted too:
+/// `process-group='localhost:8000'` gives `process-group=localhost:8000`
+/// (mod_wsgi-express writes its options so).
 ///
 /// Errors: an unterminated quote.
 pub fn split_words(directive: &'static str, args: &str) -> Result<Vec<String>, DirectiveError> {
     let mut words = Vec::new();
     let mut chars = args.chars().peekable();
+    let unterminated = || err(directive, format!("unterminated quote in {args:?}"));
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -41,33 +46,52 @@ pub fn split_words(directive: &'static str, args: &str) -> Result<Vec<String>, D
         let mut word = String::new();
         if first == '"' || first == '\'' {
             chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                if c == '\\' && chars.peek() == Some(&first) {
-                    word.push(first);
-                    chars.next();
-                } else if c == first {
-                    closed = true;
-                    break;
-                } else {
-                    word.push(c);
-                }
-            }
-            if !closed {
-                return Err(err(directive, format!("unterminated quote in {args:?}")));
+            if !take_quoted(&mut chars, first, &mut word) {
+                return Err(unterminated());
             }
         } else {
+            let mut named = false;
             while let Some(&c) = chars.peek() {
                 if c.is_whitespace() {
                     break;
                 }
                 word.push(c);
                 chars.next();
+                if c == '=' && !named {
+                    named = true;
+                    if let Some(&q) = chars.peek().filter(|&&q| q == '"' || q == '\'') {
+                        chars.next();
+                        if !take_quoted(&mut chars, q, &mut word) {
+                            return Err(unterminated());
+                        }
+                        break;
+                    }
+                }
             }
         }
         words.push(word);
     }
     Ok(words)
+}
+
+/// Appends to `word` the rest of a string quoted with `q` (its opening
+/// quote taken), a backslash escaping `q`; returns whether it was closed.
+fn take_quoted(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    q: char,
+    word: &mut String,
+) -> bool {
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek() == Some(&q) {
+            word.push(q);
+            chars.next();
+        } else if c == q {
+            return true;
+        } else {
+            word.push(c);
+        }
+    }
+    false
 }
 
 /// Parses `On`/`Off` (case-insensitive), as Apache's FLAG directives.
@@ -443,6 +467,21 @@ mod tests {
             vec!["/a", "b c", "d ' e", "f=g"]
         );
         assert!(split_words("X", "\"open").is_err());
+        // mod_wsgi-express's quoted option values.
+        assert_eq!(
+            split_words(
+                "X",
+                r#"process-group='localhost:8000' application-group=%{GLOBAL} a="b \" c" x=y=z"#
+            )
+            .unwrap(),
+            vec![
+                "process-group=localhost:8000",
+                "application-group=%{GLOBAL}",
+                r#"a=b " c"#,
+                "x=y=z"
+            ]
+        );
+        assert!(split_words("X", "a='open").is_err());
         assert!(split_words("X", "").unwrap().is_empty());
     }
 
