@@ -293,6 +293,15 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             None => return ffi::DECLINED,
         }
     };
+    if let Some(hs) = handler_script {
+        let settings = RequestSettings::resolve(None, dcfg.as_ref());
+        let settings = config_handler::apply(&hs, settings);
+        return apache::handler_script::handle(r, &settings, &hs);
+    }
+    // As mod_wsgi: only a script that is the target itself must exist; a
+    // WSGIHandlerScript answers for any URL its handler is set for, files
+    // or not (mod_wsgi-express routes every URL without a file under its
+    // document root to its handler.wsgi with `RewriteRule .* - [H=...]`).
     match (*r).finfo.filetype {
         ffi::apr_filetype_e_APR_NOFILE => {
             apache::log_r(
@@ -319,11 +328,6 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             return ffi::HTTP_FORBIDDEN as c_int;
         }
         _ => {}
-    }
-    if let Some(hs) = handler_script {
-        let settings = RequestSettings::resolve(None, dcfg.as_ref());
-        let settings = config_handler::apply(&hs, settings);
-        return apache::handler_script::handle(r, &settings, &hs);
     }
     let alias = apache::module_config::<ScriptAlias>((*r).request_config);
     let alias_options = alias.as_ref().map(|a| &a.options);
