@@ -164,10 +164,19 @@ pub unsafe fn take_identity(group: &Group) -> Result<(), String> {
     if let Some(locale) = &c.locale {
         std::env::set_var("LC_ALL", locale);
         if let Ok(l) = std::ffi::CString::new(locale.as_str()) {
+            // As mod_wsgi: a warning, not a refusal (mod_wsgi-express writes
+            // locale='en_US.UTF-8' whether the system has it or not).
             if libc::setlocale(libc::LC_ALL, l.as_ptr()).is_null() {
-                return Err(format!(
-                    "locale={locale:?} is not available (setlocale failed)"
-                ));
+                crate::apache::log_s(
+                    std::ptr::null(),
+                    crate::apache::Level::Warn,
+                    0,
+                    &format!(
+                        "RWSGI0062: daemon process {} of group {:?}: locale={locale:?} is not available on this system (setlocale failed); Python keeps the C locale (in UTF-8 mode). Install that locale, or use locale=C.UTF-8",
+                        std::process::id(),
+                        c.name
+                    ),
+                );
             }
         }
     }
