@@ -58,6 +58,34 @@ pub fn daemon_signals() -> SigSet {
     mask
 }
 
+/// Whether SIGTERM, SIGINT or SIGHUP (blocked in this thread) arrives
+/// within `wait`; other signals stay pending for later.
+fn stop_signal_within(wait: Duration) -> bool {
+    let mut stop = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        stop.add(sig);
+    }
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ts = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: a valid signal set and timespec; no siginfo wanted.
+        let n = unsafe { libc::sigtimedwait(stop.as_ref(), std::ptr::null_mut(), &ts) };
+        if n > 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
 /// Waits for one of `mask`'s signals (blocked in every thread): the signal
 /// and the pid that sent it (0 when the kernel did, or it is unknown).
 fn wait_signal(mask: &SigSet) -> (nix::Result<Signal>, i32) {
@@ -134,8 +162,11 @@ pub unsafe fn run(
             libc::close(other.listen_fd);
         }
     }
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
+    // The back-off of a daemon that keeps dying at start: Apache stopping
+    // or restarting meanwhile (SIGTERM, SIGINT, SIGHUP) ends the wait and
+    // the process at once, rather than after shutdown-timeout.
+    if !delay.is_zero() && stop_signal_within(delay) {
+        exit(slot, ExitCode::Normal);
     }
     let name = group.config.name.clone();
     set_title(&group.config.display_title());
