@@ -159,13 +159,15 @@ handler!(cmd_interpreter_options, |cmd, cfg, w| {
 
 handler!(cmd_verbose_debugging, |cmd, cfg, w| {
     let d = "WSGIVerboseDebugging";
-    server_flag(cmd, d, w)?;
-    apache::log_s(
-        (*cmd).server,
-        Level::Warn,
-        0,
-        "RWSGI0059: WSGIVerboseDebugging is deprecated (as in mod_wsgi 6) and has no effect; use 'LogLevel info wsgi:debug' for rwsgi's own debug lines",
-    );
+    // Off (what mod_wsgi-express writes) asks for nothing: no warning.
+    if server_flag(cmd, d, w)? {
+        apache::log_s(
+            (*cmd).server,
+            Level::Warn,
+            0,
+            "RWSGI0059: WSGIVerboseDebugging is deprecated (as in mod_wsgi 6) and has no effect; use 'LogLevel info wsgi:debug' for rwsgi's own debug lines",
+        );
+    }
     Ok(())
 });
 

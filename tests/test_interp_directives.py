@@ -87,6 +87,11 @@ def test_off_values_and_verbose_debugging_are_accepted(servers, ws):
     proc = srv.apachectl("configtest")
     assert proc.returncode == 0, proc.out
     assert "RWSGI0059" in proc.out and "deprecated" in proc.out, proc.out
+    # Off, as mod_wsgi-express writes it in every httpd.conf: no warning.
+    conf.write_text(conf.read_text().replace("WSGIVerboseDebugging On", "WSGIVerboseDebugging Off"))
+    proc = srv.apachectl("configtest")
+    assert proc.returncode == 0, proc.out
+    assert "RWSGI0059" not in proc.out, proc.out
 
 
 PATH_APP = '''

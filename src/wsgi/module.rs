@@ -123,14 +123,72 @@ impl ProcessInfo {
     }
 }
 
+/// The `mod_wsgi` package on `sys.path`, if there is one (mod_wsgi's pip
+/// package, which has `mod_wsgi.express` and `mod_wsgi.server`): as mod_wsgi
+/// does, the module's attributes are added to it, so the handler script of
+/// a `mod_wsgi-express setup-server` root (`from mod_wsgi.express.runtime
+/// import ...`) runs. `None` when there is none (then the module is made
+/// from scratch), or when importing it failed: that is logged (warning,
+/// with the exception) and the module is made from scratch. GIL held.
+unsafe fn external_package() -> Option<Owned> {
+    if let Some(m) = Owned::new(PyImport_ImportModule(c"mod_wsgi".as_ptr())) {
+        if PyModule_Check(m.as_ptr()) != 0 {
+            return Some(m);
+        }
+        let modules = PySys_GetObject(c"modules".as_ptr());
+        if !modules.is_null() && PyDict_DelItemString(modules, c"mod_wsgi".as_ptr()) < 0 {
+            PyErr_Clear();
+        }
+        return None;
+    }
+    if PyErr_ExceptionMatches(PyExc_ModuleNotFoundError) != 0 {
+        let (mut t, mut v, mut tb) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        PyErr_Fetch(&mut t, &mut v, &mut tb);
+        PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+        let missing = Owned::new(v)
+            .and_then(|v| Owned::new(PyObject_GetAttrString(v.as_ptr(), c"name".as_ptr())))
+            .and_then(|n| object::to_string(n.as_ptr()));
+        let _ = (Owned::new(t), Owned::new(tb));
+        PyErr_Clear();
+        if missing.as_deref() == Some("mod_wsgi") {
+            return None;
+        }
+        crate::apache::LogTarget::None.log(
+            crate::apache::Level::Warn,
+            &format!(
+                "RWSGI0063: the mod_wsgi package on sys.path could not be imported (it needs module {:?}); rwsgi's mod_wsgi module is made without it",
+                missing.unwrap_or_default()
+            ),
+        );
+        return None;
+    }
+    crate::python::log_exception(
+        crate::apache::LogTarget::None,
+        "RWSGI0063: the mod_wsgi package on sys.path could not be imported; rwsgi's mod_wsgi module is made without it",
+    );
+    None
+}
+
 /// Creates the `mod_wsgi` module: `version` (tuple), `process_group` (''
 /// in embedded mode), `application_group` (`group`: '' in the main
 /// interpreter), `maximum_processes`, `threads_per_process`,
 /// `rwsgi_version`, as `info` says. GIL held.
 pub unsafe fn create_mod_wsgi_module(info: &ProcessInfo, group: &str) -> Result<Owned, String> {
-    let def = ptr::addr_of_mut!(MODULE_DEF);
-    (*def).m_methods = ptr::addr_of_mut!(MODULE_METHODS) as *mut PyMethodDef;
-    let m = Owned::new(PyModule_Create(def)).ok_or("cannot create module mod_wsgi")?;
+    let methods = ptr::addr_of_mut!(MODULE_METHODS) as *mut PyMethodDef;
+    let m = match external_package() {
+        Some(m) => {
+            if PyModule_AddFunctions(m.as_ptr(), methods) < 0 {
+                PyErr_Clear();
+                return Err("cannot add functions to the mod_wsgi package".into());
+            }
+            m
+        }
+        None => {
+            let def = ptr::addr_of_mut!(MODULE_DEF);
+            (*def).m_methods = methods;
+            Owned::new(PyModule_Create(def)).ok_or("cannot create module mod_wsgi")?
+        }
+    };
     let (a, b, c) = MOD_WSGI_VERSION;
     let version = Owned::from_owned(PyTuple_New(3));
     PyTuple_SetItem(version.as_ptr(), 0, PyLong_FromLongLong(a));
