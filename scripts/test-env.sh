@@ -36,6 +36,10 @@ PACKAGES=(
     "coverage>=7,<8"
     # rwsgi-express --enable-telemetry's ingester (tests/test_express_telemetry.py).
     "mod_wsgi-telemetry>=1.1,<2"
+    # mod_wsgi-express setup-server makes the server root that
+    # tests/test_mod_wsgi_root.py serves with mod_rwsgi.so swapped in
+    # (compiled against Apache's headers: apache2-dev).
+    "mod_wsgi==6.1.1"
 )
 
 marker="$VENV/.rwsgi-test-env"
