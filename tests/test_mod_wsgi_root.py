@@ -20,8 +20,8 @@ import time
 import pytest
 import requests
 
-from conftest import (REFERENCE, child_pids, free_port, module_path, pid_alive,
-                      port_open, python_home, run, wait_until)
+from conftest import (REFERENCE, child_pids, free_port, make_world_readable, module_path,
+                      pid_alive, port_open, python_home, run, wait_until)
 
 MW_EXPRESS = python_home() / "bin" / "mod_wsgi-express"
 
@@ -188,3 +188,53 @@ def test_back_off_wait_ends_at_stop(ws):
     # Not the rest of the 8 s wait (signals are blocked while a daemon
     # waits), which a daemon used to take before it saw the stop.
     assert took < 5, f"stop took {took:.1f} s"
+
+
+BROKEN_PACKAGE_APP = '''\
+import mod_wsgi
+
+
+def application(environ, start_response):
+    body = ("%s|%s" % (mod_wsgi.process_group, hasattr(mod_wsgi, "__path__"))).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_broken_mod_wsgi_package_is_a_warning(servers, ws, mode):
+    """A mod_wsgi package on sys.path whose import raises: RWSGI0063 and the
+    traceback are logged at warning level (the module is made without the
+    package, and the application serves)."""
+    base = ws.new_dir(f"broken-mod-wsgi-{mode}")
+    # A Python home of its own (the test venv has mod_wsgi 6.1.1), with the
+    # broken package in its site-packages.
+    venv = base / "venv"
+    made = run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", venv])
+    assert made.returncode == 0, made.out
+    pkg = venv / "lib" / "python3.11" / "site-packages" / "mod_wsgi"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("raise RuntimeError('broken mod_wsgi package for the test')\n")
+    app = base / "app.py"
+    app.write_text(BROKEN_PACKAGE_APP)
+    make_world_readable(base)
+    srv = servers.create(f"bmw-{mode}", app, mode=mode)
+    cmd = srv.setup_command()
+    cmd[cmd.index("--python-home") + 1] = str(venv)
+    made = run(cmd)
+    assert made.returncode == 0, made.out
+    srv.start()
+    try:
+        r = srv.get("/")
+        assert r.status_code == 200, srv.error_log_tail()
+        group, has_path = r.text.split("|")
+        assert has_path == "False", srv.error_log_tail()
+        assert (group != "") == (mode == "daemon")
+        log = srv.wait_for_log(0, "RWSGI0063", "broken mod_wsgi package for the test")
+        lines = [line for line in log.splitlines()
+                 if "RWSGI0063" in line or "broken mod_wsgi package for the test" in line]
+        assert lines, log
+        assert all("[wsgi:warn]" in line for line in lines), "\n".join(lines)
+    finally:
+        srv.stop()

@@ -96,16 +96,22 @@ pub unsafe fn take_exception_text(rt: Option<&Runtime>) -> Option<String> {
 }
 
 /// Logs `msg` and then the pending exception's traceback, line by line,
-/// to `target` (a request, or the server). GIL held.
+/// to `target` (a request, or the server), at level error. GIL held.
 pub unsafe fn log_exception(target: impl Into<LogTarget>, msg: &str) {
+    log_exception_at(target, Level::Error, msg)
+}
+
+/// As [`log_exception`], at `level` (e.g. a warning for an exception the
+/// caller recovers from). GIL held.
+pub unsafe fn log_exception_at(target: impl Into<LogTarget>, level: Level, msg: &str) {
     let target = target.into();
     // The formatter of the interpreter the exception belongs to.
     let rt = super::interp::current();
     let text = take_exception_text(rt);
-    target.log(Level::Error, msg);
+    target.log(level, msg);
     if let Some(text) = text {
         for line in text.lines() {
-            target.log(Level::Error, line);
+            target.log(level, line);
         }
     }
 }

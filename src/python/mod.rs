@@ -19,8 +19,8 @@ mod scripts;
 
 pub use interp::{import_group, runtime_for};
 pub use log::{
-    flush_application_output, log_application_output, log_exception, log_lines, replace_log_target,
-    take_complete_lines, take_exception_text,
+    flush_application_output, log_application_output, log_exception, log_exception_at, log_lines,
+    replace_log_target, take_complete_lines, take_exception_text,
 };
 pub use scripts::{
     file_mtime_us, load_failing_since, script_module, OnChange, ScriptError, ScriptUse,

@@ -162,8 +162,9 @@ unsafe fn external_package() -> Option<Owned> {
         );
         return None;
     }
-    crate::python::log_exception(
+    crate::python::log_exception_at(
         crate::apache::LogTarget::None,
+        crate::apache::Level::Warn,
         "RWSGI0063: the mod_wsgi package on sys.path could not be imported; rwsgi's mod_wsgi module is made without it",
     );
     None
