@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 
+import pytest
 import requests
 
 from conftest import wait_until
@@ -547,5 +548,55 @@ def test_long_socket_path_falls_back_to_a_hashed_name(servers, ws):
         names = [p.name for p in deep.iterdir()]
         assert any(re.fullmatch(r"wsgi\.\d+\.\d+\.[0-9a-f]{8}\.sock", n) for n in names), names
         assert all(len(str(deep / n)) <= 107 for n in names), names
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("eviction", [2, 0])
+def test_eviction_timeout_bounds_the_drain_at_graceful(servers, ws, eviction):
+    """At `apachectl graceful` the new daemon retires its predecessor once it
+    has imported the application; the old one drains within
+    eviction-timeout (mod_wsgi WSGIDaemonProcess eviction-timeout), else
+    within graceful-timeout (30 s here, longer than the 12 s request)."""
+    options = ["graceful-timeout=30"] + ([f"eviction-timeout={eviction}"] if eviction else [])
+    srv = start_with_daemon_options(servers, ws, f"evict{eviction}", options,
+                                    ["--processes", "1", "--threads", "2"])
+    try:
+        old = pid(srv)
+        done = {}
+        mark = ws.new_dir(f"evict{eviction}-mark") / "pid"
+        mark.parent.chmod(0o777)
+
+        def long_request():
+            try:
+                done["status"] = srv.get(f"/sleep?t=12&mark={mark}", timeout=40).status_code
+            except requests.RequestException as e:
+                done["status"] = repr(e)
+            done["at"] = time.monotonic()
+
+        t = threading.Thread(target=long_request)
+        t.start()
+        # The request is in the (only) daemon.
+        assert wait_until(mark.exists, 10), srv.error_log_tail()
+        assert int(mark.read_text()) == old
+        proc = srv.apachectl("graceful")
+        assert proc.returncode == 0, proc.out
+        t0 = time.monotonic()
+        assert wait_until(lambda: any(p != old for p in daemon_pids(srv)), 15), \
+            srv.error_log_tail()
+        gone = wait_until(lambda: old not in daemon_pids(srv), 7)
+        if eviction:
+            # Gone about eviction-timeout after the new daemon took over,
+            # long before the request would have ended.
+            assert gone, srv.error_log_tail()
+            assert time.monotonic() - t0 < 9
+        else:
+            # Still draining the request (graceful-timeout 30 s).
+            assert not gone, srv.error_log_tail()
+        t.join(40)
+        if not eviction:
+            assert done["status"] == 200, done
+        # eviction-timeout is in effect: no "accepted but not in effect".
+        assert "RWSGI0049" not in srv.error_log(), srv.error_log_tail()
     finally:
         srv.stop()

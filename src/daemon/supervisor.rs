@@ -134,23 +134,6 @@ fn bind_socket(path: &std::path::Path, backlog: u32, uid: u32, gid: u32) -> Resu
     Ok(fd.into_raw_fd())
 }
 
-/// The options of `d` set away from their defaults that this version does
-/// not act on yet (each is logged at start-up, RWSGI0049).
-pub fn inert_options(d: &rwsgi_core::daemon_config::DaemonProcess) -> Vec<&'static str> {
-    let def = rwsgi_core::daemon_config::DaemonProcess::new(&d.name);
-    let mut out = Vec::new();
-    let mut check = |set: bool, name: &'static str| {
-        if set {
-            out.push(name)
-        }
-    };
-    check(
-        d.eviction_timeout != def.eviction_timeout,
-        "eviction-timeout",
-    );
-    out
-}
-
 /// Sets up this generation's process groups: sockets, shared memory,
 /// daemons. Errors name the group, the path and the system error.
 ///
@@ -233,18 +216,6 @@ pub unsafe fn start(
     let apache_timeout = Duration::from_micros((*s).timeout.max(0) as u64);
     let mut groups = Vec::new();
     for d in daemons {
-        let inert = inert_options(&d);
-        if !inert.is_empty() {
-            log(
-                s,
-                Level::Warn,
-                &format!(
-                    "RWSGI0049: WSGIDaemonProcess {:?}: option(s) {} are accepted but not yet in effect in this version of rwsgi",
-                    d.name,
-                    inert.join(", ")
-                ),
-            );
-        }
         let safe: String = d
             .name
             .chars()
