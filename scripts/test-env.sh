@@ -32,6 +32,8 @@ PACKAGES=(
     # tests/test_prometheus.py parses the metrics; test_status_page.py drives Chromium.
     "prometheus-client>=0.19,<1"
     "selenium>=4.15,<5"
+    # rwsgi-express --application-type paste (tests/test_express_app_types.py).
+    "PasteDeploy==3.1.0"
     # rwsgi-express --enable-coverage (tests/test_express_debug.py).
     "coverage>=7,<8"
     # rwsgi-express --enable-telemetry's ingester (tests/test_express_telemetry.py).

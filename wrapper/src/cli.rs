@@ -55,6 +55,10 @@ pub enum ApplicationType {
     Script,
     /// A dotted Python module name, imported with importlib.
     Module,
+    /// A Paste Deploy configuration (.ini) file, loaded with paste.deploy.loadapp.
+    Paste,
+    /// A directory of static files served as the document root, no WSGI application [default entry point: the current directory].
+    Static,
 }
 
 /// `--server-mpm`: the Apache multi-processing module to load.
@@ -97,12 +101,12 @@ pub fn on_off_auto(value: &str) -> Result<String, String> {
 #[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// WSGI script file (or, with --application-type module, a dotted module name).
+    /// WSGI script file (or, with --application-type module, a dotted module name; paste, a Paste Deploy .ini file; static, the directory to serve).
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
     /// The entry point, as an option: same meaning as APP (giving both is an error).
-    #[arg(long, value_name = "FILE-PATH|MODULE")]
+    #[arg(long, value_name = "FILE-PATH|MODULE|DIRECTORY-PATH")]
     pub entry_point: Option<String>,
 
     /// How the entry point is interpreted.
@@ -161,7 +165,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE-NAME")]
     pub directory_index: Option<String>,
 
-    /// Directory added first to the Python path [default: the script's directory; the current directory for --application-type module].
+    /// Directory added first to the Python path [default: the script's directory; the current directory for --application-type module, paste and static].
     #[arg(long, value_name = "DIRECTORY-PATH")]
     pub working_directory: Option<PathBuf>,
 

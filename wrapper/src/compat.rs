@@ -205,6 +205,7 @@ pub fn defines(c: &ServerConfig, mpms_present: &[Mpm]) -> Vec<Define> {
             "MOD_WSGI_ALLOW_LOCALHOST",
             vhosts.is_some_and(|v| v.allow_localhost),
         ),
+        ("MOD_WSGI_STATIC_ONLY", !c.app.is_wsgi()),
         ("MOD_WSGI_ENABLE_SENDFILE", c.content.enable_sendfile),
         // --server-status turns on what --server-metrics does for Apache.
         (

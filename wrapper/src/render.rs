@@ -23,6 +23,8 @@ pub const EXTRAS_TEMPLATE: &str = include_str!("../../apache/extras.conf.j2");
 pub const APACHECTL_TEMPLATE: &str = include_str!("../../apache/apachectl.sh.j2");
 /// Template of `handler.wsgi` (module applications).
 pub const HANDLER_TEMPLATE: &str = include_str!("../../apache/handler.wsgi.j2");
+/// Template of `handler.wsgi` (paste applications).
+pub const PASTE_HANDLER_TEMPLATE: &str = include_str!("../../apache/paste.wsgi.j2");
 /// Template of `handler.wsgi` in debug mode (`--debug-mode`).
 pub const DEBUG_HANDLER_TEMPLATE: &str = include_str!("../../apache/debug.wsgi.j2");
 /// Template of `resource.wsgi` (`--add-handler`).
@@ -86,6 +88,8 @@ fn environment() -> Environment<'static> {
         .expect("apachectl template parses");
     env.add_template("handler.wsgi", HANDLER_TEMPLATE)
         .expect("handler.wsgi template parses");
+    env.add_template("paste.wsgi", PASTE_HANDLER_TEMPLATE)
+        .expect("paste.wsgi template parses");
     env.add_template("debug.wsgi", DEBUG_HANDLER_TEMPLATE)
         .expect("debug.wsgi template parses");
     env.add_template("resource.wsgi", RESOURCE_TEMPLATE)
@@ -126,18 +130,29 @@ pub fn apachectl(config: &ServerConfig) -> Result<String> {
     render("apachectl", config_context(config))
 }
 
-/// `handler.wsgi` for a module application (`None` for a script, and in
-/// debug mode, where [`debug_handler`] is the handler):
-/// `application = getattr(importlib.import_module("<module>"), "<callable>")`.
+/// `handler.wsgi` for a module or paste application (`None` for a script
+/// or a static site, and in debug mode, where [`debug_handler`] is the
+/// handler). A module's:
+/// `application = getattr(importlib.import_module("<module>"), "<callable>")`;
+/// a paste application's: `application = loadapp("config:" + "<ini>")`
+/// (`paste.deploy.loadapp`, as mod_wsgi-express's handler loads it), with a
+/// `reload_required` that is true once the `.ini` file's modification time
+/// changed, as mod_wsgi-express's handler has.
 pub fn handler_wsgi(config: &ServerConfig) -> Result<Option<String>> {
     if config.debug.is_some() {
         return Ok(None);
     }
+    let version = env!("CARGO_PKG_VERSION");
     match &config.app {
-        Application::Script { .. } => Ok(None),
+        Application::Script { .. } | Application::Static { .. } => Ok(None),
         Application::Module { name, callable, .. } => render(
             "handler.wsgi",
-            minijinja::context! { version => env!("CARGO_PKG_VERSION"), name, callable },
+            minijinja::context! { version, name, callable },
+        )
+        .map(Some),
+        Application::Paste { config, .. } => render(
+            "paste.wsgi",
+            minijinja::context! { version, config => config.to_string_lossy() },
         )
         .map(Some),
     }
@@ -183,7 +198,8 @@ pub fn resource_wsgi(config: &ServerConfig) -> Result<Option<String>> {
 
 /// `reloader.py` for `--reload-on-changes` in daemon mode (`None`
 /// otherwise): a monitor thread that sends SIGINT to its daemon process when
-/// the script or a file of a module in `sys.modules` changes.
+/// the script (for a paste application: its `.ini` file) or a file of a
+/// module in `sys.modules` changes.
 pub fn reloader_py(config: &ServerConfig) -> Result<Option<String>> {
     let Some(daemon) = config.daemon.as_ref().filter(|d| d.reloader.is_some()) else {
         return Ok(None);
@@ -193,7 +209,10 @@ pub fn reloader_py(config: &ServerConfig) -> Result<Option<String>> {
         minijinja::context! {
             version => env!("CARGO_PKG_VERSION"),
             group => daemon.group,
-            script => config.script.to_string_lossy(),
+            script => match &config.app {
+                Application::Paste { config, .. } => config.to_string_lossy(),
+                _ => config.script.to_string_lossy(),
+            },
         },
     )
     .map(Some)

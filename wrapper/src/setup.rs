@@ -95,7 +95,7 @@ fn touch(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
-/// Writes the server root's files: `handler.wsgi` (module applications; in
+/// Writes the server root's files: `handler.wsgi` (module and paste applications; in
 /// debug mode the debug handler), `telemetry-service.py`
 /// (`--enable-telemetry`), `docs/` (`--enable-docs`),
 /// `resource.wsgi` (`--add-handler`),
@@ -106,7 +106,7 @@ fn touch(path: &Path) -> Result<()> {
 /// rotating the logs.
 /// Directories must exist ([`prepare_directories`]).
 pub fn write_server_root(c: &ServerConfig) -> Result<()> {
-    if let (Some(text), Application::Module { handler, .. }) = (render::handler_wsgi(c)?, &c.app) {
+    if let (Some(text), Some(handler)) = (render::handler_wsgi(c)?, c.app.handler()) {
         write_file(handler, &text, 0o644)?;
     }
     if let (Some(text), Some(d)) = (render::debug_handler(c)?, &c.debug) {
@@ -171,6 +171,8 @@ pub fn summary(c: &ServerConfig) -> String {
     let app = match &c.app {
         Application::Script { path } => format!("script {}", path.display()),
         Application::Module { name, callable, .. } => format!("module {name}:{callable}"),
+        Application::Paste { config, .. } => format!("paste {}", config.display()),
+        Application::Static { directory } => format!("static {}", directory.display()),
     };
     let mut lines = vec![format!("Server URL         : {}", c.url)];
     if let Some(h) = &c.https {

@@ -5,7 +5,9 @@
 //! daemon processes get, with a timeout. The script is loaded as mod_wsgi
 //! loads it (a module named `_mod_wsgi_<md5 of the path>`, so `if __name__
 //! == "__main__"` blocks do not run); a module application is imported with
-//! `importlib`. Failures are RWSGI0152.
+//! `importlib`; a paste application is loaded with
+//! `paste.deploy.loadapp("config:" + path)`, as its `handler.wsgi` loads
+//! it. A static site has no application to check. Failures are RWSGI0152.
 
 use std::ffi::CString;
 use std::io::Read;
@@ -19,8 +21,9 @@ use super::Finding;
 use crate::access::RunAs;
 use crate::model::{Application, ServerConfig};
 
-/// The probe run by the application's Python: `argv` is the kind (`script`
-/// or `module`), the script path or module name, the callable's name, then
+/// The probe run by the application's Python: `argv` is the kind (`script`,
+/// `module` or `paste`), the script path, module name or `.ini` file, the
+/// callable's name (for paste, the name the loaded application is given), then
 /// the Python path entries (added with `site.addsitedir`, as
 /// `WSGIPythonPath`). It prints one tab-separated result line starting with
 /// `rwsgi-doctor` and exits 0 (callable found), 10 (import raised), 11
@@ -41,6 +44,10 @@ try:
         with open(target, "rb") as f:
             code = compile(f.read(), target, "exec")
         exec(code, mod.__dict__)
+    elif kind == "paste":
+        import types
+        from paste.deploy import loadapp
+        mod = types.SimpleNamespace(**{name: loadapp("config:" + target)})
     else:
         import importlib
         mod = importlib.import_module(target)
@@ -99,13 +106,27 @@ pub fn classify(code: Option<i32>, stdout: &str, stderr: &str) -> Outcome {
 }
 
 /// The finding for an outcome (pure). `what` names the application (`the
-/// WSGI script /srv/app.wsgi`, `the module pkg.wsgi`), `name` its callable.
-pub fn finding(outcome: &Outcome, what: &str, name: &str, user: &str, python: &Path) -> Finding {
+/// WSGI script /srv/app.wsgi`, `the module pkg.wsgi`, `the Paste Deploy
+/// configuration /srv/site.ini`, which `loads` rather than imports),
+/// `name` its callable.
+pub fn finding(
+    outcome: &Outcome,
+    what: &str,
+    loads: bool,
+    name: &str,
+    user: &str,
+    python: &Path,
+) -> Finding {
     let by = format!("as user '{user}' with {}", python.display());
+    let (verb, doing) = if loads {
+        ("loads", "loading")
+    } else {
+        ("imports", "importing")
+    };
     match outcome {
         Outcome::Callable(t) => Finding::ok(
             "app",
-            format!("{what} imports and its `{name}` is callable ({t}), {by}"),
+            format!("{what} {verb} and its `{name}` is callable ({t}), {by}"),
         ),
         Outcome::ImportError(e, at) if e.starts_with("ModuleNotFoundError: No module named 'mod_wsgi'") => {
             Finding::warn(
@@ -116,8 +137,12 @@ pub fn finding(outcome: &Outcome, what: &str, name: &str, user: &str, python: &P
         }
         Outcome::ImportError(e, at) => Finding::fail(
             "app",
-            format!("RWSGI0152: importing {what} {by} failed: {e} (at {at})"),
-            "install what is missing into the Python home, or fix the code at the place named",
+            format!("RWSGI0152: {doing} {what} {by} failed: {e} (at {at})"),
+            if loads && e.starts_with("ModuleNotFoundError: No module named 'paste'") {
+                "install PasteDeploy into the Python home (pip install PasteDeploy)"
+            } else {
+                "install what is missing into the Python home, or fix the code at the place named"
+            },
         ),
         Outcome::Missing(names) => {
             let defined = if names.is_empty() {
@@ -145,7 +170,8 @@ pub fn finding(outcome: &Outcome, what: &str, name: &str, user: &str, python: &P
         Outcome::Crashed(code, tail) => Finding::fail(
             "app",
             format!(
-                "RWSGI0152: the import of {what} {by} ended without a result (exit status {}): {tail}",
+                "RWSGI0152: the {} of {what} {by} ended without a result (exit status {}): {tail}",
+                if loads { "loading" } else { "import" },
                 code.map_or("none: killed by a signal".to_string(), |c| c.to_string())
             ),
             "run the import by hand with that Python to see the error",
@@ -228,7 +254,23 @@ pub fn check(c: &ServerConfig, timeout: Duration) -> Finding {
             callable.clone(),
             format!("the module {name}"),
         ),
+        Application::Paste { config, .. } => (
+            "paste",
+            config.display().to_string(),
+            "application".to_string(),
+            format!("the Paste Deploy configuration {}", config.display()),
+        ),
+        Application::Static { directory } => {
+            return Finding::ok(
+                "app",
+                format!(
+                    "no WSGI application to import (--application-type static: Apache serves {})",
+                    directory.display()
+                ),
+            )
+        }
     };
+    let loads = kind == "paste";
     // python_dirs[1] is <home>/lib/pythonX.Y when the version is known.
     let version = c
         .python_dirs
@@ -301,7 +343,8 @@ pub fn check(c: &ServerConfig, timeout: Duration) -> Finding {
         return Finding::fail(
             "app",
             format!(
-                "RWSGI0152: importing {what} as user '{user}' did not finish within {} s",
+                "RWSGI0152: {} {what} as user '{user}' did not finish within {} s",
+                if loads { "loading" } else { "importing" },
                 timeout.as_secs()
             ),
             "find what the import waits for (a database, the network, a lock), or raise --import-timeout \
@@ -315,6 +358,7 @@ pub fn check(c: &ServerConfig, timeout: Duration) -> Finding {
     finding(
         &classify(status.code(), &stdout, &stderr),
         &what,
+        loads,
         &name,
         &user,
         &python,
@@ -364,6 +408,46 @@ mod tests {
     }
 
     #[test]
+    fn paste_findings() {
+        let py = Path::new("/v/bin/python3");
+        let what = "the Paste Deploy configuration /s/site.ini";
+        let f = finding(
+            &Outcome::Callable("function".into()),
+            what,
+            true,
+            "application",
+            "nobody",
+            py,
+        );
+        assert_eq!(f.status, Status::Ok);
+        assert!(
+            f.message.starts_with(
+                "the Paste Deploy configuration /s/site.ini loads and its `application` is callable (function)"
+            ),
+            "{f}"
+        );
+        let f = finding(
+            &Outcome::ImportError(
+                "ModuleNotFoundError: No module named 'paste'".into(),
+                "<string>:12".into(),
+            ),
+            what,
+            true,
+            "application",
+            "nobody",
+            py,
+        );
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.message.starts_with(
+                "RWSGI0152: loading the Paste Deploy configuration /s/site.ini as user"
+            ),
+            "{f}"
+        );
+        assert!(f.fix.unwrap().contains("pip install PasteDeploy"));
+    }
+
+    #[test]
     fn interpreter_names() {
         let d = tempfile::tempdir().unwrap();
         let bin = d.path().join("bin");
@@ -383,6 +467,7 @@ mod tests {
         let f = finding(
             &Outcome::Missing("app, make_app".into()),
             "the WSGI script /s/a.wsgi",
+            false,
             "application",
             "nobody",
             py,
@@ -396,6 +481,7 @@ mod tests {
                 "/s/a.wsgi:3".into(),
             ),
             "x",
+            false,
             "application",
             "nobody",
             py,
@@ -404,6 +490,7 @@ mod tests {
         let f = finding(
             &Outcome::Callable("function".into()),
             "x",
+            false,
             "application",
             "nobody",
             py,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::access::RunAs;
 use crate::build_info::BuildInfo;
-use crate::cli::{ApplicationType, Mpm, ServerArgs};
+use crate::cli::{Mpm, ServerArgs};
 use crate::compat::{self, Define, Environment};
 use crate::content::{self, Content};
 use crate::daemon_opts::{self, Daemon};
@@ -22,6 +22,7 @@ use crate::python_opts::{self, PythonSettings};
 use crate::telemetry::Telemetry;
 use crate::vhost::{self, VirtualHosts};
 
+mod app;
 mod host;
 mod paths;
 mod rules;
@@ -48,6 +49,36 @@ pub enum Application {
         /// The generated script, `<server root>/handler.wsgi`.
         handler: PathBuf,
     },
+    /// A Paste Deploy configuration file, loaded through a generated
+    /// `handler.wsgi` (`paste.deploy.loadapp("config:" + config)`).
+    Paste {
+        /// The `.ini` file (absolute path).
+        config: PathBuf,
+        /// The generated script, `<server root>/handler.wsgi`.
+        handler: PathBuf,
+    },
+    /// No WSGI application: Apache serves a directory as the document root.
+    Static {
+        /// The directory served (the `DocumentRoot`).
+        directory: PathBuf,
+    },
+}
+
+impl Application {
+    /// The generated `handler.wsgi` of a module or paste application.
+    pub fn handler(&self) -> Option<&Path> {
+        match self {
+            Application::Module { handler, .. } | Application::Paste { handler, .. } => {
+                Some(handler)
+            }
+            Application::Script { .. } | Application::Static { .. } => None,
+        }
+    }
+
+    /// Whether there is a WSGI application (not `--application-type static`).
+    pub fn is_wsgi(&self) -> bool {
+        !matches!(self, Application::Static { .. })
+    }
 }
 
 /// An Apache module the configuration loads from the modules directory.
@@ -113,7 +144,8 @@ pub struct ServerConfig {
     pub mount_point: String,
     /// The application.
     pub app: Application,
-    /// What `WSGIScriptAlias` points at: the script, or the generated handler.
+    /// What `WSGIScriptAlias` points at: the script, or the generated
+    /// handler (static: the directory served; no `WSGIScriptAlias` is written).
     pub script: PathBuf,
     /// Directory of [`Self::script`] (granted in a `<Directory>`).
     pub script_dir: PathBuf,
@@ -246,16 +278,7 @@ impl ServerConfig {
         let cwd = &host.cwd;
 
         // Entry point.
-        let entry = match (&a.app, &a.entry_point) {
-            (Some(_), Some(_)) => {
-                bail!("give the application either as APP or with --entry-point, not both")
-            }
-            (Some(e), None) | (None, Some(e)) => e.clone(),
-            (None, None) => bail!(
-                "no WSGI application given: pass the WSGI script file (or, with \
-                 --application-type module, the module name) as APP or with --entry-point"
-            ),
-        };
+        let entry = app::entry_point(a)?;
 
         // Listener.
         if !(1..=65535).contains(&a.port) {
@@ -351,44 +374,12 @@ impl ServerConfig {
         conf_safe_str("--application-group", &a.application_group)?;
 
         // Application.
-        let (app, script, default_workdir) = match a.application_type {
-            ApplicationType::Script => {
-                let path = absolute(cwd, Path::new(&entry));
-                if !path.is_file() {
-                    bail!(
-                        "WSGI script file {} does not exist (or is not a file)",
-                        path.display()
-                    );
-                }
-                conf_safe("WSGI script", &path)?;
-                let dir = path
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| PathBuf::from("/"));
-                (Application::Script { path: path.clone() }, path, dir)
-            }
-            ApplicationType::Module => {
-                if !is_module_name(&entry) {
-                    bail!(
-                        "{entry:?} is not a dotted Python module name (--application-type module)"
-                    );
-                }
-                let handler = server_root.join("handler.wsgi");
-                (
-                    Application::Module {
-                        name: entry.clone(),
-                        callable: a.callable_object.clone(),
-                        handler: handler.clone(),
-                    },
-                    handler,
-                    cwd.clone(),
-                )
-            }
-        };
-        let callable_object = match app {
-            Application::Script { .. } => a.callable_object.clone(),
-            Application::Module { .. } => "application".to_string(),
-        };
+        let app::Resolved {
+            app,
+            script,
+            default_workdir,
+            callable_object,
+        } = app::resolve(a, entry.as_deref(), cwd, &server_root, &mount_point)?;
         let script_dir = script
             .parent()
             .map(Path::to_path_buf)
@@ -397,7 +388,7 @@ impl ServerConfig {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if script_name.contains(['*', '?', '[']) {
+        if app.is_wsgi() && script_name.contains(['*', '?', '[']) {
             bail!("the WSGI script name {script_name:?} must not contain '*', '?' or '['");
         }
 
@@ -448,9 +439,10 @@ impl ServerConfig {
 
         // Static files.
         let url_aliases = url_aliases(&a.url_alias, cwd)?;
-        let document_root = match &a.document_root {
-            Some(d) => absolute(cwd, d),
-            None => server_root.join("htdocs"),
+        let document_root = match (&app, &a.document_root) {
+            (Application::Static { directory }, _) => directory.clone(),
+            (_, Some(d)) => absolute(cwd, d),
+            (_, None) => server_root.join("htdocs"),
         };
         conf_safe("document root", &document_root)?;
         if let Some(index) = &a.directory_index {
@@ -640,12 +632,14 @@ impl ServerConfig {
             Some(_) => daemon_opts::worker_fractions(sizing, mpm, &a.daemon),
             None => sizing,
         };
+        app::refuse_tools(&app, debug.is_some(), daemon.as_ref())?;
         let tools::Tools {
             telemetry,
             services,
-            python_requirements,
+            mut python_requirements,
             httpd_defines,
         } = tools::build(a, &server_root, services, debug.as_ref())?;
+        python_requirements.extend(app::python_requirement(&app));
         // Debug mode: the generated handler loads and wraps the application.
         let (script, script_dir, script_name, callable_object) = match &debug {
             Some(d) => (
@@ -657,12 +651,14 @@ impl ServerConfig {
             None => (script, script_dir, script_name, callable_object),
         };
         let disable_reloading = a.disable_reloading || debug.is_some();
+        // Static: Apache serves the document root itself, nothing to fall back to.
         let static_rule = document_root_rule(
             &mount_point,
             &document_root,
             a.directory_index.is_some(),
             a.content.server_status,
-        );
+        )
+        .filter(|_| app.is_wsgi());
         let ignore_activity = daemon_opts::ignore_activity(&a.daemon.ignore_activity)?;
         let socket_prefix = daemon_opts::socket_prefix(a.daemon.socket_prefix.as_deref(), cwd)?;
         let shell = shell_executable(a.shell_executable.as_deref(), host, cwd)?;

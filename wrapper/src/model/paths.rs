@@ -7,7 +7,8 @@ use super::{Application, ServerConfig};
 impl ServerConfig {
     /// The paths Apache's children must be able to read, in the order they
     /// are reported: Python installation directories, the application (the
-    /// script, or the working directory for a module), the working directory,
+    /// script, the `.ini` file of a paste application, the directory of a
+    /// static one, or the working directory for a module), the working directory,
     /// each `--python-path`, each `--url-alias` path, each `--add-handler`
     /// script, the document root and
     /// the server root (which holds `handler.wsgi`). Duplicates removed.
@@ -22,6 +23,8 @@ impl ServerConfig {
         match &self.app {
             Application::Script { path } => push(path),
             Application::Module { .. } => push(&self.working_directory),
+            Application::Paste { config, .. } => push(config),
+            Application::Static { directory } => push(directory),
         }
         push(&self.working_directory);
         self.python_paths.iter().for_each(|p| push(p));
