@@ -14,6 +14,7 @@ entry point that is no directory, a Python home without PasteDeploy and
 doctor with the same message; doctor loads the paste application as
 nobody."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -211,27 +212,93 @@ def test_static_directory_is_the_document_root(servers, ws, mode):
         assert not (srv.root / "handler.wsgi").exists()
 
 
-def test_static_start_server_serves_the_current_directory(binaries, ws):
-    """start-server --application-type static without an entry point
-    serves the current directory, as mod_wsgi-express does."""
+MD_HANDLER = '''\
+import os
+
+
+def application(environ, start_response):
+    with open(environ["SCRIPT_FILENAME"], "rb") as f:
+        body = b"rendered: " + f.read()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid())),
+                              ("X-Process-Group", environ.get("mod_wsgi.process_group", ""))])
+    return [body]
+'''
+
+
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_static_with_add_handler_runs_the_handler(servers, ws, mode):
+    """--application-type static with --add-handler: the document root's
+    files with the extension go to the handler script (in the daemon
+    group in daemon mode, as mod_wsgi-express's resource.wsgi), the
+    others are Apache's static files; there is still no application."""
     d = static_site(ws)
-    args = common_args(ws, "static-start")
-    port = int(args[args.index("--port") + 1])
-    proc = subprocess.Popen([str(express_path()), "start-server", "--application-type", "static",
-                             *map(str, args)], cwd=d, env=_apache_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    write(d / "page.md", "# title\n")
+    md = write(ws.new_dir("static-handler-scripts") / "md.wsgi", MD_HANDLER)
+    with servers.running(f"st-h-{mode}", d, mode=mode,
+                         args=["--application-type", "static", "--add-handler", ".md", md]) as srv:
+        r = srv.get("/page.md")
+        assert r.status_code == 200 and r.text == "rendered: # title\n", srv.error_log_tail()
+        if mode == "daemon":
+            assert r.headers["X-Process-Group"].startswith("localhost:"), r.headers
+            title = open(f"/proc/{r.headers['X-Pid']}/cmdline", "rb").read()
+            assert title.startswith(b"(wsgi:localhost:"), title
+        else:
+            assert r.headers["X-Process-Group"] == ""
+        r = srv.get("/hello.txt")
+        assert r.status_code == 200 and r.text == "hello static\n"
+        assert srv.get("/missing.txt").status_code == 404
+        conf = (srv.root / "httpd.conf").read_text()
+        assert "WSGIScriptAlias" not in conf and "AddHandler wsgi-resource .md" in conf, conf
+        assert ":error]" not in srv.error_log(), srv.error_log_tail()
+
+
+@contextlib.contextmanager
+def start_server(cwd, *args):
+    """rwsgi-express start-server ARGS in the foreground, from cwd; yields
+    the port once it answers, stops it (SIGTERM) and waits for it."""
+    port = int(args[list(args).index("--port") + 1])
+    proc = subprocess.Popen([str(express_path()), "start-server", *map(str, args)], cwd=cwd,
+                            env=_apache_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         assert wait_until(lambda: port_open(port) or proc.poll() is not None, 30)
         assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
-        r = requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=30)
-        assert r.status_code == 200 and r.text == "hello static\n"
-        assert requests.get(f"http://127.0.0.1:{port}/gone.txt", timeout=30).status_code == 404
+        yield port
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         assert wait_until(lambda: not pid_alive(proc.pid), 10)
+
+
+def test_static_start_server_serves_the_current_directory(binaries, ws):
+    """start-server --application-type static without an entry point
+    serves the current directory, as mod_wsgi-express does."""
+    d = static_site(ws)
+    with start_server(d, "--application-type", "static", *common_args(ws, "static-start")) as port:
+        r = requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=30)
+        assert r.status_code == 200 and r.text == "hello static\n"
+        assert requests.get(f"http://127.0.0.1:{port}/gone.txt", timeout=30).status_code == 404
+
+
+def test_paste_start_server_with_a_relative_ini(binaries, ws):
+    """start-server --application-type paste site.ini, run from the .ini's
+    directory (the way mod_wsgi-express is usually started): the relative
+    path is resolved against the current directory, the application is
+    served from the daemon group in the foreground."""
+    d, ini = paste_site(ws)
+    with start_server(d, "site.ini", "--application-type", "paste",
+                      *common_args(ws, "paste-start")) as port:
+        def served():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/x", timeout=30).json()
+            except (requests.RequestException, ValueError):
+                return None
+        assert wait_until(served, 30, 0.3)
+        got = served()
+        assert got["greeting"] == "hello from paste" and got["file"] == str(ini), got
+        assert got["process_group"] == f"localhost:{port}", got
+        assert str(d) in got["sys_path"], got
 
 
 def test_static_doctor_has_no_application_to_import(binaries, ws):
