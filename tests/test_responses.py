@@ -241,6 +241,21 @@ def test_repeated_custom_header(core_server):
     assert b"Set-Cookie: a=1; Path=/" in lines and b"Set-Cookie: b=2; Path=/" in lines, head
 
 
+def test_header_value_leading_whitespace(core_server):
+    """A value given with leading whitespace (Django's Set-Cookie values
+    start with a space: SimpleCookie's output(header="")): daemon mode skips
+    it, as Apache's CGI header parsing does for mod_wsgi's daemon mode;
+    embedded mode sends the value as given, as mod_wsgi's embedded mode."""
+    data = core_server.raw(b"GET /status?hv=%20%20spaced%20value HTTP/1.1\r\n"
+                           b"Host: x\r\nConnection: close\r\n\r\n")
+    _, _, head, _ = split_response(data)
+    custom = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"x-custom:")]
+    if core_server.mode == "daemon":
+        assert custom == [b"X-Custom: spaced value"], head
+    else:
+        assert custom == [b"X-Custom:   spaced value"], head
+
+
 def test_app_404_passed_through(core_server):
     r = core_server.get("/status", params={"s": "404 Not Found", "body": "app-404-body"})
     assert r.status_code == 404

@@ -389,11 +389,13 @@ pub struct ApacheWriter {
     override_errors: bool,
     /// The response is being discarded for Apache's error document.
     discarding: bool,
-    /// Repeated response headers become one comma-separated header (except
-    /// Set-Cookie), as Apache's CGI header parsing does for mod_wsgi's
-    /// daemon mode; embedded mode keeps each line (mod_wsgi's
-    /// `apr_table_add`).
-    merge_repeated: bool,
+    /// Response headers follow Apache's CGI header parsing
+    /// (`ap_scan_script_header_err`), as mod_wsgi's daemon mode does:
+    /// repeated headers become one comma-separated header (except
+    /// Set-Cookie) and a value's leading spaces and tabs are skipped
+    /// (Django's `Set-Cookie` values start with one). Embedded mode keeps
+    /// each line and value as given (mod_wsgi's `apr_table_add`).
+    cgi_headers: bool,
 }
 
 /// The `r->notes` key carrying the status an overridden error response had.
@@ -439,15 +441,15 @@ impl ApacheWriter {
             sendfile: more.and_then(|m| m.enable_sendfile).unwrap_or(false),
             override_errors: more.and_then(|m| m.error_override).unwrap_or(false),
             discarding: false,
-            merge_repeated: true,
+            cgi_headers: true,
         }
     }
 
     /// The writer for embedded mode: without WSGIErrorOverride (mod_wsgi
-    /// does not apply it there) and with repeated headers kept as they are.
+    /// does not apply it there) and with repeated headers and header values kept as they are.
     pub fn embedded(mut self) -> ApacheWriter {
         self.override_errors = false;
-        self.merge_repeated = false;
+        self.cgi_headers = false;
         self
     }
 
@@ -592,13 +594,18 @@ impl ResponseWriter for ApacheWriter {
             // Daemon mode: repeated names are merged into one "a, b" header
             // (RFC 9110 §5.3), as ap_scan_script_header_err does for
             // mod_wsgi; Set-Cookie lines stay apart.
-            let merge = if self.merge_repeated {
+            let merge = if self.cgi_headers {
                 ffi::apr_table_make(pool, headers.len() as c_int)
             } else {
                 (*r).headers_out
             };
             let mut cookies = Vec::new();
             for (name, value, kind) in headers {
+                let value = if self.cgi_headers {
+                    value.trim_start_matches([' ', '\t'])
+                } else {
+                    value.as_str()
+                };
                 match kind {
                     HeaderKind::ContentType => {
                         ffi::ap_set_content_type(r, pool_latin1(pool, value));
@@ -608,7 +615,7 @@ impl ResponseWriter for ApacheWriter {
                     HeaderKind::Other => {
                         let k = pstrdup(pool, name.as_bytes());
                         let v = pool_latin1(pool, value);
-                        if self.merge_repeated && name.eq_ignore_ascii_case("set-cookie") {
+                        if self.cgi_headers && name.eq_ignore_ascii_case("set-cookie") {
                             cookies.push((k, v));
                         } else {
                             ffi::apr_table_addn(merge, k, v);
@@ -616,7 +623,7 @@ impl ResponseWriter for ApacheWriter {
                     }
                 }
             }
-            if self.merge_repeated {
+            if self.cgi_headers {
                 ffi::apr_table_overlap(
                     (*r).headers_out,
                     merge,
