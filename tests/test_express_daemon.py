@@ -97,7 +97,7 @@ def test_daemon_options_reach_httpd_conf_and_server_answers(servers, ws, app):
         assert line in out, out
     conf = (srv.root / "httpd.conf").read_text()
     line = daemon_line(conf)
-    assert line.startswith("WSGIDaemonProcess site processes=1 threads=5 display-name=%{GROUP} "), line
+    assert line.startswith("WSGIDaemonProcess site processes=1 threads=5 display-name=%{GROUP} home="), line
     for opt in [f'python-eggs="{eggs}"', "listen-backlog=64", "queue-timeout=30",
                 "socket-timeout=50", "connect-timeout=15", "request-timeout=60",
                 "interrupt-timeout=5", "inactivity-timeout=3600", "startup-timeout=20",
@@ -140,6 +140,7 @@ def test_default_daemon_line_and_process_name(servers, app):
     conf = (srv.root / "httpd.conf").read_text()
     assert daemon_line(conf) == (
         f"WSGIDaemonProcess localhost:{srv.port} processes=1 threads=5 display-name=%{{GROUP}} "
+        f'home="{app.parent}" '
         "listen-backlog=100 queue-timeout=45 socket-timeout=60 connect-timeout=15 "
         "request-timeout=60 startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 "
         "shutdown-timeout=5 response-flush-delay=5")
@@ -299,3 +300,59 @@ def test_service_script_runs_a_managed_service(servers, ws, mode):
         assert wait_until(lambda: log.exists() and "service-tick" in log.read_text(), 10)
         assert "service-tick" not in srv.error_log()
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10), "the service outlived Apache"
+
+
+PATHS_APP = '''\
+import json
+import os
+import sys
+
+import six  # the working directory's six.py, ahead of site-packages'
+
+
+def application(environ, start_response):
+    data = None
+    if os.path.exists("data.txt"):  # relative to the current directory
+        with open("data.txt") as f:
+            data = f.read()
+    body = json.dumps({"cwd": os.getcwd(), "path": sys.path, "six": six.__file__,
+                       "data": data}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+'''
+
+
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_working_directory_and_python_path_as_mod_wsgi_express(servers, ws, mode):
+    """As mod_wsgi-express 6.1.1 (home= on the daemon group, mod_wsgi's
+    sys.path order): in daemon mode the process starts in the working
+    directory, so relative paths resolve against it; in both modes the
+    working directory, then each --python-path, come first on sys.path,
+    ahead of the standard library and site-packages, so a module there
+    shadows an installed one."""
+    wd = ws.new_dir("paths-wd")
+    extra = ws.new_dir("paths-extra")
+    write(wd / "six.py", "LOCAL = True\n")
+    write(wd / "data.txt", "relative file\n")
+    app = wd / "app.wsgi"
+    write(app, PATHS_APP)
+    for p in (wd, extra):
+        os.chmod(p, 0o755)
+    with servers.running(f"paths-{mode}", app, mode=mode, args=[
+            "--working-directory", wd, "--python-path", extra]) as srv:
+        r = srv.get("/")
+        assert r.status_code == 200, srv.error_log_tail()
+        got = r.json()
+        if mode == "daemon":
+            assert got["cwd"] == str(wd) and got["data"] == "relative file\n", got
+            conf = (srv.root / "httpd.conf").read_text()
+            assert f'home="{wd}"' in daemon_line(conf), conf
+        else:
+            # Apache's children do not change directory (as in mod_wsgi's
+            # embedded mode).
+            assert got["cwd"] != str(wd) and got["data"] is None, got
+        assert got["path"][:2] == [str(wd), str(extra)], got["path"]
+        assert got["six"] == str(wd / "six.py"), got
+        stdlib = next(i for i, p in enumerate(got["path"]) if p.endswith("/python3.11"))
+        site = next(i for i, p in enumerate(got["path"]) if p.endswith("site-packages"))
+        assert 2 <= stdlib < site, got["path"]

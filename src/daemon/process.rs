@@ -215,6 +215,7 @@ pub unsafe fn run(
             .clone()
             .or_else(|| cfg.python_home.clone()),
         python_path,
+        home: group.config.home.clone(),
         // A service group (threads=0) runs its scripts in a thread of
         // their own once the process is up: they may never return.
         import_scripts: if group.config.threads == 0 {

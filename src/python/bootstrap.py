@@ -284,9 +284,25 @@ def _process_signal(signum):
 
 
 def add_python_path(paths):
+    """WSGIPythonPath / python-path: each directory through
+    site.addsitedir (its .pth files are read), then what that added moved,
+    in order, to the start of sys.path, ahead of the standard library and
+    site-packages, as mod_wsgi does."""
     import site
+    old = list(sys.path)
     for p in paths:
         site.addsitedir(p)
+    known = set(old)
+    added = [p for p in sys.path if p not in known]
+    sys.path[:] = added + [p for p in sys.path if p in known]
+
+
+def put_home_first(home):
+    """WSGIDaemonProcess home=: the directory first on sys.path, as
+    mod_wsgi does in daemon mode (like the script's directory for the
+    python command), unless it is first already."""
+    if not sys.path or sys.path[0] != home:
+        sys.path.insert(0, home)
 
 
 # wsgi.errors (mod_wsgi.Log, one per request) is a text stream.

@@ -357,6 +357,7 @@ pub fn init_embedded(s: *mut ffi::server_rec, cfg: &ServerConfig) {
     let opts = InitOptions {
         python_home: cfg.python_home.clone(),
         python_path: cfg.python_path.clone(),
+        home: None,
         import_scripts: crate::config::import_scripts(cfg)
             .iter()
             .filter(|i| {
@@ -383,6 +384,10 @@ pub struct InitOptions {
     pub python_home: Option<String>,
     /// `WSGIPythonPath` (plus the group's `python-path` in a daemon).
     pub python_path: Vec<String>,
+    /// The daemon group's `home=` (absolute directory): also the process's
+    /// working directory; put first on `sys.path` of every interpreter, as
+    /// mod_wsgi does. `None` in embedded mode.
+    pub home: Option<String>,
     /// Scripts to import at start (`WSGIImportScript` of this process
     /// group), each with its application group (`''`: the main
     /// interpreter; another creates that sub-interpreter at start).
@@ -562,6 +567,14 @@ unsafe fn setup_interpreter(cfg: &InitOptions, group: &str) -> Result<Runtime, S
         let add = get(c"add_python_path")?;
         Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
             .ok_or("<WSGIInterpreterOptions> WSGIPythonPath: site.addsitedir failed")?;
+    }
+    if let Some(home) = &cfg.home {
+        let put = get(c"put_home_first")?;
+        Owned::new(PyObject_CallOneArg(
+            put.as_ptr(),
+            object::str_from(home).as_ptr(),
+        ))
+        .ok_or("home=: putting the daemon's home first on sys.path failed")?;
     }
     if let Some(seconds) = interval {
         // Process-wide in CPython 3.11: the last interpreter set up wins.

@@ -300,10 +300,13 @@ mod tests {
             // Daemon mode by default, as mod_wsgi-express.
             "WSGIRestrictEmbedded On".into(),
             "WSGIPassAuthorization On".into(),
-            "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{GROUP} \
-             listen-backlog=100 queue-timeout=45 socket-timeout=60 connect-timeout=15 \
-             request-timeout=60 startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 \
-             shutdown-timeout=5 response-flush-delay=5".into(),
+            format!(
+                "WSGIDaemonProcess localhost:8000 processes=1 threads=5 display-name=%{{GROUP}} \
+                 home=\"{}\" listen-backlog=100 queue-timeout=45 socket-timeout=60 \
+                 connect-timeout=15 request-timeout=60 startup-timeout=15 deadlock-timeout=60 \
+                 graceful-timeout=15 shutdown-timeout=5 response-flush-delay=5",
+                f.path("app").display()
+            ),
             format!("<Directory \"{}\">", f.path("app").display()),
             "<Files \"app.wsgi\">".into(),
             format!(
@@ -593,7 +596,7 @@ mod tests {
             ],
         );
         let line = format!(
-            "WSGIDaemonProcess site processes=1 threads=5 display-name=%{{GROUP}} \
+            "WSGIDaemonProcess site processes=1 threads=5 display-name=%{{GROUP}} home=\"{}\" \
              maximum-requests=1000 python-eggs=\"{}\" listen-backlog=64 queue-timeout=30 \
              socket-timeout=20 connect-timeout=15 request-timeout=60 interrupt-timeout=5 \
              inactivity-timeout=600 startup-timeout=0 deadlock-timeout=90 \
@@ -601,6 +604,7 @@ mod tests {
              cpu-time-limit=120 shutdown-timeout=5 send-buffer-size=8192 \
              receive-buffer-size=16384 header-buffer-size=65536 \
              response-buffer-size=1048576 response-socket-timeout=8 response-flush-delay=5",
+            f.path("app").display(),
             eggs.display()
         );
         for want in [
