@@ -58,6 +58,62 @@ pub fn daemon_signals() -> SigSet {
     mask
 }
 
+/// The daemon process's main thread, which takes [`daemon_signals`] with
+/// `sigwaitinfo`: where [`forward_signal`] sends them.
+static MAIN_TID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The handler of [`daemon_signals`]. They are blocked in every thread, so
+/// it runs only in a thread that unblocked them for a moment: the
+/// application starting a child process (bootstrap.py
+/// `_children_get_a_clean_signal_mask`, so the child does not inherit the
+/// blocked signals). It queues the signal, with its sender's pid, to the
+/// main thread, where it is taken as if it had come there. Only
+/// async-signal-safe calls; errno is kept.
+extern "C" fn forward_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: errno is thread-local; `info` is the kernel's siginfo for
+        // this delivery; rt_tgsigqueueinfo and tgkill are async-signal-safe
+        // system calls.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let pid = libc::getpid();
+            let tid = MAIN_TID.load(Ordering::Relaxed);
+            let mut copy = *info;
+            // A negative si_code is what a process may queue to itself
+            // from another thread; si_pid and si_uid stay the sender's.
+            copy.si_code = libc::SI_QUEUE;
+            let queued = libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                pid,
+                tid,
+                sig,
+                &mut copy as *mut libc::siginfo_t,
+            );
+            if queued != 0 {
+                libc::syscall(libc::SYS_tgkill, pid, tid, sig);
+            }
+            *libc::__errno_location() = errno;
+        }
+    });
+}
+
+/// Installs [`forward_signal`] for [`daemon_signals`] and records this
+/// thread as the one that takes them. Call in the main thread, before any
+/// other thread exists.
+fn install_signal_forwarding() {
+    // SAFETY: gettid has no preconditions.
+    MAIN_TID.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::SigAction(forward_signal),
+        nix::sys::signal::SaFlags::SA_SIGINFO | nix::sys::signal::SaFlags::SA_RESTART,
+        SigSet::all(),
+    );
+    for sig in daemon_signals().iter() {
+        // SAFETY: the handler only makes async-signal-safe calls.
+        let _ = unsafe { nix::sys::signal::sigaction(sig, &action) };
+    }
+}
+
 /// Whether SIGTERM, SIGINT or SIGHUP (blocked in this thread) arrives
 /// within `wait`; other signals stay pending for later.
 fn stop_signal_within(wait: Duration) -> bool {
@@ -150,6 +206,7 @@ pub unsafe fn run(
     let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
     let mask = daemon_signals();
     let _ = mask.thread_block();
+    install_signal_forwarding();
     // Out of Apache's process group: the prefork MPM signals the whole
     // group at a restart (SIGHUP, SIGUSR1), which are not for daemons.
     let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));

@@ -179,6 +179,50 @@ mod_wsgi.subscribe_shutdown = subscribe_shutdown
 mod_wsgi.subscribe_signals = subscribe_signals
 
 
+def _children_get_a_clean_signal_mask():
+    """Daemon mode: the process's own signals (SIGTERM, SIGINT, SIGHUP,
+    SIGUSR1, SIGUSR2, SIGXCPU) are blocked in every thread and taken by its
+    main thread, and a child process inherits the blocked mask of the
+    thread that forks it: a subprocess the application starts would ignore
+    Popen.terminate() and Ctrl-C. subprocess starts its children with the
+    signals unblocked in the calling thread (one arriving meanwhile is
+    passed on to the main thread by the module's handler), and a child
+    made with os.fork() gets them back unblocked with their default
+    actions, as under mod_wsgi, whose daemons block no signal."""
+    import signal
+    import subprocess
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if not blocked:
+        return
+    real_signal = signal.signal
+    execute_child = subprocess.Popen._execute_child
+
+    def _execute_child(self, *args, **kwargs):
+        old = signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        try:
+            return execute_child(self, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    _execute_child.__wrapped__ = execute_child
+    subprocess.Popen._execute_child = _execute_child
+
+    def after_fork_in_child():
+        for signum in blocked:
+            try:
+                real_signal(signum, signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass  # not the main interpreter: the module's handler stays
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+    os.register_at_fork(after_in_child=after_fork_in_child)
+
+
+if mod_wsgi.process_group:
+    _children_get_a_clean_signal_mask()
+
+
 def _dispatch(callbacks, name, event):
     """Calls each subscriber in registration order; a dict it returns is
     merged into the event for the next ones. A subscriber's exception is
