@@ -545,29 +545,25 @@ unsafe fn setup_interpreter(cfg: &InitOptions, group: &str) -> Result<Runtime, S
             Ok(PyPtr::from_borrowed(f))
         }
     };
-    if !cfg.python_path.is_empty() {
+    // WSGIPythonPath / python-path, then the <WSGIInterpreterOptions>
+    // matching this interpreter: bootstrap.py's add_python_path.
+    let add_paths = |paths: &[String], what: &str| -> Result<(), String> {
+        if paths.is_empty() {
+            return Ok(());
+        }
         let list = Owned::new(PyList_New(0)).ok_or("list")?;
-        for p in &cfg.python_path {
-            let item = object::str_from(p);
-            PyList_Append(list.as_ptr(), item.as_ptr());
+        for p in paths {
+            PyList_Append(list.as_ptr(), object::str_from(p).as_ptr());
         }
         let add = get(c"add_python_path")?;
         Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
-            .ok_or("WSGIPythonPath: site.addsitedir failed")?;
-    }
-    // <WSGIInterpreterOptions> matching this interpreter.
+            .map(drop)
+            .ok_or_else(|| format!("{what}: site.addsitedir failed"))
+    };
+    add_paths(&cfg.python_path, "WSGIPythonPath")?;
     let (extra_path, interval) =
         crate::config_interp::for_interpreter(&cfg.info.process_group, group);
-    if !extra_path.is_empty() {
-        let list = Owned::new(PyList_New(0)).ok_or("list")?;
-        for p in &extra_path {
-            let item = object::str_from(p);
-            PyList_Append(list.as_ptr(), item.as_ptr());
-        }
-        let add = get(c"add_python_path")?;
-        Owned::new(PyObject_CallOneArg(add.as_ptr(), list.as_ptr()))
-            .ok_or("<WSGIInterpreterOptions> WSGIPythonPath: site.addsitedir failed")?;
-    }
+    add_paths(&extra_path, "<WSGIInterpreterOptions> WSGIPythonPath")?;
     if let Some(home) = &cfg.home {
         let put = get(c"put_home_first")?;
         Owned::new(PyObject_CallOneArg(
