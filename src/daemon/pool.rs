@@ -8,7 +8,15 @@
 //! answers a request that arrives while all are busy with "busy", so the
 //! Apache child sends it to a daemon process with a free thread, and the
 //! listening socket is armed only while a thread is free.
-
+//!
+//! At most [`POLLERS`] idle threads wait in `epoll_wait` at a time; the
+//! other idle threads are parked, the most recently idle first to be
+//! woken. With every idle thread in `epoll_wait`, each request woke one
+//! while a thread just done with its request often took the request first
+//! (the woken one went back to sleep: a wasted wake-up, and a thread moved
+//! between CPUs). Measured with 2 processes x 15 threads, hello world at
+//! 16 connections on 2 CPUs: 1.6 sleeps per request in the daemons before,
+//! 0.7 after, and about 7% more requests per second.
 use super::identity::resolve_user;
 use super::process::{recycle, Recycle};
 use super::serve::{self, ConnState, Context, SharedConn};
@@ -69,10 +77,25 @@ pub struct Pool {
     /// descriptors are next looked at (`lend`: closed after the hold time).
     born: Instant,
     next_lent_sweep_ms: std::sync::atomic::AtomicU64,
+    /// Idle threads: pollers and parked ones.
+    idle: Mutex<Idle>,
 }
 
 /// epoll data of the listening socket (connections use their descriptor).
 const LISTENER: u64 = u64::MAX;
+
+/// How many idle threads wait in `epoll_wait` at most; the others park.
+pub const POLLERS: usize = 2;
+
+/// The idle threads of a pool that do not wait in `epoll_wait`.
+#[derive(Default)]
+struct Idle {
+    /// Threads in (or entering) `epoll_wait`: at most [`POLLERS`].
+    pollers: usize,
+    /// Parked threads, the most recently parked last (woken first: its
+    /// stack and caches are the warmest).
+    parked: Vec<std::thread::Thread>,
+}
 
 impl Pool {
     pub(super) fn new(group: &Group) -> Pool {
@@ -117,6 +140,7 @@ impl Pool {
             recycle: std::sync::atomic::AtomicU8::new(Recycle::NONE),
             born: Instant::now(),
             next_lent_sweep_ms: std::sync::atomic::AtomicU64::new(0),
+            idle: Mutex::new(Idle::default()),
         }
     }
 
@@ -271,7 +295,13 @@ impl Pool {
         // another is idle.
         let mut events = [EpollEvent::empty(); 1];
         while !self.stopping.load(Ordering::Relaxed) {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(200u16)) {
+            if !self.become_poller() {
+                self.park();
+                continue;
+            }
+            let waited = self.epoll.wait(&mut events, EpollTimeout::from(200u16));
+            self.leave_poller(matches!(waited, Ok(n) if n > 0));
+            let n = match waited {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
@@ -303,6 +333,51 @@ impl Pool {
                 self.serve(fd, worker, cx);
             }
         }
+    }
+
+    /// Counts this thread as one waiting in `epoll_wait`, if fewer than
+    /// [`POLLERS`] do; else it should park.
+    fn become_poller(&self) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.pollers < POLLERS {
+            idle.pollers += 1;
+            return true;
+        }
+        false
+    }
+
+    /// This thread left `epoll_wait`, with an event to handle or not. When
+    /// it took an event and no other thread waits in `epoll_wait` now, the
+    /// most recently parked thread is woken to wait there, so the next
+    /// request finds a thread waiting (never one only parked).
+    fn leave_poller(&self, took_event: bool) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.pollers -= 1;
+        if took_event && idle.pollers == 0 {
+            if let Some(t) = idle.parked.pop() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Parks this idle thread until it is woken to poll, or for up to
+    /// 200 ms (then it looks at the stop flag and the lent descriptors).
+    fn park(&self) {
+        let me = std::thread::current();
+        let id = me.id();
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .parked
+            .push(me);
+        std::thread::park_timeout(Duration::from_millis(200));
+        // Woken by a timeout (or spuriously): no longer parked.
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .parked
+            .retain(|t| t.id() != id);
+        self.sweep_lent();
     }
 
     /// Ends a reservation; the listening socket is armed again if it was
