@@ -1,5 +1,5 @@
 //! The connections of a daemon process and its request threads, as
-//! leader/followers: every idle thread waits in `epoll_wait` on the group's
+//! leader/followers: idle threads wait in `epoll_wait` on the group's
 //! listening socket and the idle pooled connections (all one-shot), and the
 //! thread an event wakes serves that request itself. No thread hands a
 //! connection to another, so a request costs no wake-up beyond the one
@@ -17,6 +17,7 @@
 //! between CPUs). Measured with 2 processes x 15 threads, hello world at
 //! 16 connections on 2 CPUs: 1.6 sleeps per request in the daemons before,
 //! 0.7 after, and about 7% more requests per second.
+
 use super::identity::resolve_user;
 use super::process::{recycle, Recycle};
 use super::serve::{self, ConnState, Context, SharedConn};
