@@ -296,7 +296,7 @@ impl Pool {
         // another is idle.
         let mut events = [EpollEvent::empty(); 1];
         while !self.stopping.load(Ordering::Relaxed) {
-            if !self.become_poller() {
+            if !self.poll_or_queue() {
                 self.park();
                 continue;
             }
@@ -337,13 +337,17 @@ impl Pool {
     }
 
     /// Counts this thread as one waiting in `epoll_wait`, if fewer than
-    /// [`POLLERS`] do; else it should park.
-    fn become_poller(&self) -> bool {
+    /// [`POLLERS`] do (returns true), else queues it among the parked ones
+    /// (returns false: it should [`park`](Self::park)). One critical
+    /// section, so a thread [`leave_poller`](Self::leave_poller) wakes
+    /// cannot be one that is about to park but not yet queued.
+    fn poll_or_queue(&self) -> bool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.pollers < POLLERS {
             idle.pollers += 1;
             return true;
         }
+        idle.parked.push(std::thread::current());
         false
     }
 
@@ -361,18 +365,13 @@ impl Pool {
         }
     }
 
-    /// Parks this idle thread until it is woken to poll, or for up to
-    /// 200 ms (then it looks at the stop flag and the lent descriptors).
+    /// Parks this idle thread, queued by [`poll_or_queue`](Self::poll_or_queue),
+    /// until it is woken to poll, or for up to 200 ms (then it looks at the
+    /// stop flag and the lent descriptors).
     fn park(&self) {
-        let me = std::thread::current();
-        let id = me.id();
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .parked
-            .push(me);
         std::thread::park_timeout(Duration::from_millis(200));
-        // Woken by a timeout (or spuriously): no longer parked.
+        // Woken by a timeout (or spuriously): no longer queued.
+        let id = std::thread::current().id();
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
