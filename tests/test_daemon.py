@@ -379,6 +379,37 @@ def test_busy_daemon_leaves_requests_to_an_idle_one(servers, ws):
         srv.stop()
 
 
+def test_last_free_thread_serves_while_the_others_are_busy(servers, ws):
+    """Idle request threads beyond two are parked (pool.rs): with five of a
+    daemon's six threads in long requests, the sixth is woken and serves
+    every further request while they run, none waiting for one to end."""
+    srv = start_with_daemon_options(servers, ws, "parked", [],
+                                    ["--processes", "1", "--threads", "6"])
+    try:
+        close = {"Connection": "close"}
+        pid = srv.get("/").json()["pid"]
+        slow = []
+        for _ in range(5):
+            out = {}
+            t = threading.Thread(target=lambda out=out: out.update(
+                r=requests.get(srv.url("/sleep?t=6"), timeout=60, headers=close)))
+            t.start()
+            slow.append((t, out))
+        time.sleep(1.5)
+        for i in range(12):
+            r = srv.get(f"/?i={i}", timeout=30, headers=close)
+            assert r.status_code == 200, srv.error_log_tail()
+            assert r.json()["pid"] == pid
+            running = sum(t.is_alive() for t, _ in slow)
+            assert running == 5, f"request {i} was answered after {5 - running} long one(s) ended"
+        for t, out in slow:
+            t.join()
+            assert out["r"].status_code == 200
+        assert srv.get("/").json()["pid"] == pid
+    finally:
+        srv.stop()
+
+
 def test_queue_timeout_answers_503_naming_the_wait(servers, ws):
     srv = start_with_daemon_options(servers, ws, "queue", ["queue-timeout=2"],
                                     ["--processes", "1", "--threads", "1"])
