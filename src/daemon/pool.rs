@@ -86,9 +86,10 @@ pub struct Pool {
 const LISTENER: u64 = u64::MAX;
 
 /// How many idle threads wait in `epoll_wait` at most; the others park.
-pub const POLLERS: usize = 2;
+const POLLERS: usize = 2;
 
-/// The idle threads of a pool that do not wait in `epoll_wait`.
+/// The idle threads of a pool: how many wait in `epoll_wait`, and the
+/// parked others.
 #[derive(Default)]
 struct Idle {
     /// Threads in (or entering) `epoll_wait`: at most [`POLLERS`].
